@@ -1,0 +1,54 @@
+//! Errors of the block store. Variants carry the block or file they concern; `is_transient`
+//! tells callers whether a retry can help.
+use crate::BlockId;
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the block store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The block is not in the store.
+    #[error("block {0} not found")]
+    NotFound(BlockId),
+    /// The stored bytes do not hash to the id: corruption, never served.
+    #[error("block {id} is corrupt (stored bytes hash to {actual})")]
+    Corrupt {
+        /// The id that was asked for.
+        id: BlockId,
+        /// What the bytes on disk hash to.
+        actual: BlockId,
+    },
+    /// An I/O error on a store file.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The index database failed.
+    #[error("index error: {0}")]
+    Index(String),
+    /// A store file has a bad header or record.
+    #[error("bad store file {path}: {reason}")]
+    Format {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was wrong.
+        reason: &'static str,
+    },
+    /// The device is full; nothing acknowledged was lost.
+    #[error("no space left for the block store in {0}")]
+    NoSpace(PathBuf),
+    /// A block exceeds the maximum block size.
+    #[error("block of {0} bytes exceeds the maximum")]
+    TooLarge(usize),
+}
+
+impl StoreError {
+    /// Whether retrying the operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::NoSpace(_))
+            || matches!(self, StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted)
+    }
+}

@@ -1,0 +1,34 @@
+//! fossa's block store: immutable, content-addressed blocks in the spirit of Plan 9's Venti.
+//!
+//! Invariants:
+//! - A block is addressed by `BlockId = BLAKE3(stored bytes)`; every read re-hashes and a
+//!   mismatch is [`StoreError::Corrupt`], never data.
+//! - Blocks written by [`BlockStore::put`] are durable only after [`BlockStore::commit`]
+//!   returns (data files synced before the index commit that points at them).
+//! - Own blocks stay until [`BlockStore::gc`] finds them unreachable; pinned blocks are never
+//!   collected or evicted; cached blocks live in a hit-counted LRU under a byte quota.
+//!
+//! Non-goals: knowing what blocks mean. The store never sees plaintext; callers encrypt.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod error;
+mod id;
+mod store;
+
+pub use error::StoreError;
+pub use id::BlockId;
+pub use store::{BlockStore, Class, FsckReport, GcStats, StoreOptions, StoreStats};
+
+/// Where the filesystem layer reads blocks from: the local store first, later the network.
+///
+/// `fs` depends only on this trait, so `mountd` can back it with the network (DESIGN.md).
+pub trait BlockSource: Send + Sync {
+    /// Returns the verified bytes of block `id`.
+    fn get_block(&self, id: &BlockId) -> Result<Vec<u8>, StoreError>;
+}
+
+impl BlockSource for BlockStore {
+    fn get_block(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
+        self.get(id)
+    }
+}

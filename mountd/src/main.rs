@@ -1,0 +1,4 @@
+//! The `fossa` command.
+fn main() {
+    println!("fossa: placeholder");
+}

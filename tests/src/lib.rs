@@ -1,0 +1,1 @@
+//! Helpers for fossa's end-to-end tests (see `tests/tests/`).
