@@ -25,7 +25,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { cache_quota: 1 << 30, data_file_size: 1 << 30 }
+        StoreOptions {
+            cache_quota: 1 << 30,
+            data_file_size: 1 << 30,
+        }
     }
 }
 
@@ -85,9 +88,14 @@ pub struct BlockStore {
 impl BlockStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path, _opts: StoreOptions) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::Io { path: dir.to_owned(), source })?;
-        Ok(BlockStore { dir: dir.to_owned(), blocks: Mutex::new(HashMap::new()) })
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        Ok(BlockStore {
+            dir: dir.to_owned(),
+            blocks: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The directory the store lives in.
@@ -100,7 +108,11 @@ impl BlockStore {
     pub fn put(&self, data: &[u8], class: Class) -> Result<BlockId, StoreError> {
         let id = BlockId::of(data);
         let mut blocks = self.blocks.lock();
-        let e = blocks.entry(id).or_insert(Entry { data: data.to_vec(), class, pinned: false });
+        let e = blocks.entry(id).or_insert(Entry {
+            data: data.to_vec(),
+            class,
+            pinned: false,
+        });
         if class == Class::Own {
             e.class = Class::Own;
         }

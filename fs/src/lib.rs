@@ -1,3 +1,26 @@
-//! fossa's filesystem layer.
+//! fossa's filesystem layer: a mutable, encrypted filesystem in the spirit of Plan 9's Fossil,
+//! over the immutable block store.
+//!
+//! Invariants (../../docs/ARCHITECTURE.md, docs/crypto.md):
+//! - Nothing leaves this crate in plaintext: file chunks, pointer blocks and snapshot
+//!   directories are convergently encrypted blocks; every metadata record is sealed; names are
+//!   indexed by keyed tags.
+//! - Files are Merkle trees of content-defined chunks: a write rewrites only the chunks around
+//!   it and the pointer blocks above them.
+//! - `fsync` returns after data and the metadata that reaches it are durable.
+//!
+//! Non-goals: FUSE (no fuser type appears here: mountd adapts), the network (blocks come
+//! through [`blockstore::BlockSource`]).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
+
+pub mod attr;
+pub mod crypto;
+mod error;
+pub mod file;
+pub mod volkey;
+mod volume;
+
+pub use attr::*;
+pub use error::FsError;
+pub use volume::{Fs, FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};

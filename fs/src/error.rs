@@ -1,0 +1,92 @@
+//! Errors of the filesystem layer.
+//!
+//! Rules: variants carry the inode, block or name they concern, not prose; POSIX-shaped
+//! failures (`NotFound`, `Exists`, …) are what a caller maps to an errno in exactly one place
+//! (mountd's FUSE adapter); storage and integrity failures keep their cause so it can be logged.
+use blockstore::{BlockId, StoreError};
+
+/// Everything an [`crate::Fs`] operation can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FsError {
+    /// No such file or directory (ENOENT).
+    #[error("not found")]
+    NotFound,
+    /// Entry already exists (EEXIST).
+    #[error("already exists")]
+    Exists,
+    /// Not a directory (ENOTDIR).
+    #[error("not a directory")]
+    NotDir,
+    /// Is a directory (EISDIR).
+    #[error("is a directory")]
+    IsDir,
+    /// Directory not empty (ENOTEMPTY).
+    #[error("directory not empty")]
+    NotEmpty,
+    /// Invalid argument (EINVAL), e.g. renaming a directory into itself.
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+    /// Name too long (ENAMETOOLONG).
+    #[error("name too long")]
+    NameTooLong,
+    /// Operation not permitted (EPERM), e.g. writing in a snapshot.
+    #[error("operation not permitted")]
+    NotPermitted,
+    /// Read-only filesystem (EROFS): snapshots.
+    #[error("read-only")]
+    ReadOnly,
+    /// No such extended attribute (ENODATA).
+    #[error("no such attribute")]
+    NoAttr,
+    /// Value does not fit the caller's buffer (ERANGE).
+    #[error("result too large")]
+    Range,
+    /// Operation not supported (EOPNOTSUPP).
+    #[error("not supported")]
+    NotSupported,
+    /// Too many links (EMLINK).
+    #[error("too many links")]
+    TooManyLinks,
+    /// File too large (EFBIG).
+    #[error("file too large")]
+    TooBig,
+    /// Bad file handle (EBADF).
+    #[error("bad file handle {0}")]
+    BadHandle(u64),
+    /// No space left on the device holding the volume (ENOSPC).
+    #[error("no space left on device")]
+    NoSpace,
+    /// A block failed to decrypt or decode (EIO, logged with the block id).
+    #[error("block {0} does not decrypt or decode")]
+    BadBlock(BlockId),
+    /// A metadata record failed to open or decode (EIO).
+    #[error("bad record: {0}")]
+    BadRecord(&'static str),
+    /// A cryptographic primitive failed (EIO).
+    #[error("crypto failure: {0}")]
+    Crypto(&'static str),
+    /// Wrong passphrase or key file.
+    #[error("wrong passphrase or key file")]
+    WrongKey,
+    /// The block store failed (EIO or ENOSPC; corrupt blocks are named).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The metadata database failed (EIO).
+    #[error("metadata database: {0}")]
+    Meta(String),
+    /// An I/O error outside the block store (EIO).
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl FsError {
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            FsError::NoSpace => true,
+            FsError::Store(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+}

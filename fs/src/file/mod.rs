@@ -1,0 +1,294 @@
+//! File content: files as Merkle trees of content-defined, convergently encrypted chunks.
+//!
+//! PLACEHOLDER implementation: a file is stored as one encrypted block. The public API is
+//! fixed; the real FastCDC + pointer-tree engine replaces the internals.
+use crate::FsError;
+use crate::crypto::{BlockRef, VolumeKeys};
+use blockstore::{BlockId, BlockSource, BlockStore, Class};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Type byte that starts every block plaintext.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BlockKind {
+    /// A chunk of file data.
+    Data = 0,
+    /// A pointer block of a file's Merkle tree.
+    Pointer = 1,
+    /// A directory block of a snapshot.
+    Dir = 2,
+    /// A snapshot root record.
+    SnapshotRoot = 3,
+}
+
+impl BlockKind {
+    fn from_u8(b: u8) -> Option<Self> {
+        Some(match b {
+            0 => BlockKind::Data,
+            1 => BlockKind::Pointer,
+            2 => BlockKind::Dir,
+            3 => BlockKind::SnapshotRoot,
+            _ => return None,
+        })
+    }
+}
+
+/// Root of a file's tree: where its content starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeRoot {
+    /// The root block.
+    pub block: BlockRef,
+    /// 0: the root is a data chunk; n: n levels of pointer blocks above the chunks.
+    pub depth: u8,
+}
+
+/// A file's content as stored in its inode record: length plus tree root (`None` = all zeros
+/// / empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileContent {
+    /// Length in bytes.
+    pub size: u64,
+    /// Root of the Merkle tree; `None` when the file is empty or one hole.
+    pub root: Option<TreeRoot>,
+}
+
+/// Encoded length of a [`FileContent`].
+pub const FILE_CONTENT_LEN: usize = 8 + 1 + 1 + 64;
+
+impl FileContent {
+    /// Appends the fixed-size encoding (docs/formats/fs.md).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.size.to_le_bytes());
+        match &self.root {
+            None => out.extend_from_slice(&[0u8; 2 + 64]),
+            Some(r) => {
+                out.push(1);
+                out.push(r.depth);
+                r.block.encode(out);
+            }
+        }
+    }
+
+    /// Decodes [`FILE_CONTENT_LEN`] bytes.
+    pub fn decode(b: &[u8]) -> Result<Self, FsError> {
+        if b.len() < FILE_CONTENT_LEN {
+            return Err(FsError::BadRecord("file content reference"));
+        }
+        let mut sz = [0u8; 8];
+        sz.copy_from_slice(&b[..8]);
+        let size = u64::from_le_bytes(sz);
+        let root = match b[8] {
+            0 => None,
+            1 => Some(TreeRoot {
+                depth: b[9],
+                block: BlockRef::decode(&b[10..])?,
+            }),
+            _ => return Err(FsError::BadRecord("file content flag")),
+        };
+        Ok(FileContent { size, root })
+    }
+}
+
+/// Writes not yet turned into blocks: non-overlapping extents keyed by offset.
+#[derive(Clone, Debug, Default)]
+pub struct WriteBuffer {
+    extents: BTreeMap<u64, Vec<u8>>,
+    bytes: usize,
+}
+
+impl WriteBuffer {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a write; later writes win over earlier overlapping ones. Adjacent extents merge.
+    pub fn write(&mut self, off: u64, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        let end = off + data.len() as u64;
+        // Collect extents that overlap or touch [off, end).
+        let mut start = off;
+        let mut merged_end = end;
+        let touching: Vec<u64> = self
+            .extents
+            .range(..=end)
+            .rev()
+            .take_while(|(o, d)| *o + d.len() as u64 >= off)
+            .map(|(o, _)| *o)
+            .collect();
+        let mut pieces = Vec::new();
+        for o in touching {
+            if let Some(d) = self.extents.remove(&o) {
+                self.bytes -= d.len();
+                start = start.min(o);
+                merged_end = merged_end.max(o + d.len() as u64);
+                pieces.push((o, d));
+            }
+        }
+        let mut buf = vec![0u8; (merged_end - start) as usize];
+        for (o, d) in pieces {
+            let s = (o - start) as usize;
+            buf[s..s + d.len()].copy_from_slice(&d);
+        }
+        let s = (off - start) as usize;
+        buf[s..s + data.len()].copy_from_slice(data);
+        self.bytes += buf.len();
+        self.extents.insert(start, buf);
+    }
+
+    /// Copies buffered bytes over `buf`, which holds the file's bytes at `off..`.
+    pub fn overlay(&self, off: u64, buf: &mut [u8]) {
+        let end = off + buf.len() as u64;
+        for (o, d) in self.extents.range(..end) {
+            let dend = *o + d.len() as u64;
+            if dend <= off {
+                continue;
+            }
+            let from = (*o).max(off);
+            let to = dend.min(end);
+            buf[(from - off) as usize..(to - off) as usize]
+                .copy_from_slice(&d[(from - o) as usize..(to - o) as usize]);
+        }
+    }
+
+    /// Drops buffered bytes at or beyond `size`.
+    pub fn truncate(&mut self, size: u64) {
+        let keys: Vec<u64> = self.extents.range(..).map(|(o, _)| *o).collect();
+        for o in keys {
+            if let Some(mut d) = self.extents.remove(&o) {
+                self.bytes -= d.len();
+                if o < size {
+                    d.truncate((size - o).min(d.len() as u64) as usize);
+                    self.bytes += d.len();
+                    self.extents.insert(o, d);
+                }
+            }
+        }
+    }
+
+    /// Buffered bytes.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether nothing is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.extents.is_empty()
+    }
+
+    /// End offset of the last extent (0 if empty).
+    pub fn end(&self) -> u64 {
+        self.extents
+            .iter()
+            .next_back()
+            .map_or(0, |(o, d)| o + d.len() as u64)
+    }
+
+    /// The extents in offset order.
+    pub fn extents(&self) -> impl Iterator<Item = (u64, &[u8])> {
+        self.extents.iter().map(|(o, d)| (*o, d.as_slice()))
+    }
+}
+
+/// Reads and writes file content as encrypted blocks. `Send + Sync`.
+pub struct ContentEngine {
+    store: Arc<BlockStore>,
+    source: Arc<dyn BlockSource>,
+    keys: Arc<VolumeKeys>,
+}
+
+impl ContentEngine {
+    /// An engine that writes to `store` and reads through `source` (the store itself, or the
+    /// store backed by the network).
+    pub fn new(
+        store: Arc<BlockStore>,
+        source: Arc<dyn BlockSource>,
+        keys: Arc<VolumeKeys>,
+    ) -> Self {
+        ContentEngine {
+            store,
+            source,
+            keys,
+        }
+    }
+
+    /// Reads `min(len, size - offset)` bytes at `offset` (holes read as zeros).
+    pub fn read(&self, c: &FileContent, offset: u64, len: usize) -> Result<Vec<u8>, FsError> {
+        if offset >= c.size {
+            return Ok(Vec::new());
+        }
+        let n = (len as u64).min(c.size - offset) as usize;
+        let all = self.whole(c)?;
+        let mut out = vec![0u8; n];
+        let s = offset as usize;
+        if s < all.len() {
+            let e = (s + n).min(all.len());
+            out[..e - s].copy_from_slice(&all[s..e]);
+        }
+        Ok(out)
+    }
+
+    /// New content: `c` cut or zero-extended to `new_size`, with `dirty` laid over it (bytes of
+    /// `dirty` past `new_size` are ignored). Writes only the blocks that changed.
+    pub fn update(
+        &self,
+        c: &FileContent,
+        new_size: u64,
+        dirty: &WriteBuffer,
+    ) -> Result<FileContent, FsError> {
+        let mut all = self.whole(c)?;
+        all.resize(new_size as usize, 0);
+        dirty.overlay(0, &mut all);
+        if all.iter().all(|b| *b == 0) {
+            return Ok(FileContent {
+                size: new_size,
+                root: None,
+            });
+        }
+        let block = self.put_blob(BlockKind::Data, &all)?;
+        Ok(FileContent {
+            size: new_size,
+            root: Some(TreeRoot { block, depth: 0 }),
+        })
+    }
+
+    /// Calls `f` with every block id the content reaches (chunks and pointer blocks).
+    pub fn visit_blocks(&self, c: &FileContent, f: &mut dyn FnMut(BlockId)) -> Result<(), FsError> {
+        if let Some(r) = &c.root {
+            f(r.block.id);
+        }
+        Ok(())
+    }
+
+    /// Encrypts and stores one block of the given kind (used for snapshot directories too).
+    pub fn put_blob(&self, kind: BlockKind, payload: &[u8]) -> Result<BlockRef, FsError> {
+        let mut p = Vec::with_capacity(1 + payload.len());
+        p.push(kind as u8);
+        p.extend_from_slice(payload);
+        let (key, stored) = self.keys.seal_block(&p)?;
+        let id = self.store.put(&stored, Class::Own)?;
+        Ok(BlockRef { id, key })
+    }
+
+    /// Fetches, verifies and decrypts one block.
+    pub fn get_blob(&self, r: &BlockRef) -> Result<(BlockKind, Vec<u8>), FsError> {
+        let stored = self.source.get_block(&r.id)?;
+        let mut p = self.keys.open_block(r, &stored)?;
+        let kind = p
+            .first()
+            .and_then(|b| BlockKind::from_u8(*b))
+            .ok_or(FsError::BadBlock(r.id))?;
+        p.remove(0);
+        Ok((kind, p))
+    }
+
+    fn whole(&self, c: &FileContent) -> Result<Vec<u8>, FsError> {
+        match &c.root {
+            None => Ok(Vec::new()),
+            Some(r) => Ok(self.get_blob(&r.block)?.1),
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! The sealed volume secret (`volume.key`): docs/crypto.md "Sealing the volume secret",
+//! byte layout in docs/formats/volume-key.md.
+use crate::FsError;
+use crate::crypto::{VolumeSecret, random_array};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use zeroize::Zeroizing;
+
+const MAGIC: &[u8; 8] = b"FOSSAKEY";
+const VERSION: u32 = 1;
+const AAD_PREFIX: &[u8] = b"fossa volume key v1";
+/// Encoded length of a sealed key file.
+pub const SEALED_LEN: usize = 8 + 4 + 1 + 16 + 16 + 12 + 12 + 48;
+const KIND_PASSPHRASE: u8 = 1;
+const KIND_KEYFILE: u8 = 2;
+
+/// Argon2id cost used for new volumes (docs/crypto.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Parallelism.
+    pub p: u32,
+}
+
+impl Default for KdfParams {
+    fn default() -> Self {
+        KdfParams {
+            m_kib: 65536,
+            t: 3,
+            p: 1,
+        }
+    }
+}
+
+/// What unlocks the volume secret.
+pub enum Unlock<'a> {
+    /// A passphrase stretched with Argon2id.
+    Passphrase(&'a [u8]),
+    /// 32 random bytes read from a key file.
+    KeyFile(&'a [u8; 32]),
+}
+
+/// Seals `vs` for volume `volume_id`; returns the bytes of `volume.key`.
+pub fn seal(
+    vs: &VolumeSecret,
+    volume_id: &[u8; 16],
+    how: &Unlock<'_>,
+    kdf: KdfParams,
+) -> Result<Vec<u8>, FsError> {
+    let salt: [u8; 16] = random_array()?;
+    let nonce: [u8; 12] = random_array()?;
+    let (kind, kek) = derive_kek(how, &salt, kdf)?;
+    let ct = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&kek[..]))
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &vs.0,
+                aad: &aad(volume_id),
+            },
+        )
+        .map_err(|_| FsError::Crypto("sealing the volume secret failed"))?;
+    let mut out = Vec::with_capacity(SEALED_LEN);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.push(kind);
+    out.extend_from_slice(volume_id);
+    out.extend_from_slice(&salt);
+    for v in [kdf.m_kib, kdf.t, kdf.p] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
+}
+
+/// Reads the volume id of a sealed key file without unsealing it.
+pub fn volume_id(sealed: &[u8]) -> Result<[u8; 16], FsError> {
+    Ok(parse(sealed)?.volume_id)
+}
+
+/// Unseals `volume.key`. A wrong passphrase or key file is [`FsError::WrongKey`].
+pub fn unseal(sealed: &[u8], how: &Unlock<'_>) -> Result<VolumeSecret, FsError> {
+    let s = parse(sealed)?;
+    let (kind, kek) = derive_kek(how, &s.salt, s.kdf)?;
+    if kind != s.kind {
+        return Err(FsError::WrongKey);
+    }
+    let pt = Zeroizing::new(
+        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&kek[..]))
+            .decrypt(
+                Nonce::from_slice(&s.nonce),
+                Payload {
+                    msg: s.ct,
+                    aad: &aad(&s.volume_id),
+                },
+            )
+            .map_err(|_| FsError::WrongKey)?,
+    );
+    let mut vs = VolumeSecret([0; 32]);
+    vs.0.copy_from_slice(&pt[..32]);
+    Ok(vs)
+}
+
+struct Parsed<'a> {
+    kind: u8,
+    volume_id: [u8; 16],
+    salt: [u8; 16],
+    kdf: KdfParams,
+    nonce: [u8; 12],
+    ct: &'a [u8],
+}
+
+fn parse(b: &[u8]) -> Result<Parsed<'_>, FsError> {
+    let bad = FsError::BadRecord("volume.key");
+    if b.len() != SEALED_LEN || &b[..8] != MAGIC {
+        return Err(bad);
+    }
+    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    if u32_at(8) != VERSION {
+        return Err(FsError::BadRecord("volume.key version"));
+    }
+    let arr16 = |o: usize| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&b[o..o + 16]);
+        a
+    };
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&b[57..69]);
+    Ok(Parsed {
+        kind: b[12],
+        volume_id: arr16(13),
+        salt: arr16(29),
+        kdf: KdfParams {
+            m_kib: u32_at(45),
+            t: u32_at(49),
+            p: u32_at(53),
+        },
+        nonce,
+        ct: &b[69..],
+    })
+}
+
+fn derive_kek(
+    how: &Unlock<'_>,
+    salt: &[u8; 16],
+    kdf: KdfParams,
+) -> Result<(u8, Zeroizing<[u8; 32]>), FsError> {
+    let mut kek = Zeroizing::new([0u8; 32]);
+    match how {
+        Unlock::KeyFile(k) => {
+            kek.copy_from_slice(&k[..]);
+            Ok((KIND_KEYFILE, kek))
+        }
+        Unlock::Passphrase(p) => {
+            let params = argon2::Params::new(kdf.m_kib, kdf.t, kdf.p, Some(32))
+                .map_err(|_| FsError::BadRecord("volume.key KDF parameters"))?;
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                .hash_password_into(p, salt, &mut kek[..])
+                .map_err(|_| FsError::Crypto("Argon2id failed"))?;
+            Ok((KIND_PASSPHRASE, kek))
+        }
+    }
+}
+
+fn aad(volume_id: &[u8; 16]) -> Vec<u8> {
+    [AAD_PREFIX, &volume_id[..]].concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FAST: KdfParams = KdfParams {
+        m_kib: 256,
+        t: 1,
+        p: 1,
+    };
+
+    #[test]
+    fn passphrase_round_trip_and_wrong_passphrase() {
+        let vs = VolumeSecret([9; 32]);
+        let sealed = seal(&vs, &[1; 16], &Unlock::Passphrase(b"hunter2"), FAST).unwrap();
+        assert_eq!(sealed.len(), SEALED_LEN);
+        assert_eq!(volume_id(&sealed).unwrap(), [1; 16]);
+        assert_eq!(
+            unseal(&sealed, &Unlock::Passphrase(b"hunter2")).unwrap().0,
+            [9; 32]
+        );
+        assert!(matches!(
+            unseal(&sealed, &Unlock::Passphrase(b"hunter3")),
+            Err(FsError::WrongKey)
+        ));
+        assert!(matches!(
+            unseal(&sealed, &Unlock::KeyFile(&[0; 32])),
+            Err(FsError::WrongKey)
+        ));
+    }
+
+    #[test]
+    fn keyfile_round_trip() {
+        let vs = VolumeSecret([3; 32]);
+        let sealed = seal(&vs, &[2; 16], &Unlock::KeyFile(&[5; 32]), FAST).unwrap();
+        assert_eq!(
+            unseal(&sealed, &Unlock::KeyFile(&[5; 32])).unwrap().0,
+            [3; 32]
+        );
+        assert!(matches!(
+            unseal(&sealed, &Unlock::KeyFile(&[6; 32])),
+            Err(FsError::WrongKey)
+        ));
+        let mut bad = sealed.clone();
+        bad[0] = b'X';
+        assert!(matches!(
+            unseal(&bad, &Unlock::KeyFile(&[5; 32])),
+            Err(FsError::BadRecord(_))
+        ));
+    }
+}
