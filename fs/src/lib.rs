@@ -15,11 +15,23 @@
 #![forbid(unsafe_code)]
 
 pub mod attr;
+mod cache;
+mod core;
 pub mod crypto;
+mod dir;
 mod error;
 pub mod file;
+mod format;
+mod handles;
+mod inode;
+mod maint;
+mod meta;
+mod rename;
+mod setattr;
+mod snapshot;
 pub mod volkey;
 mod volume;
+mod xattr;
 
 pub use attr::*;
 pub use error::FsError;
