@@ -144,11 +144,13 @@ impl State {
         }
         for (dir, tag) in self.dirty_dents.drain() {
             let rec = self.dirs.get(&dir).and_then(|m| m.get(&tag));
-            b.dirents.push((pair_key(dir, &tag), rec.map(format::encode_dirent)));
+            b.dirents
+                .push((pair_key(dir, &tag), rec.map(format::encode_dirent)));
         }
         for (ino, tag) in self.dirty_xattrs.drain() {
             let rec = self.xattrs.get(&ino).and_then(|m| m.get(&tag));
-            b.xattrs.push((pair_key(ino, &tag), rec.map(format::encode_xattr)));
+            b.xattrs
+                .push((pair_key(ino, &tag), rec.map(format::encode_xattr)));
         }
         if std::mem::take(&mut self.sup_dirty) {
             b.sup = Some(self.sup);
@@ -175,8 +177,10 @@ impl State {
             (u64::from_le_bytes(i), t)
         }
         self.dirty_inodes.extend(b.inodes.iter().map(|(i, _)| *i));
-        self.dirty_dents.extend(b.dirents.iter().map(|(k, _)| split(k)));
-        self.dirty_xattrs.extend(b.xattrs.iter().map(|(k, _)| split(k)));
+        self.dirty_dents
+            .extend(b.dirents.iter().map(|(k, _)| split(k)));
+        self.dirty_xattrs
+            .extend(b.xattrs.iter().map(|(k, _)| split(k)));
         self.sup_dirty |= b.sup.is_some();
     }
 }

@@ -11,7 +11,7 @@ use crate::file::ContentEngine;
 use crate::format::Super;
 use crate::handles;
 use crate::inode::Inode;
-use crate::meta::MetaDb;
+use crate::meta::{Batch, MetaDb};
 use crate::snapshot::SnapView;
 use crate::{FsError, FsOptions};
 use blockstore::{BlockSource, BlockStore};
@@ -45,10 +45,15 @@ impl Core {
         let keys = Arc::new(VolumeKeys::derive(vs));
         let db = Arc::new(MetaDb::open(meta_path, keys.clone())?);
         let fresh = db.load_super()?.is_none();
-        let sup = db.load_super()?.unwrap_or(Super { next_ino: ROOT_INO + 1 });
+        let sup = db.load_super()?.unwrap_or(Super {
+            next_ino: ROOT_INO + 1,
+        });
         let mut st = State::new(db.clone(), sup);
         if fresh {
-            let owner = Caller { umask: 0, ..root_owner };
+            let owner = Caller {
+                umask: 0,
+                ..root_owner
+            };
             let mut root = Inode::new(ROOT_INO, FileKind::Dir, owner, 0o755, SystemTime::now());
             root.parent = ROOT_INO;
             st.insert_inode(root);
@@ -71,6 +76,14 @@ impl Core {
     /// Buffer limits (per file, total) for writes.
     pub(crate) fn limits(&self) -> (usize, usize) {
         (self.opts.file_dirty_limit, self.opts.total_dirty_limit)
+    }
+
+    /// Commits a batch built outside the dirty sets (snapshot records), durably, after the
+    /// store commit.
+    pub(crate) fn commit_batch(&self, b: &Batch) -> Result<(), FsError> {
+        let _order = self.flush_lock.lock();
+        self.store.commit()?;
+        self.db.commit(b, true)
     }
 
     /// Moves all buffered file data into blocks, commits the store, then commits all dirty

@@ -1,4 +1,5 @@
 //! Namespace operations: lookup, creation of nodes, links, removal, readdir.
+use crate::FsError;
 use crate::attr::{Attr, Caller, DirEntry, FileKind, Ino};
 use crate::cache::State;
 use crate::core::Core;
@@ -6,7 +7,6 @@ use crate::format::Dirent;
 use crate::handles::size_of;
 use crate::inode::Inode;
 use crate::meta::Tag;
-use crate::FsError;
 use std::time::SystemTime;
 
 /// Longest name accepted.
@@ -142,7 +142,15 @@ impl Core {
         let i = st.inode_mut(ino)?;
         i.nlink = i.nlink.checked_add(1).ok_or(FsError::TooManyLinks)?;
         i.ctime = now;
-        st.set_dent(dir, tag, Some(Dirent { name: name.to_vec(), ino, kind }));
+        st.set_dent(
+            dir,
+            tag,
+            Some(Dirent {
+                name: name.to_vec(),
+                ino,
+                kind,
+            }),
+        );
         touch_dir(&mut st, dir, now)?;
         attr_of(&mut st, ino)
     }
@@ -172,7 +180,12 @@ impl Core {
 
     /// `readdir`: `.` (cookie 1), `..` (cookie 2), then entries in tag order with cookies
     /// derived from their tags, so that removals between calls neither skip nor repeat.
-    pub(crate) fn readdir(&self, ino: Ino, after: u64, max: usize) -> Result<Vec<DirEntry>, FsError> {
+    pub(crate) fn readdir(
+        &self,
+        ino: Ino,
+        after: u64,
+        max: usize,
+    ) -> Result<Vec<DirEntry>, FsError> {
         let mut st = self.st.lock();
         let i = st.inode(ino)?;
         if i.kind != FileKind::Dir {
@@ -182,16 +195,30 @@ impl Core {
         let mut out = Vec::new();
         for (c, n, x) in [(1, &b"."[..], ino), (2, &b".."[..], parent)] {
             if after < c {
-                out.push(DirEntry { ino: x, cookie: c, kind: FileKind::Dir, name: n.to_vec() });
+                out.push(DirEntry {
+                    ino: x,
+                    cookie: c,
+                    kind: FileKind::Dir,
+                    name: n.to_vec(),
+                });
             }
         }
         if after == u64::MAX {
             return Ok(Vec::new());
         }
-        let start = if after <= 2 { [0; 32] } else { tag_floor(after + 1) };
+        let start = if after <= 2 {
+            [0; 32]
+        } else {
+            tag_floor(after + 1)
+        };
         for (tag, d) in st.dir(ino)?.range(start..) {
             let cookie = cookie_of(tag);
-            out.push(DirEntry { ino: d.ino, cookie, kind: d.kind, name: d.name.clone() });
+            out.push(DirEntry {
+                ino: d.ino,
+                cookie,
+                kind: d.kind,
+                name: d.name.clone(),
+            });
             if out.len() >= max {
                 break;
             }
@@ -202,7 +229,12 @@ impl Core {
 }
 
 /// Drops one link of `ino` (just removed from `parent`): directories lose all.
-pub(crate) fn unlink_inode(st: &mut State, parent: Ino, ino: Ino, now: SystemTime) -> Result<(), FsError> {
+pub(crate) fn unlink_inode(
+    st: &mut State,
+    parent: Ino,
+    ino: Ino,
+    now: SystemTime,
+) -> Result<(), FsError> {
     let i = st.inode_mut(ino)?;
     i.ctime = now;
     if i.kind == FileKind::Dir {
@@ -217,7 +249,10 @@ pub(crate) fn unlink_inode(st: &mut State, parent: Ino, ino: Ino, now: SystemTim
 /// The readdir cookie of a tag: its first 8 bytes read big-endian (so cookie order is tag
 /// order), never below 3.
 pub(crate) fn cookie_of(tag: &Tag) -> u64 {
-    tag[..8].iter().fold(0u64, |a, b| (a << 8) | u64::from(*b)).max(3)
+    tag[..8]
+        .iter()
+        .fold(0u64, |a, b| (a << 8) | u64::from(*b))
+        .max(3)
 }
 
 /// The smallest tag whose cookie is at least `c`.

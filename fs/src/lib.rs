@@ -29,6 +29,7 @@ mod meta;
 mod rename;
 mod setattr;
 mod snapshot;
+mod snapview;
 pub mod volkey;
 mod volume;
 mod xattr;

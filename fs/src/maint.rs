@@ -11,7 +11,11 @@ impl Core {
     /// Free space of the filesystem holding the block store.
     pub(crate) fn statfs(&self) -> Result<StatFs, FsError> {
         let v = rustix::fs::statvfs(self.store.dir()).map_err(std::io::Error::from)?;
-        let frsize = if v.f_frsize > 0 { v.f_frsize } else { v.f_bsize };
+        let frsize = if v.f_frsize > 0 {
+            v.f_frsize
+        } else {
+            v.f_bsize
+        };
         let used = self.stats()?.inodes;
         Ok(StatFs {
             blocks: v.f_blocks,
@@ -46,7 +50,10 @@ impl Core {
     /// Counts of inodes, files, dirs, bytes and snapshots.
     pub(crate) fn stats(&self) -> Result<VolumeStats, FsError> {
         let (inodes, _) = self.all_inodes()?;
-        let mut s = VolumeStats { inodes: inodes.len() as u64, ..VolumeStats::default() };
+        let mut s = VolumeStats {
+            inodes: inodes.len() as u64,
+            ..VolumeStats::default()
+        };
         for i in &inodes {
             match i.kind {
                 FileKind::File => {
@@ -85,13 +92,19 @@ impl Core {
             return Err(FsError::BadRecord("gc refused: run fsck"));
         }
         let store = self.store.gc(&live)?;
-        Ok(GcReport { live_blocks: live.len() as u64, store })
+        Ok(GcReport {
+            live_blocks: live.len() as u64,
+            store,
+        })
     }
 
     /// Store check, then every reachable block read and decrypted, then link counts.
     pub(crate) fn fsck(&self, repair: bool) -> Result<FsckReport, FsError> {
         let store = self.store.fsck(repair)?;
-        let mut r = FsckReport { store, ..FsckReport::default() };
+        let mut r = FsckReport {
+            store,
+            ..FsckReport::default()
+        };
         let (inodes, p) = self.all_inodes()?;
         r.problems.extend(p);
         r.inodes = inodes.len() as u64;
@@ -103,7 +116,7 @@ impl Core {
         Ok(r)
     }
 
-    fn check_content(&self, i: &Inode, r: &mut FsckReport) {
+    pub(crate) fn check_content(&self, i: &Inode, r: &mut FsckReport) {
         if i.kind != FileKind::File {
             return;
         }
@@ -113,7 +126,8 @@ impl Core {
         while off < i.content.size {
             let n = (i.content.size - off).min(8 << 20) as usize;
             if let Err(e) = self.engine.read(&i.content, off, n) {
-                r.problems.push(format!("inode {}: content at {off}: {e}", i.ino));
+                r.problems
+                    .push(format!("inode {}: content at {off}: {e}", i.ino));
                 return;
             }
             off += n as u64;
@@ -136,11 +150,15 @@ impl Core {
         for i in inodes.iter().filter(|i| i.nlink > 0) {
             let want = refs.remove(&i.ino).unwrap_or(0);
             if want != i.nlink {
-                r.problems.push(format!("inode {}: nlink {} but {} links", i.ino, i.nlink, want));
+                r.problems.push(format!(
+                    "inode {}: nlink {} but {} links",
+                    i.ino, i.nlink, want
+                ));
             }
         }
         for ino in refs.keys() {
-            r.problems.push(format!("directory entry points to missing inode {ino}"));
+            r.problems
+                .push(format!("directory entry points to missing inode {ino}"));
         }
         Ok(())
     }

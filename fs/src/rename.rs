@@ -1,6 +1,6 @@
 //! `rename` in its three modes.
 use crate::FsError;
-use crate::attr::{FileKind, Ino, RenameMode, ROOT_INO};
+use crate::attr::{FileKind, Ino, ROOT_INO, RenameMode};
 use crate::cache::State;
 use crate::core::Core;
 use crate::dir::{add_links, check_name, touch_dir, unlink_inode};
@@ -36,7 +36,12 @@ impl Core {
         }
         check_name(name)?;
         let (tag, ent) = self.entry(st, dir, name)?;
-        Ok(Side { dir, tag, name: name.to_vec(), ent })
+        Ok(Side {
+            dir,
+            tag,
+            name: name.to_vec(),
+            ent,
+        })
     }
 
     /// `rename`: moves, replaces or exchanges entries (see [`RenameMode`]).
@@ -95,9 +100,18 @@ fn reparent(st: &mut State, ino: Ino, kind: FileKind, from: Ino, to: Ino) -> Res
     add_links(st, to, 1)
 }
 
-fn move_entry(st: &mut State, src: &Side, dst: &Side, s: &Dirent, now: SystemTime) -> Result<(), FsError> {
+fn move_entry(
+    st: &mut State,
+    src: &Side,
+    dst: &Side,
+    s: &Dirent,
+    now: SystemTime,
+) -> Result<(), FsError> {
     st.set_dent(src.dir, src.tag, None);
-    let moved = Dirent { name: dst.name.clone(), ..s.clone() };
+    let moved = Dirent {
+        name: dst.name.clone(),
+        ..s.clone()
+    };
     st.set_dent(dst.dir, dst.tag, Some(moved));
     reparent(st, s.ino, s.kind, src.dir, dst.dir)?;
     st.inode_mut(s.ino)?.ctime = now;
@@ -112,8 +126,22 @@ fn exchange(
     (s, d): (&Dirent, &Dirent),
     now: SystemTime,
 ) -> Result<(), FsError> {
-    st.set_dent(src.dir, src.tag, Some(Dirent { name: src.name.clone(), ..d.clone() }));
-    st.set_dent(dst.dir, dst.tag, Some(Dirent { name: dst.name.clone(), ..s.clone() }));
+    st.set_dent(
+        src.dir,
+        src.tag,
+        Some(Dirent {
+            name: src.name.clone(),
+            ..d.clone()
+        }),
+    );
+    st.set_dent(
+        dst.dir,
+        dst.tag,
+        Some(Dirent {
+            name: dst.name.clone(),
+            ..s.clone()
+        }),
+    );
     reparent(st, s.ino, s.kind, src.dir, dst.dir)?;
     reparent(st, d.ino, d.kind, dst.dir, src.dir)?;
     st.inode_mut(s.ino)?.ctime = now;

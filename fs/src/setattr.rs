@@ -59,7 +59,13 @@ impl Core {
 
     /// `fallocate` modes 0 and KEEP_SIZE: extends the size with a hole (no preallocation:
     /// blocks are content-addressed, so there is nothing to reserve).
-    pub(crate) fn fallocate(&self, ino: Ino, fh: u64, end: u64, keep_size: bool) -> Result<(), FsError> {
+    pub(crate) fn fallocate(
+        &self,
+        ino: Ino,
+        fh: u64,
+        end: u64,
+        keep_size: bool,
+    ) -> Result<(), FsError> {
         let mut st = self.st.lock();
         st.files.handle(ino, fh)?;
         if keep_size || end <= size_of(&mut st, ino)? {

@@ -186,13 +186,15 @@ impl Fs {
             _ => {}
         }
         let dev = matches!(kind, FileKind::CharDev | FileKind::BlockDev);
-        self.core
-            .make(who, parent, name, (kind, perm), |i| i.rdev = if dev { rdev } else { 0 })
+        self.core.make(who, parent, name, (kind, perm), |i| {
+            i.rdev = if dev { rdev } else { 0 }
+        })
     }
     /// Creates a directory.
     pub fn mkdir(&self, who: Caller, parent: Ino, name: &[u8], perm: u16) -> Result<Attr, FsError> {
         self.writable(parent, Some(name))?;
-        self.core.make(who, parent, name, (FileKind::Dir, perm), |_| {})
+        self.core
+            .make(who, parent, name, (FileKind::Dir, perm), |_| {})
     }
     /// Creates a symbolic link to `target`.
     pub fn symlink(
@@ -208,7 +210,8 @@ impl Fs {
         }
         let who = Caller { umask: 0, ..who };
         let kp = (FileKind::Symlink, 0o777);
-        self.core.make(who, parent, name, kp, |i| i.target = target.to_vec())
+        self.core
+            .make(who, parent, name, kp, |i| i.target = target.to_vec())
     }
     /// Target of symlink `ino`.
     pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
@@ -244,7 +247,8 @@ impl Fs {
     ) -> Result<(), FsError> {
         self.writable(parent, Some(name))?;
         self.writable(new_parent, Some(new_name))?;
-        self.core.rename((parent, name), (new_parent, new_name), mode)
+        self.core
+            .rename((parent, name), (new_parent, new_name), mode)
     }
     /// Creates and opens a regular file.
     pub fn create(
@@ -256,7 +260,9 @@ impl Fs {
         flags: OpenFlags,
     ) -> Result<(Attr, u64), FsError> {
         self.writable(parent, Some(name))?;
-        let attr = self.core.make(who, parent, name, (FileKind::File, perm), |_| {})?;
+        let attr = self
+            .core
+            .make(who, parent, name, (FileKind::File, perm), |_| {})?;
         let fh = handles::open(&mut self.core.st.lock(), attr.ino, flags)?;
         Ok((attr, fh))
     }
@@ -273,7 +279,10 @@ impl Fs {
         }
         let fh = handles::open(&mut self.core.st.lock(), ino, flags)?;
         if flags.truncate && self.getattr(ino)?.size > 0 {
-            let set = SetAttr { size: Some(0), ..SetAttr::default() };
+            let set = SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            };
             self.core.setattr(ino, &set)?;
         }
         Ok(fh)
@@ -392,6 +401,7 @@ impl Fs {
     }
     /// Retains the current tree as snapshot `name`.
     pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo, FsError> {
+        self.writable(ROOT_INO, None)?;
         self.core.snapshot(name)
     }
     /// Snapshots, oldest first.

@@ -12,7 +12,13 @@ const XATTR_SIZE_MAX: usize = 64 << 10;
 
 impl Core {
     /// `setxattr` with create/replace semantics.
-    pub(crate) fn setxattr(&self, ino: Ino, name: &[u8], value: &[u8], mode: XattrMode) -> Result<(), FsError> {
+    pub(crate) fn setxattr(
+        &self,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<(), FsError> {
         if name.is_empty() || name.len() > XATTR_NAME_MAX {
             return Err(FsError::Range);
         }
@@ -28,7 +34,10 @@ impl Core {
             (XattrMode::Replace, false) => return Err(FsError::NoAttr),
             _ => {}
         }
-        let x = Xattr { name: name.to_vec(), value: value.to_vec() };
+        let x = Xattr {
+            name: name.to_vec(),
+            value: value.to_vec(),
+        };
         st.set_xattr(ino, tag, Some(x));
         st.inode_mut(ino)?.ctime = SystemTime::now();
         Ok(())

@@ -32,7 +32,8 @@ fn nothing_in_clear_on_disk() {
         let (a, fh) = fs.create(WHO, d.ino, secrets[1], 0o644, RW).unwrap();
         fs.write(a.ino, fh, 0, &body).unwrap();
         fs.release(a.ino, fh).unwrap();
-        fs.setxattr(a.ino, secrets[3], b"xattr-value-axolotl", XattrMode::Any).unwrap();
+        fs.setxattr(a.ino, secrets[3], b"xattr-value-axolotl", XattrMode::Any)
+            .unwrap();
         fs.symlink(WHO, d.ino, b"link", secrets[4]).unwrap();
         fs.sync().unwrap();
     }

@@ -29,7 +29,11 @@ impl Rng {
         (self.next() % n.max(1) as u64) as usize
     }
     fn pick<T: Clone>(&mut self, v: &[T]) -> Option<T> {
-        if v.is_empty() { None } else { Some(v[self.below(v.len())].clone()) }
+        if v.is_empty() {
+            None
+        } else {
+            Some(v[self.below(v.len())].clone())
+        }
     }
 }
 
@@ -40,20 +44,35 @@ fn base(p: &str) -> &str {
     p.rfind('/').map_or(p, |i| &p[i + 1..])
 }
 fn join(d: &str, n: &str) -> String {
-    if d.is_empty() { n.to_string() } else { format!("{d}/{n}") }
+    if d.is_empty() {
+        n.to_string()
+    } else {
+        format!("{d}/{n}")
+    }
 }
 
 impl Model {
     fn dirs(&self) -> Vec<String> {
         let mut v = vec![String::new()];
-        v.extend(self.entries.iter().filter(|(_, n)| **n == Node::Dir).map(|(p, _)| p.clone()));
+        v.extend(
+            self.entries
+                .iter()
+                .filter(|(_, n)| **n == Node::Dir)
+                .map(|(p, _)| p.clone()),
+        );
         v
     }
     fn files(&self) -> Vec<String> {
-        self.entries.iter().filter(|(_, n)| **n != Node::Dir).map(|(p, _)| p.clone()).collect()
+        self.entries
+            .iter()
+            .filter(|(_, n)| **n != Node::Dir)
+            .map(|(p, _)| p.clone())
+            .collect()
     }
     fn has_children(&self, d: &str) -> bool {
-        self.entries.keys().any(|p| parent_of(p) == d && !p.is_empty())
+        self.entries
+            .keys()
+            .any(|p| parent_of(p) == d && !p.is_empty())
     }
     /// Applies a rename with POSIX replace semantics; returns whether it should succeed.
     fn rename(&mut self, src: &str, dst: &str) -> bool {
@@ -96,7 +115,9 @@ fn step(fs: &Fs, m: &mut Model, r: &mut Rng) {
     let exists = m.entries.contains_key(&target);
     match r.below(9) {
         0 => {
-            let ok = fs.mknod(WHO, dino, name.as_bytes(), FileKind::File, 0o644, 0).is_ok();
+            let ok = fs
+                .mknod(WHO, dino, name.as_bytes(), FileKind::File, 0o644, 0)
+                .is_ok();
             assert_eq!(ok, !exists, "create {target}");
             if ok {
                 m.data.push(Vec::new());
@@ -112,7 +133,9 @@ fn step(fs: &Fs, m: &mut Model, r: &mut Rng) {
         }
         2 | 3 => {
             let Some(f) = r.pick(&m.files()) else { return };
-            let Node::File(id) = m.entries[&f] else { unreachable!() };
+            let Node::File(id) = m.entries[&f] else {
+                unreachable!()
+            };
             let ino = resolve(fs, &f).unwrap().ino;
             let off = r.below(m.data[id].len() + 50);
             let len = r.below(300);
@@ -130,16 +153,34 @@ fn step(fs: &Fs, m: &mut Model, r: &mut Rng) {
         }
         4 => {
             let Some(f) = r.pick(&m.files()) else { return };
-            let Node::File(id) = m.entries[&f] else { unreachable!() };
+            let Node::File(id) = m.entries[&f] else {
+                unreachable!()
+            };
             let size = r.below(m.data[id].len() + 20);
             let ino = resolve(fs, &f).unwrap().ino;
-            fs.setattr(ino, &SetAttr { size: Some(size as u64), ..SetAttr::default() }, None).unwrap();
+            fs.setattr(
+                ino,
+                &SetAttr {
+                    size: Some(size as u64),
+                    ..SetAttr::default()
+                },
+                None,
+            )
+            .unwrap();
             m.data[id].resize(size, 0);
         }
         5 => {
-            let Some(src) = r.pick(&m.entries.keys().cloned().collect::<Vec<_>>()) else { return };
+            let Some(src) = r.pick(&m.entries.keys().cloned().collect::<Vec<_>>()) else {
+                return;
+            };
             let sp = resolve(fs, parent_of(&src)).unwrap().ino;
-            let got = fs.rename(sp, base(&src).as_bytes(), dino, name.as_bytes(), RenameMode::Replace);
+            let got = fs.rename(
+                sp,
+                base(&src).as_bytes(),
+                dino,
+                name.as_bytes(),
+                RenameMode::Replace,
+            );
             let want = m.rename(&src, &target);
             assert_eq!(got.is_ok(), want, "rename {src} -> {target}: {got:?}");
         }
@@ -150,7 +191,9 @@ fn step(fs: &Fs, m: &mut Model, r: &mut Rng) {
             m.entries.remove(&f);
         }
         7 => {
-            let Some(d) = r.pick(&m.dirs()[1..]) else { return };
+            let Some(d) = r.pick(&m.dirs()[1..]) else {
+                return;
+            };
             let p = resolve(fs, parent_of(&d)).unwrap().ino;
             let ok = fs.rmdir(p, base(&d).as_bytes()).is_ok();
             assert_eq!(ok, !m.has_children(&d), "rmdir {d}");
@@ -189,13 +232,20 @@ fn walk(fs: &Fs, ino: Ino, path: &str, out: &mut BTreeMap<String, Attr>) {
 fn check(fs: &Fs, m: &Model) {
     let mut got = BTreeMap::new();
     walk(fs, ROOT_INO, "", &mut got);
-    assert_eq!(got.keys().collect::<Vec<_>>(), m.entries.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        m.entries.keys().collect::<Vec<_>>()
+    );
     let mut ino_of: HashMap<usize, Ino> = HashMap::new();
     for (p, n) in &m.entries {
         let a = &got[p];
         match n {
             Node::Dir => {
-                let subdirs = m.entries.iter().filter(|(q, k)| **k == Node::Dir && parent_of(q) == p).count();
+                let subdirs = m
+                    .entries
+                    .iter()
+                    .filter(|(q, k)| **k == Node::Dir && parent_of(q) == p)
+                    .count();
                 assert_eq!(a.nlink as usize, 2 + subdirs, "nlink of {p}");
             }
             Node::File(id) => {
@@ -210,7 +260,10 @@ fn check(fs: &Fs, m: &Model) {
 }
 
 fn run(seed: u64, steps: usize) {
-    let v = Vol::with_opts(FsOptions { file_dirty_limit: 256, ..FsOptions::default() });
+    let v = Vol::with_opts(FsOptions {
+        file_dirty_limit: 256,
+        ..FsOptions::default()
+    });
     let mut fs = v.open();
     let mut m = Model::default();
     let mut r = Rng(seed);

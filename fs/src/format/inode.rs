@@ -93,7 +93,11 @@ mod tests {
 
     #[test]
     fn inode_round_trips_and_rejects_garbage() {
-        let who = Caller { uid: 7, gid: 8, umask: 0o022 };
+        let who = Caller {
+            uid: 7,
+            gid: 8,
+            umask: 0o022,
+        };
         let mut i = Inode::new(42, FileKind::Symlink, who, 0o7777, UNIX_EPOCH);
         i.target = b"/some/where".to_vec();
         i.mtime = UNIX_EPOCH + Duration::new(3, 4);

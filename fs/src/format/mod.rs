@@ -4,12 +4,14 @@
 //! plaintexts that `VolumeKeys::seal_record` seals (or that snapshot directory blocks hold).
 mod inode;
 mod records;
+mod snapdir;
 
 pub(crate) use inode::{decode_inode, encode_inode};
 pub(crate) use records::{
     Dirent, SnapRecord, Super, Xattr, decode_dirent, decode_snap, decode_super, decode_xattr,
     encode_dirent, encode_snap, encode_super, encode_xattr,
 };
+pub(crate) use snapdir::{SnapDir, SnapEntry, decode_snapdir, encode_snapdir};
 
 use crate::FsError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -103,7 +105,10 @@ impl<'a> Rd<'a> {
 /// Appends a time as i64 seconds since the epoch (floor) ‖ u32 nanoseconds.
 pub(crate) fn put_time(out: &mut Vec<u8>, t: SystemTime) {
     let (secs, nanos) = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => (i64::try_from(d.as_secs()).unwrap_or(i64::MAX), d.subsec_nanos()),
+        Ok(d) => (
+            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            d.subsec_nanos(),
+        ),
         Err(e) => {
             let d = e.duration();
             let s = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);

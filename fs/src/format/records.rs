@@ -120,14 +120,24 @@ mod tests {
 
     #[test]
     fn records_round_trip() {
-        let d = Dirent { name: b"n\xffame".to_vec(), ino: 77, kind: FileKind::Fifo };
+        let d = Dirent {
+            name: b"n\xffame".to_vec(),
+            ino: 77,
+            kind: FileKind::Fifo,
+        };
         assert_eq!(decode_dirent(&encode_dirent(&d)).unwrap(), d);
-        let x = Xattr { name: b"user.a".to_vec(), value: vec![0; 70_000] };
+        let x = Xattr {
+            name: b"user.a".to_vec(),
+            value: vec![0; 70_000],
+        };
         assert_eq!(decode_xattr(&encode_xattr(&x)).unwrap(), x);
         let s = SnapRecord {
             name: "2026-11-23".into(),
             time: UNIX_EPOCH + Duration::new(9, 9),
-            root: BlockRef { id: BlockId([3; 32]), key: [4; 32] },
+            root: BlockRef {
+                id: BlockId([3; 32]),
+                key: [4; 32],
+            },
         };
         assert_eq!(decode_snap(&encode_snap(&s)).unwrap(), s);
         let sb = Super { next_ino: 1 << 40 };

@@ -179,7 +179,11 @@ impl MetaDb {
     /// Seals and writes `b` in one transaction (durable or not).
     pub(crate) fn commit(&self, b: &Batch, durable: bool) -> Result<(), FsError> {
         let mut tx = self.db.begin_write().map_err(dberr)?;
-        let d = if durable { Durability::Immediate } else { Durability::None };
+        let d = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
         tx.set_durability(d).map_err(dberr)?;
         {
             let mut t = tx.open_table(INODES).map_err(dberr)?;
@@ -193,8 +197,18 @@ impl MetaDb {
                 }
             }
         }
-        self.write_pairs(&tx, DIRENTS, T_DIRENT, b.dirents.iter().map(|(k, v)| (&k[..], v)))?;
-        self.write_pairs(&tx, XATTRS, T_XATTR, b.xattrs.iter().map(|(k, v)| (&k[..], v)))?;
+        self.write_pairs(
+            &tx,
+            DIRENTS,
+            T_DIRENT,
+            b.dirents.iter().map(|(k, v)| (&k[..], v)),
+        )?;
+        self.write_pairs(
+            &tx,
+            XATTRS,
+            T_XATTR,
+            b.xattrs.iter().map(|(k, v)| (&k[..], v)),
+        )?;
         self.write_pairs(&tx, SNAPS, T_SNAP, b.snaps.iter().map(|(k, v)| (&k[..], v)))?;
         if let Some(s) = &b.sup {
             let rec = Some(format::encode_super(s));

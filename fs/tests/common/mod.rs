@@ -6,8 +6,16 @@ use fossa_fs::{Attr, Caller, Fs, FsOptions, Ino, OpenFlags, ROOT_INO};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-pub const WHO: Caller = Caller { uid: 1000, gid: 1000, umask: 0o022 };
-pub const RW: OpenFlags = OpenFlags { write: true, truncate: false, append: false };
+pub const WHO: Caller = Caller {
+    uid: 1000,
+    gid: 1000,
+    umask: 0o022,
+};
+pub const RW: OpenFlags = OpenFlags {
+    write: true,
+    truncate: false,
+    append: false,
+};
 
 pub struct Vol {
     pub dir: tempfile::TempDir,
@@ -24,8 +32,15 @@ impl Vol {
 
     pub fn with_opts(opts: FsOptions) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(BlockStore::open(&dir.path().join("blocks"), StoreOptions::default()).unwrap());
-        Vol { dir, vs: VolumeSecret::generate().unwrap(), opts, store }
+        let store = Arc::new(
+            BlockStore::open(&dir.path().join("blocks"), StoreOptions::default()).unwrap(),
+        );
+        Vol {
+            dir,
+            vs: VolumeSecret::generate().unwrap(),
+            opts,
+            store,
+        }
     }
 
     pub fn meta(&self) -> PathBuf {
@@ -33,7 +48,15 @@ impl Vol {
     }
 
     pub fn open(&self) -> Fs {
-        Fs::open(self.store.clone(), self.store.clone(), &self.meta(), &self.vs, WHO, self.opts.clone()).unwrap()
+        Fs::open(
+            self.store.clone(),
+            self.store.clone(),
+            &self.meta(),
+            &self.vs,
+            WHO,
+            self.opts.clone(),
+        )
+        .unwrap()
     }
 }
 
