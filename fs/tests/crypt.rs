@@ -1,4 +1,5 @@
 //! Nothing in clear on disk: names, contents, xattrs and symlink targets never appear in the
+#![allow(clippy::unwrap_used)]
 //! raw bytes of any file under the data directory.
 mod common;
 use common::*;

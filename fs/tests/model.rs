@@ -1,4 +1,5 @@
 //! Model-based test: random namespace and file operations against an in-memory model,
+#![allow(clippy::unwrap_used)]
 //! compared after every step and across reopening the volume.
 mod common;
 use common::*;

@@ -1,4 +1,5 @@
 //! POSIX semantics of the `Fs` API: attributes, links, rename modes, readdir, xattrs.
+#![allow(clippy::unwrap_used)]
 mod common;
 use common::*;
 use fossa_fs::*;

@@ -1,4 +1,5 @@
 //! Snapshots (browse, read-only, immutability, persistence), gc and fsck.
+#![allow(clippy::unwrap_used)]
 mod common;
 use blockstore::{BlockId, BlockSource, StoreError};
 use common::*;

@@ -38,6 +38,9 @@ pub(crate) fn pair_key(ino: Ino, tag: &Tag) -> [u8; 40] {
     k
 }
 
+/// An inode, or the number of one whose record does not open and why.
+pub(crate) type InodeOrBad = Result<Inode, (Ino, FsError)>;
+
 /// Record plaintexts to write (`Some`) or delete (`None`) in one transaction.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -115,7 +118,7 @@ impl MetaDb {
     }
 
     /// Every inode in the database (gc, fsck, stats).
-    pub(crate) fn all_inodes(&self) -> Result<Vec<Result<Inode, (Ino, FsError)>>, FsError> {
+    pub(crate) fn all_inodes(&self) -> Result<Vec<InodeOrBad>, FsError> {
         let tx = self.db.begin_read().map_err(dberr)?;
         let t = tx.open_table(INODES).map_err(dberr)?;
         let mut out = Vec::new();
