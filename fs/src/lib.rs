@@ -26,6 +26,7 @@ mod handles;
 mod inode;
 mod maint;
 mod meta;
+mod options;
 mod rename;
 mod setattr;
 mod snapshot;
@@ -36,4 +37,5 @@ mod xattr;
 
 pub use attr::*;
 pub use error::FsError;
-pub use volume::{Fs, FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
+pub use options::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
+pub use volume::Fs;

@@ -9,82 +9,16 @@ use crate::core::Core;
 use crate::crypto::VolumeSecret;
 use crate::handles;
 use crate::snapshot::{SNAP_DIR, is_virtual};
+use crate::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
 use blockstore::{BlockSource, BlockStore};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// How often dirty metadata and data are made durable in the background (ext4's default).
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Tuning of an [`Fs`].
-#[derive(Clone, Debug)]
-pub struct FsOptions {
-    /// Buffered bytes per open file before they are chunked and stored in the background.
-    pub file_dirty_limit: usize,
-    /// Buffered bytes across all files before writers wait for the background flush.
-    pub total_dirty_limit: usize,
-    /// Mount read-only.
-    pub read_only: bool,
-}
-
-impl Default for FsOptions {
-    fn default() -> Self {
-        FsOptions {
-            file_dirty_limit: 16 << 20,
-            total_dirty_limit: 256 << 20,
-            read_only: false,
-        }
-    }
-}
-
-/// A snapshot as listed by [`Fs::snapshots`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    /// Its name (the directory under `.snapshots/`).
-    pub name: String,
-    /// When it was taken.
-    pub time: SystemTime,
-}
-
-/// Volume-level counts for `fossa status`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VolumeStats {
-    /// Inodes in use.
-    pub inodes: u64,
-    /// Regular files.
-    pub files: u64,
-    /// Directories.
-    pub dirs: u64,
-    /// Sum of file sizes.
-    pub logical_bytes: u64,
-    /// Snapshots retained.
-    pub snapshots: u64,
-}
-
-/// Result of [`Fs::fsck`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FsckReport {
-    /// Inodes checked.
-    pub inodes: u64,
-    /// Blocks reachable from the live tree and snapshots, each read and verified.
-    pub blocks: u64,
-    /// Problems found, one line each (block ids and inode numbers, never names).
-    pub problems: Vec<String>,
-    /// What the block store's own check found and repaired.
-    pub store: blockstore::FsckReport,
-}
-
-/// Result of [`Fs::gc`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GcReport {
-    /// Blocks reachable (kept).
-    pub live_blocks: u64,
-    /// What the store removed and reclaimed.
-    pub store: blockstore::GcStats,
-}
 
 /// The mounted filesystem core. `Send + Sync`.
 pub struct Fs {

@@ -384,27 +384,3 @@ fn file_io_truncate_append_fallocate() {
     let st = fs.statfs().unwrap();
     assert!(st.blocks > 0 && st.bsize > 0 && st.namelen == 255);
 }
-
-#[test]
-fn many_creates_are_memory_operations() {
-    let v = Vol::new();
-    let fs = v.open();
-    let t = std::time::Instant::now();
-    for i in 0..20_000 {
-        fs.mknod(
-            WHO,
-            ROOT_INO,
-            format!("file-{i}").as_bytes(),
-            FileKind::File,
-            0o644,
-            0,
-        )
-        .unwrap();
-    }
-    let per_sec = 20_000.0 / t.elapsed().as_secs_f64();
-    fs.sync().unwrap();
-    eprintln!("{per_sec:.0} creates/s, sync took {:?}", t.elapsed());
-    drop(fs);
-    let fs = v.open();
-    assert_eq!(fs.readdir(ROOT_INO, 0, usize::MAX).unwrap().len(), 20_002);
-}
