@@ -92,6 +92,11 @@ impl State {
         ino
     }
 
+    /// Inode numbers handed out so far (an upper bound of inodes in use).
+    pub(crate) fn inodes_issued(&self) -> u64 {
+        self.sup.next_ino - 1
+    }
+
     /// The entries of directory `ino`, loaded on first access.
     pub(crate) fn dir(&mut self, ino: Ino) -> Result<&BTreeMap<Tag, Dirent>, FsError> {
         if !self.dirs.contains_key(&ino) {

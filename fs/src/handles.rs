@@ -3,7 +3,7 @@
 use crate::FsError;
 use crate::attr::{FileKind, Ino, OpenFlags};
 use crate::cache::State;
-use crate::file::{ContentEngine, WriteBuffer};
+use crate::file::{ContentEngine, FileContent, WriteBuffer};
 use std::collections::HashMap;
 use std::time::SystemTime;
 
@@ -155,24 +155,50 @@ pub(crate) fn write(
     Ok(())
 }
 
-/// Reads up to `len` bytes at `off` (holes and the unstored tail read as zeros).
-pub(crate) fn read(
-    eng: &ContentEngine,
+/// What a read needs, taken under the state lock so that the content I/O can run without
+/// it: the stored content, the byte count, and a copy of the buffered writes in range.
+pub(crate) struct ReadPlan {
+    content: FileContent,
+    off: u64,
+    n: usize,
+    overlay: WriteBuffer,
+}
+
+/// Plans a read of up to `len` bytes at `off`.
+pub(crate) fn plan_read(
     st: &mut State,
     ino: Ino,
     off: u64,
     len: usize,
-) -> Result<Vec<u8>, FsError> {
+) -> Result<ReadPlan, FsError> {
     let size = size_of(st, ino)?;
-    if off >= size {
+    let n = (len as u64).min(size.saturating_sub(off)) as usize;
+    let content = st.inode(ino)?.content;
+    let mut overlay = WriteBuffer::new();
+    let end = off + n as u64;
+    if let Some(of) = st.files.open.get(&ino) {
+        for (o, d) in of.buf.extents() {
+            let (from, to) = (o.max(off), (o + d.len() as u64).min(end));
+            if from < to {
+                overlay.write(from, &d[(from - o) as usize..(to - o) as usize]);
+            }
+        }
+    }
+    Ok(ReadPlan {
+        content,
+        off,
+        n,
+        overlay,
+    })
+}
+
+/// Carries out a planned read (holes and the unstored tail read as zeros).
+pub(crate) fn read(eng: &ContentEngine, p: &ReadPlan) -> Result<Vec<u8>, FsError> {
+    if p.n == 0 {
         return Ok(Vec::new());
     }
-    let n = (len as u64).min(size - off) as usize;
-    let c = st.inode(ino)?.content;
-    let mut out = eng.read(&c, off, n)?;
-    out.resize(n, 0);
-    if let Some(of) = st.files.open.get(&ino) {
-        of.buf.overlay(off, &mut out);
-    }
+    let mut out = eng.read(&p.content, p.off, p.n)?;
+    out.resize(p.n, 0);
+    p.overlay.overlay(p.off, &mut out);
     Ok(out)
 }

@@ -16,7 +16,8 @@ impl Core {
         } else {
             v.f_bsize
         };
-        let used = self.stats()?.inodes;
+        // An upper bound, cheap: `df` calls this often, a full scan would be too slow.
+        let used = self.st.lock().inodes_issued();
         Ok(StatFs {
             blocks: v.f_blocks,
             bfree: v.f_bfree,

@@ -226,9 +226,13 @@ impl Fs {
         if is_virtual(ino) {
             return self.core.snap_read(ino, offset, size as usize);
         }
-        let mut st = self.core.st.lock();
-        st.files.handle(ino, fh)?;
-        handles::read(&self.core.engine, &mut st, ino, offset, size as usize)
+        // Content I/O runs outside the state lock, on what the file held when planned.
+        let plan = {
+            let mut st = self.core.st.lock();
+            st.files.handle(ino, fh)?;
+            handles::plan_read(&mut st, ino, offset, size as usize)?
+        };
+        handles::read(&self.core.engine, &plan)
     }
     /// Writes `data` at `offset` (at the end for append handles); returns bytes written.
     pub fn write(&self, ino: Ino, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
