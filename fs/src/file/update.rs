@@ -11,7 +11,6 @@ use super::{BlockKind, ContentEngine, FileContent, MAX_CHUNK, WriteBuffer};
 use super::{AVG_CHUNK, MIN_CHUNK};
 use crate::FsError;
 use fastcdc::v2020::FastCDC;
-use rayon::prelude::*;
 
 /// The flattened old content: leaves plus their start offsets (`offs[i]..offs[i + 1]`).
 struct Leaves {
@@ -103,13 +102,6 @@ fn covered(dirty: &WriteBuffer, a: u64, b: u64) -> bool {
         .any(|(o, d)| o <= a && o + d.len() as u64 >= b)
 }
 
-/// Chunk boundaries of `buf` as `(offset, length)`; the end of `buf` is a forced cut.
-pub(crate) fn cut_points(buf: &[u8]) -> Vec<(usize, usize)> {
-    FastCDC::new(buf, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
-        .map(|c| (c.offset, c.length))
-        .collect()
-}
-
 impl ContentEngine {
     /// See [`ContentEngine::update`].
     pub(crate) fn update_tree(
@@ -169,17 +161,30 @@ impl ContentEngine {
         Ok(buf)
     }
 
-    /// Cuts `buf` into chunks, then seals and stores them in parallel (the costly part).
+    /// Cuts `buf` into chunks and seals + stores them in parallel. The cutting (sequential by
+    /// nature) runs on one pool thread and hands each chunk off as soon as it is found, so on two
+    /// cores the other one is already encrypting; the cutter then joins in. Results come back
+    /// by index so the order of completion does not matter.
     pub(crate) fn store_chunks(&self, buf: &[u8]) -> Result<Vec<Entry>, FsError> {
-        cut_points(buf)
-            .into_par_iter()
-            .map(|(o, l)| {
-                let r = self.put_blob(BlockKind::Data, &buf[o..o + l])?;
-                Ok(Entry {
-                    r: Some(r),
-                    len: l as u64,
-                })
-            })
-            .collect()
+        let (tx, rx) = std::sync::mpsc::channel();
+        rayon::scope(|s| {
+            let cdc = FastCDC::new(buf, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
+            for (i, c) in cdc.enumerate() {
+                let tx = tx.clone();
+                s.spawn(move |_| {
+                    let part = &buf[c.offset..c.offset + c.length];
+                    let r = self.put_blob(BlockKind::Data, part).map(|r| Entry {
+                        r: Some(r),
+                        len: c.length as u64,
+                    });
+                    // The receiver outlives the scope, so this cannot fail.
+                    let _ = tx.send((i, r));
+                });
+            }
+        });
+        drop(tx);
+        let mut got: Vec<(usize, Result<Entry, FsError>)> = rx.into_iter().collect();
+        got.sort_unstable_by_key(|(i, _)| *i);
+        got.into_iter().map(|(_, r)| r).collect()
     }
 }
