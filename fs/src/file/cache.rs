@@ -15,8 +15,9 @@ use std::sync::Arc;
 pub(crate) enum Cached {
     /// Plaintext payload of a data chunk.
     Chunk(Arc<Vec<u8>>),
-    /// Entries of a pointer block (structure validated, lengths checked per use).
-    Pointer(Arc<Vec<Entry>>),
+    /// Height and entries of a pointer block (structure validated for that height; lengths
+    /// are checked per use, since another parent could declare a different total).
+    Pointer(u8, Arc<Vec<Entry>>),
 }
 
 impl Cached {
@@ -24,7 +25,7 @@ impl Cached {
     fn weight(&self) -> usize {
         match self {
             Cached::Chunk(d) => d.len() + 64,
-            Cached::Pointer(e) => e.len() * size_of::<Entry>() + 64,
+            Cached::Pointer(_, e) => e.len() * size_of::<Entry>() + 64,
         }
     }
 }

@@ -12,10 +12,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod cache;
-mod tree;
-mod update;
 #[cfg(test)]
 mod tests;
+mod tree;
+mod update;
 
 pub use tree::MAX_FANOUT;
 

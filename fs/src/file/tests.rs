@@ -1,4 +1,5 @@
 //! Content engine tests over a real `BlockStore` in a temporary directory.
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 use super::*;
 use crate::crypto::VolumeSecret;
 use blockstore::{StoreError, StoreOptions};
@@ -152,7 +153,11 @@ fn appends_dedupe_with_one_shot_write() {
     let one = write(&e, &FileContent::default(), 0, &data);
     let mut c = FileContent::default();
     let mut off = 0;
-    for (i, step) in [1usize, 70_000, 500_000, 4096, 1 << 20].iter().cycle().enumerate() {
+    for (i, step) in [1usize, 70_000, 500_000, 4096, 1 << 20]
+        .iter()
+        .cycle()
+        .enumerate()
+    {
         if off >= data.len() {
             break;
         }
@@ -190,10 +195,11 @@ fn deep_tree_round_trip_and_visit() {
     });
     let c = write(&f, &FileContent::default(), 0, &model);
     let mut seen = HashSet::new();
-    f.eng.visit_blocks(&c, &mut |id| {
-        seen.insert(id);
-    })
-    .unwrap();
+    f.eng
+        .visit_blocks(&c, &mut |id| {
+            seen.insert(id);
+        })
+        .unwrap();
     assert_eq!(seen.len() as u64, blocks(&f));
 }
 

@@ -130,19 +130,19 @@ impl ContentEngine {
         len: u64,
     ) -> Result<Arc<Vec<Entry>>, FsError> {
         let entries = match self.cache.get(&r.id) {
-            Some(Cached::Pointer(e)) => e,
+            Some(Cached::Pointer(h, e)) if h == height => e,
             _ => {
                 let (kind, p) = self.get_blob(r)?;
                 if kind != BlockKind::Pointer {
                     return Err(FsError::BadBlock(r.id));
                 }
                 let e = Arc::new(decode_pointer(r.id, height, &p)?);
-                self.cache.insert(r.id, Cached::Pointer(e.clone()));
+                self.cache.insert(r.id, Cached::Pointer(height, e.clone()));
                 e
             }
         };
         let sum = entries.iter().try_fold(0u64, |s, e| s.checked_add(e.len));
-        if sum != Some(len) || entries.first().is_none() {
+        if sum != Some(len) || entries.is_empty() {
             return Err(FsError::BadBlock(r.id));
         }
         Ok(entries)
@@ -150,10 +150,10 @@ impl ContentEngine {
 
     /// The plaintext of data chunk `r`, which must be exactly `len` bytes.
     pub(crate) fn chunk(&self, r: &BlockRef, len: u64) -> Result<Arc<Vec<u8>>, FsError> {
-        if let Some(Cached::Chunk(d)) = self.cache.get(&r.id) {
-            if d.len() as u64 == len {
-                return Ok(d);
-            }
+        if let Some(Cached::Chunk(d)) = self.cache.get(&r.id)
+            && d.len() as u64 == len
+        {
+            return Ok(d);
         }
         let (kind, p) = self.get_blob(r)?;
         if kind != BlockKind::Data || p.len() as u64 != len {
@@ -303,7 +303,10 @@ mod tests {
         let id = BlockId([9; 32]);
         assert_eq!(decode_pointer(id, 1, &p).ok(), Some(es));
         assert!(decode_pointer(id, 2, &p).is_err(), "wrong height");
-        assert!(decode_pointer(id, 1, &p[..p.len() - 1]).is_err(), "truncated");
+        assert!(
+            decode_pointer(id, 1, &p[..p.len() - 1]).is_err(),
+            "truncated"
+        );
         assert!(decode_pointer(id, 1, &[]).is_err());
         let mut bad = p.clone();
         bad[0] = 7;

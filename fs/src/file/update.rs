@@ -7,10 +7,11 @@
 //! append re-chunk from the start of the old last chunk instead of leaving a runt behind.
 //! Holes are never widened into: writing one byte into a sparse gigabyte materializes one chunk.
 use super::tree::Entry;
-use super::{BlockKind, ContentEngine, FileContent, MAX_CHUNK, WriteBuffer};
 use super::{AVG_CHUNK, MIN_CHUNK};
+use super::{BlockKind, ContentEngine, FileContent, MAX_CHUNK, WriteBuffer};
 use crate::FsError;
 use fastcdc::v2020::FastCDC;
+use std::borrow::Cow;
 
 /// The flattened old content: leaves plus their start offsets (`offs[i]..offs[i + 1]`).
 struct Leaves {
@@ -136,29 +137,36 @@ impl ContentEngine {
     }
 
     /// The new bytes of region `a..b`: old chunks not wholly overwritten, then the writes.
-    fn materialize(
+    /// A region inside one write (a big sequential write) is borrowed, not copied.
+    fn materialize<'a>(
         &self,
         old: &Leaves,
         a: u64,
         b: u64,
-        dirty: &WriteBuffer,
-    ) -> Result<Vec<u8>, FsError> {
+        dirty: &'a WriteBuffer,
+    ) -> Result<Cow<'a, [u8]>, FsError> {
+        let inside = dirty
+            .extents()
+            .find(|(o, d)| *o <= a && o + d.len() as u64 >= b);
+        if let Some((o, d)) = inside {
+            return Ok(Cow::Borrowed(&d[(a - o) as usize..(b - o) as usize]));
+        }
         let mut buf = vec![0u8; (b - a) as usize];
         let mut i = old.at(a);
         while i < old.v.len() && old.offs[i] < b {
             let (s, t) = (old.offs[i], old.offs[i + 1]);
-            if let Some(r) = &old.v[i].r {
-                if !covered(dirty, s.max(a), t.min(b)) {
-                    let d = self.chunk(r, t - s)?;
-                    let (from, to) = (s.max(a), t.min(b));
-                    buf[(from - a) as usize..(to - a) as usize]
-                        .copy_from_slice(&d[(from - s) as usize..(to - s) as usize]);
-                }
+            if let Some(r) = &old.v[i].r
+                && !covered(dirty, s.max(a), t.min(b))
+            {
+                let d = self.chunk(r, t - s)?;
+                let (from, to) = (s.max(a), t.min(b));
+                buf[(from - a) as usize..(to - a) as usize]
+                    .copy_from_slice(&d[(from - s) as usize..(to - s) as usize]);
             }
             i += 1;
         }
         dirty.overlay(a, &mut buf);
-        Ok(buf)
+        Ok(Cow::Owned(buf))
     }
 
     /// Cuts `buf` into chunks and seals + stores them in parallel. The cutting (sequential by
