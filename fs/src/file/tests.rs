@@ -349,3 +349,32 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn write_buffer_matches_model(
+        writes in prop::collection::vec((0u64..5000, 1usize..900, any::<u8>()), 1..40),
+        cut in 0u64..6000,
+    ) {
+        let mut w = WriteBuffer::new();
+        let mut model: Vec<Option<u8>> = vec![None; 6000];
+        for (off, len, b) in &writes {
+            w.write(*off, &vec![*b; *len]);
+            model[*off as usize..*off as usize + len].fill(Some(*b));
+        }
+        w.truncate(cut);
+        model[cut as usize..].fill(None);
+        let mut got = vec![0u8; 6000];
+        w.overlay(0, &mut got);
+        let want: Vec<u8> = model.iter().map(|x| x.unwrap_or(0)).collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(w.bytes(), model.iter().filter(|x| x.is_some()).count());
+        let mut last_end = None;
+        for (o, d) in w.extents() {
+            // Extents never overlap or touch (touching ones merge).
+            prop_assert!(last_end.is_none_or(|e| e < o));
+            last_end = Some(o + d.len() as u64);
+        }
+    }
+}
