@@ -121,6 +121,15 @@ fn groups(level: &[Entry], max: usize) -> Vec<Range<usize>> {
     out
 }
 
+/// Copies the part of chunk `d` (at `start`, `len` bytes) that overlaps `out` (at `off`).
+fn copy_overlap(d: &[u8], start: u64, len: u64, off: u64, out: &mut [u8]) {
+    let (from, to) = (start.max(off), (start + len).min(off + out.len() as u64));
+    if from < to {
+        out[(from - off) as usize..(to - off) as usize]
+            .copy_from_slice(&d[(from - start) as usize..(to - start) as usize]);
+    }
+}
+
 impl ContentEngine {
     /// The validated entries of pointer block `r` at `height`, whose lengths must sum to `len`.
     pub(crate) fn pointer(
@@ -194,21 +203,36 @@ impl ContentEngine {
         let Some(r) = &e.r else { return Ok(()) };
         let end = off + out.len() as u64;
         if height == 0 {
-            let d = self.chunk(r, e.len)?;
-            let (from, to) = (start.max(off), (start + e.len).min(end));
-            out[(from - off) as usize..(to - off) as usize]
-                .copy_from_slice(&d[(from - start) as usize..(to - start) as usize]);
+            copy_overlap(&self.chunk(r, e.len)?, start, e.len, off, out);
             return Ok(());
         }
+        let kids = self.pointer(r, height, e.len)?;
         let mut s = start;
-        for k in self.pointer(r, height, e.len)?.iter() {
+        let mut hits = Vec::new();
+        for k in kids.iter() {
             if s >= end {
                 break;
             }
             if s + k.len > off {
-                self.read_into(k, height - 1, s, off, out)?;
+                hits.push((k, s));
             }
             s += k.len;
+        }
+        if height == 1 && hits.len() > 1 {
+            // A read spanning several chunks fetches and decrypts them in parallel.
+            let chunks = hits
+                .par_iter()
+                .map(|(k, _)| k.r.as_ref().map(|r| self.chunk(r, k.len)).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            for ((k, s), d) in hits.iter().zip(chunks) {
+                if let Some(d) = d {
+                    copy_overlap(&d, *s, k.len, off, out);
+                }
+            }
+            return Ok(());
+        }
+        for (k, s) in hits {
+            self.read_into(k, height - 1, s, off, out)?;
         }
         Ok(())
     }
