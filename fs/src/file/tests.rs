@@ -147,6 +147,28 @@ fn insertion_rewrites_few_chunks() {
 }
 
 #[test]
+fn append_rechunks_only_the_last_chunk() {
+    let e = env();
+    let data = rand_bytes(2 << 20, 10);
+    let c = write(&e, &FileContent::default(), 0, &data);
+    let mut last = None;
+    e.eng.visit_blocks(&c, &mut |id| last = Some(id)).unwrap();
+    let n = blocks(&e);
+    let c2 = write(&e, &c, data.len() as u64, b"tail");
+    // The old last chunk re-cut with the tail (1 or 2 chunks) plus the new pointer root.
+    assert!(blocks(&e) - n <= 3);
+    let mut still = false;
+    e.eng
+        .visit_blocks(&c2, &mut |id| still |= Some(id) == last)
+        .unwrap();
+    assert!(!still, "the old last chunk was replaced");
+    assert_eq!(
+        e.eng.read(&c2, data.len() as u64 - 2, 10).unwrap(),
+        [&data[data.len() - 2..], b"tail"].concat()
+    );
+}
+
+#[test]
 fn appends_dedupe_with_one_shot_write() {
     let e = env();
     let data = rand_bytes(3 << 20, 4);
