@@ -239,6 +239,12 @@ impl WriteBuffer {
             .map_or(0, |(o, d)| o + d.len() as u64)
     }
 
+    /// The extent that wholly contains `a..b`, if any (extents never touch, so at most one).
+    pub fn covering(&self, a: u64, b: u64) -> Option<(u64, &[u8])> {
+        let (o, d) = self.extents.range(..=a).next_back()?;
+        (*o + d.len() as u64 >= b).then_some((*o, d.as_slice()))
+    }
+
     /// The extents in offset order.
     pub fn extents(&self) -> impl Iterator<Item = (u64, &[u8])> {
         self.extents.iter().map(|(o, d)| (*o, d.as_slice()))

@@ -393,6 +393,10 @@ proptest! {
         let want: Vec<u8> = model.iter().map(|x| x.unwrap_or(0)).collect();
         prop_assert_eq!(got, want);
         prop_assert_eq!(w.bytes(), model.iter().filter(|x| x.is_some()).count());
+        for a in (0..5950).step_by(97) {
+            let inside = model[a..a + 50].iter().all(|x| x.is_some());
+            prop_assert_eq!(w.covering(a as u64, a as u64 + 50).is_some(), inside);
+        }
         let mut last_end = None;
         for (o, d) in w.extents() {
             // Extents never overlap or touch (touching ones merge).

@@ -96,13 +96,6 @@ fn regions(old: &Leaves, old_size: u64, new_size: u64, dirty: &WriteBuffer) -> V
     out
 }
 
-/// Whether one dirty extent covers `a..b` entirely (then the old bytes need not be read).
-fn covered(dirty: &WriteBuffer, a: u64, b: u64) -> bool {
-    dirty
-        .extents()
-        .any(|(o, d)| o <= a && o + d.len() as u64 >= b)
-}
-
 impl ContentEngine {
     /// See [`ContentEngine::update`].
     pub(crate) fn update_tree(
@@ -145,10 +138,7 @@ impl ContentEngine {
         b: u64,
         dirty: &'a WriteBuffer,
     ) -> Result<Cow<'a, [u8]>, FsError> {
-        let inside = dirty
-            .extents()
-            .find(|(o, d)| *o <= a && o + d.len() as u64 >= b);
-        if let Some((o, d)) = inside {
+        if let Some((o, d)) = dirty.covering(a, b) {
             return Ok(Cow::Borrowed(&d[(a - o) as usize..(b - o) as usize]));
         }
         let mut buf = vec![0u8; (b - a) as usize];
@@ -156,7 +146,8 @@ impl ContentEngine {
         while i < old.v.len() && old.offs[i] < b {
             let (s, t) = (old.offs[i], old.offs[i + 1]);
             if let Some(r) = &old.v[i].r
-                && !covered(dirty, s.max(a), t.min(b))
+                // Old bytes wholly overwritten need not be fetched and decrypted.
+                && dirty.covering(s.max(a), t.min(b)).is_none()
             {
                 let d = self.chunk(r, t - s)?;
                 let (from, to) = (s.max(a), t.min(b));
