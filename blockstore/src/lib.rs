@@ -12,10 +12,12 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod error;
+mod format;
 mod id;
 mod store;
 
 pub use error::StoreError;
+pub use format::MAX_BLOCK_LEN;
 pub use id::BlockId;
 pub use store::{BlockStore, Class, FsckReport, GcStats, StoreOptions, StoreStats};
 

@@ -1,0 +1,539 @@
+//! The store: append-only data files under `DIR/data/`, a redb index at `DIR/index.redb`.
+//!
+//! Concurrency: the whole index is mirrored in memory (`map`, behind an `RwLock`), so `get`
+//! and `has` never touch redb. Every mutation takes the `state` mutex (writer, pending
+//! changes, file bookkeeping); `get` only takes it when the record it wants still sits in
+//! the write buffer. Lock order: `state` → `map` → `cache`; `handles` is never held with
+//! another lock.
+//!
+//! Durability: `commit` syncs every data file written since the last commit, then commits
+//! the index in one durable redb transaction. A failed data write or sync rolls every
+//! uncommitted block back (they must be put again); a failed index commit keeps them
+//! pending for the next commit.
+mod cache;
+mod files;
+mod fsck;
+mod gc;
+mod index;
+mod writer;
+
+use crate::format::{Entry, FILE_HEADER_LEN, MAX_BLOCK_LEN, RECORD_HEADER_LEN, data_file_name};
+use crate::{BlockId, StoreError};
+use cache::Cache;
+use files::open_data_files;
+use index::{Batch, Index};
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use writer::{FlushMark, Writer};
+
+/// Storage class of a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Our own data: kept until GC finds it unreachable.
+    Own,
+    /// Someone else's block fetched for reading: LRU-evicted under the cache quota.
+    Cached,
+}
+
+/// Options for [`BlockStore::open`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Byte quota for [`Class::Cached`] blocks.
+    pub cache_quota: u64,
+    /// A data file is closed and a new one started past this size.
+    pub data_file_size: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_quota: 1 << 30,
+            data_file_size: 1 << 30,
+        }
+    }
+}
+
+/// Counts reported by [`BlockStore::stats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Blocks of class Own.
+    pub own_blocks: u64,
+    /// Bytes of class Own.
+    pub own_bytes: u64,
+    /// Blocks of class Cached.
+    pub cached_blocks: u64,
+    /// Bytes of class Cached.
+    pub cached_bytes: u64,
+    /// Pinned blocks (any class).
+    pub pinned_blocks: u64,
+    /// Bytes the data files take on disk.
+    pub disk_bytes: u64,
+}
+
+/// Result of [`BlockStore::gc`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Blocks deleted.
+    pub blocks_removed: u64,
+    /// Bytes of blocks deleted.
+    pub bytes_removed: u64,
+    /// Bytes of disk space returned by compaction.
+    pub bytes_reclaimed: u64,
+}
+
+/// Result of [`BlockStore::fsck`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Blocks read and verified.
+    pub blocks_checked: u64,
+    /// Blocks whose bytes do not match their id.
+    pub corrupt: Vec<BlockId>,
+    /// Index entries pointing outside the data files.
+    pub dangling: Vec<BlockId>,
+    /// Index entries rebuilt from data files (repair mode).
+    pub repaired: u64,
+}
+
+/// Mutable bookkeeping, behind one mutex.
+struct State {
+    /// The file new records go to; `None` until the first write after open.
+    writer: Option<Writer>,
+    /// Ids whose index entry changed since the last commit.
+    dirty: HashSet<BlockId>,
+    /// Ids deleted since the last commit.
+    removed: HashSet<BlockId>,
+    /// Committed length of every indexed data file.
+    file_lens: BTreeMap<u32, u64>,
+    /// Files rolled away from since the last commit: still to be synced and recorded.
+    rolled: Vec<(u32, Arc<File>, u64)>,
+    /// Orphan files adopted by fsck repair, recorded at the next commit.
+    adopt: BTreeMap<u32, u64>,
+    /// Files compacted away, forgotten at the next commit and then deleted.
+    drop_files: BTreeSet<u32>,
+    /// Unindexed files found at open.
+    orphans: BTreeSet<u32>,
+    next_file: u32,
+}
+
+impl State {
+    fn committed_len(&self, file: u32) -> u64 {
+        self.file_lens
+            .get(&file)
+            .copied()
+            .unwrap_or(FILE_HEADER_LEN)
+    }
+}
+
+/// A content-addressed block store. `Send + Sync`; all methods take `&self`.
+pub struct BlockStore {
+    dir: PathBuf,
+    data_dir: PathBuf,
+    opts: StoreOptions,
+    index: Index,
+    map: RwLock<HashMap<BlockId, Entry>>,
+    handles: RwLock<HashMap<u32, Arc<File>>>,
+    mark: FlushMark,
+    cache: Mutex<Cache>,
+    state: Mutex<State>,
+}
+
+impl BlockStore {
+    /// Opens (creating if needed) the store in `dir`. Uncommitted tails of data files are cut
+    /// off; a data file with a damaged header is [`StoreError::Format`].
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
+        let data_dir = dir.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(|e| crate::error::io_error(&data_dir, e))?;
+        let index = Index::open(&dir.join("index.redb"))?;
+        let loaded = index.load()?;
+        let files = open_data_files(&data_dir, &loaded.file_lens)?;
+        let mark = FlushMark::new();
+        let writer =
+            Self::resume_writer(&data_dir, &loaded.file_lens, &files.handles, &opts, &mark);
+        let mut cache = Cache::new(opts.cache_quota);
+        for (id, e) in &loaded.blocks {
+            if e.class == Class::Cached && !e.pinned {
+                cache.insert(*id, u64::from(e.len), e.hits);
+            }
+        }
+        let state = State {
+            writer,
+            dirty: HashSet::new(),
+            removed: HashSet::new(),
+            file_lens: loaded.file_lens,
+            rolled: Vec::new(),
+            adopt: BTreeMap::new(),
+            drop_files: BTreeSet::new(),
+            orphans: files.orphans,
+            next_file: files.next_file,
+        };
+        let store = BlockStore {
+            dir: dir.to_owned(),
+            data_dir,
+            opts,
+            index,
+            map: RwLock::new(loaded.blocks),
+            handles: RwLock::new(files.handles),
+            mark,
+            cache: Mutex::new(cache),
+            state: Mutex::new(state),
+        };
+        // The quota may have shrunk since the last run.
+        store.evict(&mut store.state.lock());
+        Ok(store)
+    }
+
+    /// Keeps appending to the newest committed file if it has room and is intact.
+    fn resume_writer(
+        data_dir: &Path,
+        file_lens: &BTreeMap<u32, u64>,
+        handles: &HashMap<u32, Arc<File>>,
+        opts: &StoreOptions,
+        mark: &FlushMark,
+    ) -> Option<Writer> {
+        let (&n, &len) = file_lens.last_key_value()?;
+        let file = handles.get(&n)?;
+        let actual = file.metadata().ok()?.len();
+        (len < opts.data_file_size && actual == len)
+            .then(|| Writer::resume(data_dir.join(data_file_name(n)), n, file.clone(), len, mark))
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stores `data`, returning its id. Idempotent; a block stored as Cached and put again as
+    /// Own becomes Own. Not durable until [`BlockStore::commit`].
+    pub fn put(&self, data: &[u8], class: Class) -> Result<BlockId, StoreError> {
+        if data.len() > MAX_BLOCK_LEN {
+            return Err(StoreError::TooLarge(data.len()));
+        }
+        let id = BlockId::of(data);
+        let mut st = self.state.lock();
+        let existing = self.map.read().get(&id).copied();
+        if let Some(e) = existing {
+            if class == Class::Own && e.class == Class::Cached {
+                self.update(&mut st, &id, |e| e.class = Class::Own);
+                self.cache.lock().remove(&id);
+            }
+            return Ok(id);
+        }
+        let (file, offset) = self.append(&mut st, &id, data)?;
+        let len = data.len() as u32; // bounded by MAX_BLOCK_LEN above
+        let entry = Entry {
+            file,
+            offset,
+            len,
+            class,
+            pinned: false,
+            hits: 0,
+        };
+        self.map.write().insert(id, entry);
+        st.dirty.insert(id);
+        if class == Class::Cached {
+            self.cache.lock().insert(id, u64::from(len), 0);
+            self.evict(&mut st);
+        }
+        Ok(id)
+    }
+
+    /// Returns the verified bytes of `id`.
+    pub fn get(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
+        // Compaction may move the block between reading its entry and opening its file:
+        // then the old file is gone and the entry is read again.
+        for _ in 0..3 {
+            let entry = self.map.read().get(id).copied();
+            let e = entry.ok_or(StoreError::NotFound(*id))?;
+            let handle = self.handles.read().get(&e.file).cloned();
+            let Some(file) = handle else { continue };
+            if self
+                .mark
+                .maybe_buffered(e.file, e.data_offset() + u64::from(e.len))
+            {
+                self.flush_writer()?;
+            }
+            let data = self.read_verified(id, &e, &file)?;
+            if e.class == Class::Cached {
+                self.cache.lock().touch(id);
+            }
+            return Ok(data);
+        }
+        Err(StoreError::NotFound(*id))
+    }
+
+    /// Reads a block's bytes and checks them against `id`.
+    fn read_verified(&self, id: &BlockId, e: &Entry, file: &File) -> Result<Vec<u8>, StoreError> {
+        let mut buf = vec![0u8; e.len as usize];
+        file.read_exact_at(&mut buf, e.data_offset())
+            .map_err(|err| {
+                crate::error::io_error(&self.data_dir.join(data_file_name(e.file)), err)
+            })?;
+        let actual = BlockId::of(&buf);
+        if actual != *id {
+            tracing::error!(block = %id, %actual, file = e.file, offset = e.offset, "corrupt block");
+            return Err(StoreError::Corrupt { id: *id, actual });
+        }
+        Ok(buf)
+    }
+
+    fn flush_writer(&self) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        match st.writer.as_mut() {
+            Some(w) => w.flush(&self.mark),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the block is present.
+    pub fn has(&self, id: &BlockId) -> Result<bool, StoreError> {
+        Ok(self.map.read().contains_key(id))
+    }
+
+    /// Marks a block as never to be collected or evicted.
+    pub fn pin(&self, id: &BlockId) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        let e = self
+            .update(&mut st, id, |e| e.pinned = true)
+            .ok_or(StoreError::NotFound(*id))?;
+        if e.class == Class::Cached {
+            self.cache.lock().remove(id);
+        }
+        Ok(())
+    }
+
+    /// Undoes [`BlockStore::pin`].
+    pub fn unpin(&self, id: &BlockId) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        let e = self
+            .update(&mut st, id, |e| e.pinned = false)
+            .ok_or(StoreError::NotFound(*id))?;
+        if e.class == Class::Cached {
+            self.cache.lock().insert(*id, u64::from(e.len), e.hits);
+            self.evict(&mut st);
+        }
+        Ok(())
+    }
+
+    /// Changes an entry and marks it dirty; returns the new entry.
+    fn update(&self, st: &mut State, id: &BlockId, f: impl FnOnce(&mut Entry)) -> Option<Entry> {
+        let mut map = self.map.write();
+        let e = map.get_mut(id)?;
+        f(e);
+        st.dirty.insert(*id);
+        Some(*e)
+    }
+
+    /// Deletes entries from the index (their bytes stay until compaction).
+    fn remove_entries(&self, st: &mut State, ids: &[BlockId]) {
+        let mut map = self.map.write();
+        let mut cache = self.cache.lock();
+        for id in ids {
+            map.remove(id);
+            cache.remove(id);
+            st.dirty.remove(id);
+            st.removed.insert(*id);
+        }
+    }
+
+    /// Evicts Cached blocks while over quota.
+    fn evict(&self, st: &mut State) {
+        let gone = self.cache.lock().evict();
+        if !gone.is_empty() {
+            tracing::debug!(blocks = gone.len(), "evicted cached blocks");
+            self.remove_entries(st, &gone);
+        }
+    }
+
+    /// Appends a record, rolling to a new file when needed; rolls back on failure.
+    fn append(&self, st: &mut State, id: &BlockId, data: &[u8]) -> Result<(u32, u64), StoreError> {
+        let res = self.try_append(st, id, data);
+        if res.is_err() {
+            self.rollback(st);
+        }
+        res
+    }
+
+    fn try_append(
+        &self,
+        st: &mut State,
+        id: &BlockId,
+        data: &[u8],
+    ) -> Result<(u32, u64), StoreError> {
+        let need = RECORD_HEADER_LEN + data.len() as u64;
+        let roll = match &st.writer {
+            None => true,
+            Some(w) => w.len() > FILE_HEADER_LEN && w.len() + need > self.opts.data_file_size,
+        };
+        if roll {
+            self.roll(st)?;
+        }
+        let w = st
+            .writer
+            .as_mut()
+            .ok_or(StoreError::Index("no active data file".into()))?;
+        let offset = w.append(id, data, &self.mark)?;
+        Ok((w.file_no(), offset))
+    }
+
+    /// Closes the active file (kept for the next commit to sync) and starts a new one.
+    fn roll(&self, st: &mut State) -> Result<(), StoreError> {
+        if let Some(w) = st.writer.as_mut() {
+            w.flush(&self.mark)?;
+        }
+        let n = st.next_file;
+        let w = Writer::create(&self.data_dir, n, &self.mark)?;
+        st.next_file += 1;
+        self.handles.write().insert(n, w.file().clone());
+        if let Some(old) = st.writer.replace(w) {
+            if old.len() != st.committed_len(old.file_no()) {
+                st.rolled
+                    .push((old.file_no(), old.file().clone(), old.len()));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a failed write or sync: cut every file back to its committed length and forget
+    /// the blocks that lived past it, so the index never points at unsynced bytes.
+    fn rollback(&self, st: &mut State) {
+        let mut cut = HashMap::new();
+        for (n, file, _) in std::mem::take(&mut st.rolled) {
+            let len = st.committed_len(n);
+            if let Err(e) = file.set_len(len) {
+                tracing::warn!(file = n, error = %e, "could not truncate after a failed write");
+            }
+            cut.insert(n, len);
+        }
+        if let Some(w) = st.writer.as_mut() {
+            let len = st
+                .file_lens
+                .get(&w.file_no())
+                .copied()
+                .unwrap_or(FILE_HEADER_LEN);
+            if let Err(e) = w.truncate(len, &self.mark) {
+                tracing::warn!(file = w.file_no(), error = %e, "could not truncate after a failed write");
+            }
+            cut.insert(w.file_no(), len);
+        }
+        let map = self.map.read();
+        let lost: Vec<BlockId> = st
+            .dirty
+            .iter()
+            .filter(|id| {
+                map.get(id)
+                    .is_some_and(|e| cut.get(&e.file).is_some_and(|&c| e.offset >= c))
+            })
+            .copied()
+            .collect();
+        drop(map);
+        tracing::warn!(
+            blocks = lost.len(),
+            "rolled back uncommitted blocks after a write failure"
+        );
+        self.remove_entries(st, &lost);
+    }
+
+    /// Makes every block put so far durable: data synced, then the index committed.
+    pub fn commit(&self) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        self.commit_locked(&mut st)
+    }
+
+    fn commit_locked(&self, st: &mut State) -> Result<(), StoreError> {
+        if let Err(e) = self.sync_data(st) {
+            self.rollback(st);
+            return Err(e);
+        }
+        let batch = self.batch(st);
+        self.index.commit(&batch)?;
+        st.file_lens.extend(batch.file_lens);
+        for n in &batch.drop_files {
+            st.file_lens.remove(n);
+        }
+        for n in st.adopt.keys() {
+            st.orphans.remove(n);
+        }
+        st.dirty.clear();
+        st.removed.clear();
+        st.rolled.clear();
+        st.adopt.clear();
+        st.drop_files.clear();
+        Ok(())
+    }
+
+    fn sync_data(&self, st: &mut State) -> Result<(), StoreError> {
+        for (n, file, _) in &st.rolled {
+            let path = self.data_dir.join(data_file_name(*n));
+            file.sync_data()
+                .map_err(|e| crate::error::io_error(&path, e))?;
+        }
+        let committed = st
+            .writer
+            .as_ref()
+            .and_then(|w| st.file_lens.get(&w.file_no()).copied());
+        if let Some(w) = st.writer.as_mut() {
+            if Some(w.len()) != committed {
+                w.sync(&self.mark)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Collects the pending index changes.
+    fn batch(&self, st: &State) -> Batch {
+        let map = self.map.read();
+        let cache = self.cache.lock();
+        let put = st
+            .dirty
+            .iter()
+            .filter_map(|id| map.get(id).map(|e| (*id, *e)))
+            .map(|(id, mut e)| {
+                e.hits = cache.hits(&id).unwrap_or(e.hits);
+                (id, e)
+            })
+            .collect();
+        let mut file_lens: BTreeMap<u32, u64> =
+            st.rolled.iter().map(|(n, _, len)| (*n, *len)).collect();
+        file_lens.extend(st.adopt.iter().map(|(n, len)| (*n, *len)));
+        if let Some(w) = &st.writer {
+            file_lens.insert(w.file_no(), w.len());
+        }
+        Batch {
+            put,
+            remove: st.removed.iter().copied().collect(),
+            file_lens,
+            drop_files: st.drop_files.clone(),
+        }
+    }
+
+    /// Current counts.
+    pub fn stats(&self) -> StoreStats {
+        let mut s = StoreStats::default();
+        for e in self.map.read().values() {
+            let len = u64::from(e.len);
+            match e.class {
+                Class::Own => {
+                    s.own_blocks += 1;
+                    s.own_bytes += len;
+                }
+                Class::Cached => {
+                    s.cached_blocks += 1;
+                    s.cached_bytes += len;
+                }
+            }
+            s.pinned_blocks += u64::from(e.pinned);
+        }
+        s.disk_bytes = self
+            .handles
+            .read()
+            .values()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        s
+    }
+}
