@@ -1,6 +1,7 @@
 //! A full disk: puts and commits fail with `NoSpace`, committed blocks survive.
 //!
 //! Needs root to mount a 2 MiB tmpfs; prints a message and passes otherwise.
+#![allow(clippy::unwrap_used)] // tests panic on purpose
 use blockstore::{BlockId, BlockStore, Class, StoreError, StoreOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -59,11 +60,11 @@ fn full_disk_reports_no_space_and_keeps_committed_blocks() {
             failure = Some(e);
             break;
         }
-        if n % 4 == 0 {
-            if let Err(e) = s.commit() {
-                failure = Some(e);
-                break;
-            }
+        if n % 4 == 0
+            && let Err(e) = s.commit()
+        {
+            failure = Some(e);
+            break;
         }
     }
     let e = failure.expect("2 MiB cannot hold 200 blocks of 64 KiB");

@@ -1,4 +1,5 @@
 //! Random put/get/commit/reopen/gc sequences against a HashMap model.
+#![allow(clippy::unwrap_used)] // tests panic on purpose
 use blockstore::{BlockId, BlockStore, Class, StoreError, StoreOptions};
 use proptest::prelude::*;
 use std::collections::{HashMap, HashSet};

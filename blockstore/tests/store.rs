@@ -1,4 +1,5 @@
 //! Block store behaviour through the public API only.
+#![allow(clippy::unwrap_used)] // tests panic on purpose
 use blockstore::{BlockId, BlockStore, Class, StoreError, StoreOptions};
 use std::collections::HashSet;
 use std::fs::OpenOptions;

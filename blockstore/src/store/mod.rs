@@ -388,11 +388,11 @@ impl BlockStore {
         let w = Writer::create(&self.data_dir, n, &self.mark)?;
         st.next_file += 1;
         self.handles.write().insert(n, w.file().clone());
-        if let Some(old) = st.writer.replace(w) {
-            if old.len() != st.committed_len(old.file_no()) {
-                st.rolled
-                    .push((old.file_no(), old.file().clone(), old.len()));
-            }
+        if let Some(old) = st.writer.replace(w)
+            && old.len() != st.committed_len(old.file_no())
+        {
+            st.rolled
+                .push((old.file_no(), old.file().clone(), old.len()));
         }
         Ok(())
     }
@@ -475,10 +475,10 @@ impl BlockStore {
             .writer
             .as_ref()
             .and_then(|w| st.file_lens.get(&w.file_no()).copied());
-        if let Some(w) = st.writer.as_mut() {
-            if Some(w.len()) != committed {
-                w.sync(&self.mark)?;
-            }
+        if let Some(w) = st.writer.as_mut()
+            && Some(w.len()) != committed
+        {
+            w.sync(&self.mark)?;
         }
         Ok(())
     }
