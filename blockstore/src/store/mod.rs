@@ -11,17 +11,21 @@
 //! uncommitted block back (they must be put again); a failed index commit keeps them
 //! pending for the next commit.
 mod cache;
+mod commit;
 mod files;
 mod fsck;
 mod gc;
 mod index;
+mod types;
 mod writer;
 
-use crate::format::{Entry, FILE_HEADER_LEN, MAX_BLOCK_LEN, RECORD_HEADER_LEN, data_file_name};
+pub use types::{Class, FsckReport, GcStats, StoreOptions, StoreStats};
+
+use crate::format::{Entry, FILE_HEADER_LEN, MAX_BLOCK_LEN, data_file_name};
 use crate::{BlockId, StoreError};
 use cache::Cache;
 use files::open_data_files;
-use index::{Batch, Index};
+use index::Index;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
@@ -29,74 +33,6 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use writer::{FlushMark, Writer};
-
-/// Storage class of a block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Class {
-    /// Our own data: kept until GC finds it unreachable.
-    Own,
-    /// Someone else's block fetched for reading: LRU-evicted under the cache quota.
-    Cached,
-}
-
-/// Options for [`BlockStore::open`].
-#[derive(Clone, Debug)]
-pub struct StoreOptions {
-    /// Byte quota for [`Class::Cached`] blocks.
-    pub cache_quota: u64,
-    /// A data file is closed and a new one started past this size.
-    pub data_file_size: u64,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            cache_quota: 1 << 30,
-            data_file_size: 1 << 30,
-        }
-    }
-}
-
-/// Counts reported by [`BlockStore::stats`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Blocks of class Own.
-    pub own_blocks: u64,
-    /// Bytes of class Own.
-    pub own_bytes: u64,
-    /// Blocks of class Cached.
-    pub cached_blocks: u64,
-    /// Bytes of class Cached.
-    pub cached_bytes: u64,
-    /// Pinned blocks (any class).
-    pub pinned_blocks: u64,
-    /// Bytes the data files take on disk.
-    pub disk_bytes: u64,
-}
-
-/// Result of [`BlockStore::gc`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GcStats {
-    /// Blocks deleted.
-    pub blocks_removed: u64,
-    /// Bytes of blocks deleted.
-    pub bytes_removed: u64,
-    /// Bytes of disk space returned by compaction.
-    pub bytes_reclaimed: u64,
-}
-
-/// Result of [`BlockStore::fsck`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FsckReport {
-    /// Blocks read and verified.
-    pub blocks_checked: u64,
-    /// Blocks whose bytes do not match their id.
-    pub corrupt: Vec<BlockId>,
-    /// Index entries pointing outside the data files.
-    pub dangling: Vec<BlockId>,
-    /// Index entries rebuilt from data files (repair mode).
-    pub repaired: u64,
-}
 
 /// Mutable bookkeeping, behind one mutex.
 struct State {
@@ -345,168 +281,6 @@ impl BlockStore {
         if !gone.is_empty() {
             tracing::debug!(blocks = gone.len(), "evicted cached blocks");
             self.remove_entries(st, &gone);
-        }
-    }
-
-    /// Appends a record, rolling to a new file when needed; rolls back on failure.
-    fn append(&self, st: &mut State, id: &BlockId, data: &[u8]) -> Result<(u32, u64), StoreError> {
-        let res = self.try_append(st, id, data);
-        if res.is_err() {
-            self.rollback(st);
-        }
-        res
-    }
-
-    fn try_append(
-        &self,
-        st: &mut State,
-        id: &BlockId,
-        data: &[u8],
-    ) -> Result<(u32, u64), StoreError> {
-        let need = RECORD_HEADER_LEN + data.len() as u64;
-        let roll = match &st.writer {
-            None => true,
-            Some(w) => w.len() > FILE_HEADER_LEN && w.len() + need > self.opts.data_file_size,
-        };
-        if roll {
-            self.roll(st)?;
-        }
-        let w = st
-            .writer
-            .as_mut()
-            .ok_or(StoreError::Index("no active data file".into()))?;
-        let offset = w.append(id, data, &self.mark)?;
-        Ok((w.file_no(), offset))
-    }
-
-    /// Closes the active file (kept for the next commit to sync) and starts a new one.
-    fn roll(&self, st: &mut State) -> Result<(), StoreError> {
-        if let Some(w) = st.writer.as_mut() {
-            w.flush(&self.mark)?;
-        }
-        let n = st.next_file;
-        let w = Writer::create(&self.data_dir, n, &self.mark)?;
-        st.next_file += 1;
-        self.handles.write().insert(n, w.file().clone());
-        if let Some(old) = st.writer.replace(w)
-            && old.len() != st.committed_len(old.file_no())
-        {
-            st.rolled
-                .push((old.file_no(), old.file().clone(), old.len()));
-        }
-        Ok(())
-    }
-
-    /// After a failed write or sync: cut every file back to its committed length and forget
-    /// the blocks that lived past it, so the index never points at unsynced bytes.
-    fn rollback(&self, st: &mut State) {
-        let mut cut = HashMap::new();
-        for (n, file, _) in std::mem::take(&mut st.rolled) {
-            let len = st.committed_len(n);
-            if let Err(e) = file.set_len(len) {
-                tracing::warn!(file = n, error = %e, "could not truncate after a failed write");
-            }
-            cut.insert(n, len);
-        }
-        if let Some(w) = st.writer.as_mut() {
-            let len = st
-                .file_lens
-                .get(&w.file_no())
-                .copied()
-                .unwrap_or(FILE_HEADER_LEN);
-            if let Err(e) = w.truncate(len, &self.mark) {
-                tracing::warn!(file = w.file_no(), error = %e, "could not truncate after a failed write");
-            }
-            cut.insert(w.file_no(), len);
-        }
-        let map = self.map.read();
-        let lost: Vec<BlockId> = st
-            .dirty
-            .iter()
-            .filter(|id| {
-                map.get(id)
-                    .is_some_and(|e| cut.get(&e.file).is_some_and(|&c| e.offset >= c))
-            })
-            .copied()
-            .collect();
-        drop(map);
-        tracing::warn!(
-            blocks = lost.len(),
-            "rolled back uncommitted blocks after a write failure"
-        );
-        self.remove_entries(st, &lost);
-    }
-
-    /// Makes every block put so far durable: data synced, then the index committed.
-    pub fn commit(&self) -> Result<(), StoreError> {
-        let mut st = self.state.lock();
-        self.commit_locked(&mut st)
-    }
-
-    fn commit_locked(&self, st: &mut State) -> Result<(), StoreError> {
-        if let Err(e) = self.sync_data(st) {
-            self.rollback(st);
-            return Err(e);
-        }
-        let batch = self.batch(st);
-        self.index.commit(&batch)?;
-        st.file_lens.extend(batch.file_lens);
-        for n in &batch.drop_files {
-            st.file_lens.remove(n);
-        }
-        for n in st.adopt.keys() {
-            st.orphans.remove(n);
-        }
-        st.dirty.clear();
-        st.removed.clear();
-        st.rolled.clear();
-        st.adopt.clear();
-        st.drop_files.clear();
-        Ok(())
-    }
-
-    fn sync_data(&self, st: &mut State) -> Result<(), StoreError> {
-        for (n, file, _) in &st.rolled {
-            let path = self.data_dir.join(data_file_name(*n));
-            file.sync_data()
-                .map_err(|e| crate::error::io_error(&path, e))?;
-        }
-        let committed = st
-            .writer
-            .as_ref()
-            .and_then(|w| st.file_lens.get(&w.file_no()).copied());
-        if let Some(w) = st.writer.as_mut()
-            && Some(w.len()) != committed
-        {
-            w.sync(&self.mark)?;
-        }
-        Ok(())
-    }
-
-    /// Collects the pending index changes.
-    fn batch(&self, st: &State) -> Batch {
-        let map = self.map.read();
-        let cache = self.cache.lock();
-        let put = st
-            .dirty
-            .iter()
-            .filter_map(|id| map.get(id).map(|e| (*id, *e)))
-            .map(|(id, mut e)| {
-                e.hits = cache.hits(&id).unwrap_or(e.hits);
-                (id, e)
-            })
-            .collect();
-        let mut file_lens: BTreeMap<u32, u64> =
-            st.rolled.iter().map(|(n, _, len)| (*n, *len)).collect();
-        file_lens.extend(st.adopt.iter().map(|(n, len)| (*n, *len)));
-        if let Some(w) = &st.writer {
-            file_lens.insert(w.file_no(), w.len());
-        }
-        Batch {
-            put,
-            remove: st.removed.iter().copied().collect(),
-            file_lens,
-            drop_files: st.drop_files.clone(),
         }
     }
 
