@@ -10,6 +10,7 @@ use crate::error::io_error;
 use crate::format::{FILE_HEADER_LEN, RECORD_HEADER_LEN, data_file_name};
 use crate::{BlockId, StoreError};
 use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
 
 impl BlockStore {
     /// Appends a record, rolling to a new file when needed; rolls back on failure.
@@ -56,6 +57,7 @@ impl BlockStore {
         let n = st.next_file;
         let w = Writer::create(&self.data_dir, n, &self.mark)?;
         st.next_file += 1;
+        st.new_file = true;
         self.handles.write().insert(n, w.file().clone());
         if let Some(old) = st.writer.replace(w)
             && old.len() != st.committed_len(old.file_no())
@@ -147,6 +149,12 @@ impl BlockStore {
             && Some(w.len()) != committed
         {
             w.sync(&self.mark)?;
+        }
+        if st.new_file {
+            // A new file's directory entry must be durable before the index names it.
+            let dir = File::open(&self.data_dir).map_err(|e| io_error(&self.data_dir, e))?;
+            dir.sync_all().map_err(|e| io_error(&self.data_dir, e))?;
+            st.new_file = false;
         }
         Ok(())
     }

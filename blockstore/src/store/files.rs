@@ -117,3 +117,44 @@ pub(super) fn open_data_files(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::encode_file_header;
+
+    #[test]
+    fn orphans_are_kept_and_committed_tails_cut() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut f0 = encode_file_header(0).to_vec();
+        f0.extend_from_slice(&[5u8; 100]);
+        std::fs::write(tmp.path().join("00000000.blk"), &f0).unwrap();
+        std::fs::write(tmp.path().join("00000004.blk"), encode_file_header(4)).unwrap();
+        std::fs::write(tmp.path().join("00000007.blk"), b"junk").unwrap();
+        std::fs::write(tmp.path().join("notes.txt"), b"ignored").unwrap();
+        let lens = BTreeMap::from([(0, 40)]);
+        let files = open_data_files(tmp.path(), &lens).unwrap();
+        assert_eq!(
+            std::fs::metadata(tmp.path().join("00000000.blk"))
+                .unwrap()
+                .len(),
+            40
+        );
+        assert_eq!(files.orphans, BTreeSet::from([4]));
+        assert!(!files.handles.contains_key(&7));
+        assert_eq!(files.next_file, 8);
+        assert!(
+            tmp.path().join("00000007.blk").exists(),
+            "unknown files are never deleted"
+        );
+    }
+
+    #[test]
+    fn committed_file_with_wrong_number_is_a_format_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("00000001.blk"), encode_file_header(2)).unwrap();
+        let lens = BTreeMap::from([(1, 32)]);
+        let err = open_data_files(tmp.path(), &lens).err();
+        assert!(matches!(err, Some(StoreError::Format { .. })));
+    }
+}

@@ -53,6 +53,8 @@ struct State {
     /// Unindexed files found at open.
     orphans: BTreeSet<u32>,
     next_file: u32,
+    /// A data file was created since the last commit: the directory needs an fsync too.
+    new_file: bool,
 }
 
 impl State {
@@ -105,6 +107,7 @@ impl BlockStore {
             drop_files: BTreeSet::new(),
             orphans: files.orphans,
             next_file: files.next_file,
+            new_file: false,
         };
         let store = BlockStore {
             dir: dir.to_owned(),

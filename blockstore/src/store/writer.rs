@@ -187,3 +187,56 @@ impl Writer {
         self.file.set_len(len).map_err(|e| io_error(&self.path, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{decode_file_header, decode_record_header};
+
+    #[test]
+    fn small_records_are_buffered_large_ones_written_through() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mark = FlushMark::new();
+        let mut w = Writer::create(tmp.path(), 3, &mark).unwrap();
+        let small = vec![7u8; 1000];
+        let at = w.append(&BlockId::of(&small), &small, &mark).unwrap();
+        assert_eq!(at, FILE_HEADER_LEN);
+        assert!(mark.maybe_buffered(3, at + RECORD_HEADER_LEN + 1000));
+        let big = vec![9u8; BUF_CAP];
+        let at2 = w.append(&BlockId::of(&big), &big, &mark).unwrap();
+        assert_eq!(at2, at + RECORD_HEADER_LEN + 1000);
+        assert!(!mark.maybe_buffered(3, w.len()));
+        let bytes = std::fs::read(tmp.path().join("00000003.blk")).unwrap();
+        assert_eq!(bytes.len() as u64, w.len());
+        let mut fh = [0u8; FILE_HEADER_LEN as usize];
+        fh.copy_from_slice(&bytes[..32]);
+        assert_eq!(decode_file_header(&fh), Ok(3));
+        let mut rh = [0u8; RECORD_HEADER_LEN as usize];
+        rh.copy_from_slice(&bytes[at2 as usize..at2 as usize + 48]);
+        assert_eq!(decode_record_header(&rh).unwrap().id, BlockId::of(&big));
+    }
+
+    #[test]
+    fn truncate_drops_buffer_and_tail() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mark = FlushMark::new();
+        let mut w = Writer::create(tmp.path(), 0, &mark).unwrap();
+        let data = vec![1u8; 100];
+        w.append(&BlockId::of(&data), &data, &mark).unwrap();
+        w.sync(&mark).unwrap();
+        let keep = w.len();
+        w.append(&BlockId::of(b"x"), b"x", &mark).unwrap();
+        w.truncate(keep, &mark).unwrap();
+        w.flush(&mark).unwrap();
+        assert_eq!(
+            std::fs::metadata(tmp.path().join("00000000.blk"))
+                .unwrap()
+                .len(),
+            keep
+        );
+        assert!(
+            Writer::create(tmp.path(), 0, &mark).is_err(),
+            "never overwrite a file"
+        );
+    }
+}
