@@ -25,6 +25,7 @@ enum Op {
     Commit,
     Reopen,
     Gc(u32),
+    Pin(u8),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -34,6 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Commit),
         1 => Just(Op::Reopen),
         1 => any::<u32>().prop_map(Op::Gc),
+        1 => (0u8..24).prop_map(Op::Pin),
     ]
 }
 
@@ -49,11 +51,20 @@ fn open(dir: &Path) -> BlockStore {
 struct Model {
     committed: HashMap<u8, Vec<u8>>,
     pending: HashMap<u8, Vec<u8>>,
+    /// Pins that reached the index.
+    pins: HashSet<u8>,
+    /// Pins since the last commit: lost on reopen.
+    pending_pins: HashSet<u8>,
 }
 
 impl Model {
     fn get(&self, k: u8) -> Option<&Vec<u8>> {
         self.committed.get(&k).or_else(|| self.pending.get(&k))
+    }
+
+    fn commit(&mut self) {
+        self.committed.extend(self.pending.drain());
+        self.pins.extend(self.pending_pins.drain());
     }
 }
 
@@ -77,21 +88,32 @@ fn run(ops: Vec<Op>) {
             },
             Op::Commit => {
                 store.commit().unwrap();
-                model.committed.extend(model.pending.drain());
+                model.commit();
             }
             Op::Reopen => {
                 drop(store);
                 store = open(tmp.path());
                 model.pending.clear();
+                model.pending_pins.clear();
             }
+            Op::Pin(k) => match (model.get(k).is_some(), store.pin(&BlockId::of(&block(k)))) {
+                (true, Ok(())) => {
+                    model.pending_pins.insert(k);
+                }
+                (false, Err(StoreError::NotFound(_))) => {}
+                (want, got) => panic!("pin {k}: model has it {want}, store {got:?}"),
+            },
             Op::Gc(mask) => {
                 let live: HashSet<BlockId> = (0u8..24)
                     .filter(|k| mask & (1 << k) != 0)
                     .map(|k| BlockId::of(&block(k)))
                     .collect();
                 store.gc(&live).unwrap();
-                model.committed.extend(model.pending.drain());
-                model.committed.retain(|k, _| mask & (1 << k) != 0);
+                model.commit();
+                let pins = model.pins.clone();
+                model
+                    .committed
+                    .retain(|k, _| mask & (1 << k) != 0 || pins.contains(k));
             }
         }
     }
@@ -103,6 +125,7 @@ fn run(ops: Vec<Op>) {
             model.committed.contains_key(&k)
         );
     }
+    assert_eq!(store.stats().pinned_blocks, model.pins.len() as u64);
     let report = store.fsck(false).unwrap();
     assert!(
         report.corrupt.is_empty() && report.dangling.is_empty(),

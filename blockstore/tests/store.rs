@@ -334,3 +334,29 @@ fn concurrent_readers_and_a_writer() {
         }
     });
 }
+
+#[test]
+fn put_batch_matches_put() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = BlockStore::open(tmp.path(), opts()).unwrap();
+    let blocks: Vec<Vec<u8>> = (0..10).map(|n| block(n, 1000 * n as usize)).collect();
+    let refs: Vec<&[u8]> = blocks.iter().map(Vec::as_slice).collect();
+    let ids = s.put_batch(&refs, Class::Own).unwrap();
+    assert_eq!(
+        ids,
+        blocks.iter().map(|b| BlockId::of(b)).collect::<Vec<_>>()
+    );
+    let again = s.put_batch(&refs[..3], Class::Own).unwrap();
+    assert_eq!(again, ids[..3]);
+    s.commit().unwrap();
+    drop(s);
+    let s = BlockStore::open(tmp.path(), opts()).unwrap();
+    for (id, data) in ids.iter().zip(&blocks) {
+        assert_eq!(s.get(id).unwrap(), *data);
+    }
+    let huge = vec![0u8; blockstore::MAX_BLOCK_LEN + 1];
+    assert!(matches!(
+        s.put(&huge, Class::Own),
+        Err(StoreError::TooLarge(_))
+    ));
+}

@@ -13,6 +13,7 @@ const COMPACT_LIVE_PERCENT: u64 = 50;
 
 impl BlockStore {
     /// Deletes every Own block that is neither in `live` nor pinned, and compacts data files.
+    /// Commits everything put so far as a side effect.
     pub fn gc(&self, live: &HashSet<BlockId>) -> Result<GcStats, StoreError> {
         let mut st = self.state.lock();
         let mut stats = GcStats::default();

@@ -147,22 +147,51 @@ impl BlockStore {
 
     /// Stores `data`, returning its id. Idempotent; a block stored as Cached and put again as
     /// Own becomes Own. Not durable until [`BlockStore::commit`].
+    ///
+    /// On [`StoreError::NoSpace`] or another write error, every block put since the last
+    /// successful commit is discarded (the index never points at bytes that were not
+    /// written); put them again once space is available.
     pub fn put(&self, data: &[u8], class: Class) -> Result<BlockId, StoreError> {
         if data.len() > MAX_BLOCK_LEN {
             return Err(StoreError::TooLarge(data.len()));
         }
         let id = BlockId::of(data);
         let mut st = self.state.lock();
+        self.put_hashed(&mut st, id, data, class)?;
+        Ok(id)
+    }
+
+    /// Stores several blocks under one lock acquisition; hashing happens before the lock is
+    /// taken. Same semantics as calling [`BlockStore::put`] for each, in order.
+    pub fn put_batch(&self, blocks: &[&[u8]], class: Class) -> Result<Vec<BlockId>, StoreError> {
+        if let Some(big) = blocks.iter().find(|b| b.len() > MAX_BLOCK_LEN) {
+            return Err(StoreError::TooLarge(big.len()));
+        }
+        let ids: Vec<BlockId> = blocks.iter().map(|b| BlockId::of(b)).collect();
+        let mut st = self.state.lock();
+        for (id, data) in ids.iter().zip(blocks) {
+            self.put_hashed(&mut st, *id, data, class)?;
+        }
+        Ok(ids)
+    }
+
+    fn put_hashed(
+        &self,
+        st: &mut State,
+        id: BlockId,
+        data: &[u8],
+        class: Class,
+    ) -> Result<(), StoreError> {
         let existing = self.map.read().get(&id).copied();
         if let Some(e) = existing {
             if class == Class::Own && e.class == Class::Cached {
-                self.update(&mut st, &id, |e| e.class = Class::Own);
+                self.update(st, &id, |e| e.class = Class::Own);
                 self.cache.lock().remove(&id);
             }
-            return Ok(id);
+            return Ok(());
         }
-        let (file, offset) = self.append(&mut st, &id, data)?;
-        let len = data.len() as u32; // bounded by MAX_BLOCK_LEN above
+        let (file, offset) = self.append(st, &id, data)?;
+        let len = data.len() as u32; // bounded by MAX_BLOCK_LEN
         let entry = Entry {
             file,
             offset,
@@ -175,9 +204,9 @@ impl BlockStore {
         st.dirty.insert(id);
         if class == Class::Cached {
             self.cache.lock().insert(id, u64::from(len), 0);
-            self.evict(&mut st);
+            self.evict(st);
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Returns the verified bytes of `id`.
