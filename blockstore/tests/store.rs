@@ -360,3 +360,9 @@ fn put_batch_matches_put() {
         Err(StoreError::TooLarge(_))
     ));
 }
+
+#[test]
+fn store_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<BlockStore>();
+}

@@ -10,7 +10,7 @@ pub enum Class {
     Cached,
 }
 
-/// Options for [`BlockStore::open`].
+/// Options for [`crate::BlockStore::open`].
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
     /// Byte quota for [`Class::Cached`] blocks.
@@ -28,7 +28,7 @@ impl Default for StoreOptions {
     }
 }
 
-/// Counts reported by [`BlockStore::stats`].
+/// Counts reported by [`crate::BlockStore::stats`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
     /// Blocks of class Own.
@@ -45,7 +45,7 @@ pub struct StoreStats {
     pub disk_bytes: u64,
 }
 
-/// Result of [`BlockStore::gc`].
+/// Result of [`crate::BlockStore::gc`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GcStats {
     /// Blocks deleted.
@@ -56,7 +56,7 @@ pub struct GcStats {
     pub bytes_reclaimed: u64,
 }
 
-/// Result of [`BlockStore::fsck`].
+/// Result of [`crate::BlockStore::fsck`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FsckReport {
     /// Blocks read and verified.
