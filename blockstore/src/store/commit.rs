@@ -120,6 +120,10 @@ impl BlockStore {
             return Err(e);
         }
         let batch = self.batch(st);
+        if Self::is_noop(st, &batch) {
+            // Nothing changed: spare the index a durable transaction (an fsync).
+            return Ok(());
+        }
         self.index.commit(&batch)?;
         st.file_lens.extend(batch.file_lens);
         for n in &batch.drop_files {
@@ -134,6 +138,16 @@ impl BlockStore {
         st.adopt.clear();
         st.drop_files.clear();
         Ok(())
+    }
+
+    pub(super) fn is_noop(st: &State, batch: &Batch) -> bool {
+        batch.put.is_empty()
+            && batch.remove.is_empty()
+            && batch.drop_files.is_empty()
+            && batch
+                .file_lens
+                .iter()
+                .all(|(n, len)| st.file_lens.get(n) == Some(len))
     }
 
     fn sync_data(&self, st: &mut State) -> Result<(), StoreError> {
@@ -160,7 +174,7 @@ impl BlockStore {
     }
 
     /// Collects the pending index changes.
-    fn batch(&self, st: &State) -> Batch {
+    pub(super) fn batch(&self, st: &State) -> Batch {
         let map = self.map.read();
         let cache = self.cache.lock();
         let put = st

@@ -343,3 +343,46 @@ impl BlockStore {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> BlockStore {
+        let opts = StoreOptions {
+            cache_quota: 1 << 20,
+            data_file_size: 64 << 10,
+        };
+        BlockStore::open(dir, opts).unwrap()
+    }
+
+    #[test]
+    fn buffered_records_are_readable_before_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = open(tmp.path());
+        let id = s.put(b"small", Class::Own).unwrap();
+        let e = s.map.read()[&id];
+        assert!(s.mark.maybe_buffered(e.file, e.data_offset() + 5));
+        assert_eq!(s.get(&id).unwrap(), b"small");
+        assert!(!s.mark.maybe_buffered(e.file, e.data_offset() + 5));
+    }
+
+    #[test]
+    fn commit_records_rolled_files_and_empty_commit_is_a_noop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = open(tmp.path());
+        for n in 0..10u8 {
+            s.put(&[n; 20_000], Class::Own).unwrap();
+        }
+        s.commit().unwrap();
+        let lens = s.state.lock().file_lens.clone();
+        assert!(lens.len() >= 3, "{lens:?}");
+        for (n, len) in &lens {
+            let path = tmp.path().join("data").join(data_file_name(*n));
+            assert_eq!(std::fs::metadata(path).unwrap().len(), *len);
+        }
+        let st = s.state.lock();
+        assert!(st.dirty.is_empty() && st.removed.is_empty() && st.rolled.is_empty());
+        assert!(BlockStore::is_noop(&st, &s.batch(&st)));
+    }
+}
