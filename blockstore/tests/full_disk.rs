@@ -57,6 +57,10 @@ fn full_disk_reports_no_space_and_keeps_committed_blocks() {
     let mut failure = None;
     for n in 4..200 {
         if let Err(e) = s.put(&block(n), Class::Own) {
+            assert!(
+                !s.has(&BlockId::of(&block(n))).unwrap(),
+                "a failed put is not indexed"
+            );
             failure = Some(e);
             break;
         }
@@ -73,6 +77,8 @@ fn full_disk_reports_no_space_and_keeps_committed_blocks() {
     for (n, id) in &committed {
         assert_eq!(s.get(id).unwrap(), block(*n));
     }
+    // Still usable: a commit now has nothing unsynced left to lose.
+    s.commit().unwrap();
     drop(s);
 
     let s = BlockStore::open(&dir, opts).unwrap();
