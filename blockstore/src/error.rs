@@ -1,7 +1,10 @@
 //! Errors of the block store. Variants carry the block or file they concern; `is_transient`
 //! tells callers whether a retry can help.
+//!
+//! Rules: every `io::Error` is mapped through [`io_error`] so that a full disk is always
+//! [`StoreError::NoSpace`]; every redb error goes through [`index_error`].
 use crate::BlockId;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong in the block store.
 #[derive(Debug, thiserror::Error)]
@@ -50,5 +53,25 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::NoSpace(_))
             || matches!(self, StoreError::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted)
+    }
+}
+
+/// Maps an I/O error on `path`; ENOSPC becomes [`StoreError::NoSpace`].
+pub(crate) fn io_error(path: &Path, source: std::io::Error) -> StoreError {
+    if source.kind() == std::io::ErrorKind::StorageFull {
+        StoreError::NoSpace(path.to_owned())
+    } else {
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Maps any redb error on the index at `path`.
+pub(crate) fn index_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Io(source) => io_error(path, source),
+        other => StoreError::Index(other.to_string()),
     }
 }

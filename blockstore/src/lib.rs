@@ -8,14 +8,21 @@
 //! - Own blocks stay until [`BlockStore::gc`] finds them unreachable; pinned blocks are never
 //!   collected or evicted; cached blocks live in a hit-counted LRU under a byte quota.
 //!
+//! Layout (see `docs/formats/blockstore.md`): append-only data files `DIR/data/NNNNNNNN.blk`
+//! and a redb index `DIR/index.redb`. The index is mirrored in memory at open, so `get` is a
+//! hash-map lookup, one `pread` and one BLAKE3 pass; redb is written only by `commit`.
+//!
 //! Non-goals: knowing what blocks mean. The store never sees plaintext; callers encrypt.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod error;
+mod format;
 mod id;
 mod store;
 
 pub use error::StoreError;
+pub use format::MAX_BLOCK_LEN;
 pub use id::BlockId;
 pub use store::{BlockStore, Class, FsckReport, GcStats, StoreOptions, StoreStats};
 

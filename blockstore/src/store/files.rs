@@ -1,0 +1,160 @@
+//! Data files at open: header checks, truncation of uncommitted tails, orphans.
+use super::writer::open_rw;
+use crate::StoreError;
+use crate::error::io_error;
+use crate::format::{FILE_HEADER_LEN, data_file_name, decode_file_header, parse_data_file_name};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The data files found at open.
+pub(super) struct DataFiles {
+    /// Open handles of every usable file, committed or orphan.
+    pub(super) handles: HashMap<u32, Arc<File>>,
+    /// Files on disk that the index does not know (left alone until fsck repair adopts them).
+    pub(super) orphans: BTreeSet<u32>,
+    /// One past the highest file number seen anywhere.
+    pub(super) next_file: u32,
+}
+
+/// Lists `NNNNNNNN.blk` files in `data_dir`.
+fn list(data_dir: &Path) -> Result<Vec<u32>, StoreError> {
+    let mut out = Vec::new();
+    let rd = std::fs::read_dir(data_dir).map_err(|e| io_error(data_dir, e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| io_error(data_dir, e))?;
+        if let Some(n) = ent.file_name().to_str().and_then(parse_data_file_name) {
+            out.push(n);
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Reads and checks the header of data file `n`.
+pub(super) fn check_header(path: &Path, file: &File, n: u32) -> Result<(), StoreError> {
+    let mut h = [0u8; FILE_HEADER_LEN as usize];
+    let bad = |reason| StoreError::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    match file.read_exact_at(&mut h, 0) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(bad("data file shorter than its header"));
+        }
+        Err(e) => return Err(io_error(path, e)),
+    }
+    match decode_file_header(&h) {
+        Ok(claimed) if claimed == n => Ok(()),
+        Ok(_) => Err(bad("data file number does not match its name")),
+        Err(reason) => Err(bad(reason)),
+    }
+}
+
+/// Cuts a committed file back to its committed length: anything past it was never
+/// acknowledged (a torn or uncommitted tail).
+fn truncate_tail(path: &Path, file: &File, committed: u64) -> Result<(), StoreError> {
+    let actual = file.metadata().map_err(|e| io_error(path, e))?.len();
+    if actual > committed {
+        tracing::warn!(
+            file = %path.display(), committed, actual,
+            "cutting uncommitted tail of data file"
+        );
+        file.set_len(committed).map_err(|e| io_error(path, e))?;
+        file.sync_all().map_err(|e| io_error(path, e))?;
+    } else if actual < committed {
+        tracing::error!(
+            file = %path.display(), committed, actual,
+            "data file is shorter than committed; run fsck"
+        );
+    }
+    Ok(())
+}
+
+/// Opens every data file: committed ones are checked and truncated (a bad header is a
+/// [`StoreError::Format`]); unknown ones become orphans, never written or deleted here.
+pub(super) fn open_data_files(
+    data_dir: &Path,
+    file_lens: &BTreeMap<u32, u64>,
+) -> Result<DataFiles, StoreError> {
+    let on_disk = list(data_dir)?;
+    let mut out = DataFiles {
+        handles: HashMap::new(),
+        orphans: BTreeSet::new(),
+        next_file: 0,
+    };
+    for &n in &on_disk {
+        out.next_file = out.next_file.max(n.saturating_add(1));
+        let path = data_dir.join(data_file_name(n));
+        let file = open_rw(&path, false)?;
+        match file_lens.get(&n) {
+            Some(&committed) => {
+                check_header(&path, &file, n)?;
+                truncate_tail(&path, &file, committed)?;
+            }
+            None => match check_header(&path, &file, n) {
+                Ok(()) => {
+                    tracing::warn!(file = %path.display(), "data file not in the index; fsck --repair adopts it");
+                    out.orphans.insert(n);
+                }
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "ignoring unindexed data file");
+                    continue;
+                }
+            },
+        }
+        out.handles.insert(n, Arc::new(file));
+    }
+    for (&n, _) in file_lens
+        .iter()
+        .filter(|(n, _)| !out.handles.contains_key(n))
+    {
+        tracing::error!(file = n, "committed data file is missing; run fsck");
+        out.next_file = out.next_file.max(n.saturating_add(1));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::encode_file_header;
+
+    #[test]
+    fn orphans_are_kept_and_committed_tails_cut() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut f0 = encode_file_header(0).to_vec();
+        f0.extend_from_slice(&[5u8; 100]);
+        std::fs::write(tmp.path().join("00000000.blk"), &f0).unwrap();
+        std::fs::write(tmp.path().join("00000004.blk"), encode_file_header(4)).unwrap();
+        std::fs::write(tmp.path().join("00000007.blk"), b"junk").unwrap();
+        std::fs::write(tmp.path().join("notes.txt"), b"ignored").unwrap();
+        let lens = BTreeMap::from([(0, 40)]);
+        let files = open_data_files(tmp.path(), &lens).unwrap();
+        assert_eq!(
+            std::fs::metadata(tmp.path().join("00000000.blk"))
+                .unwrap()
+                .len(),
+            40
+        );
+        assert_eq!(files.orphans, BTreeSet::from([4]));
+        assert!(!files.handles.contains_key(&7));
+        assert_eq!(files.next_file, 8);
+        assert!(
+            tmp.path().join("00000007.blk").exists(),
+            "unknown files are never deleted"
+        );
+    }
+
+    #[test]
+    fn committed_file_with_wrong_number_is_a_format_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("00000001.blk"), encode_file_header(2)).unwrap();
+        let lens = BTreeMap::from([(1, 32)]);
+        let err = open_data_files(tmp.path(), &lens).err();
+        assert!(matches!(err, Some(StoreError::Format { .. })));
+    }
+}

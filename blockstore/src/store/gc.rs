@@ -1,0 +1,125 @@
+//! Garbage collection and compaction of data files.
+//!
+//! Compaction copies the live records of a sparse file to the active file, commits (data
+//! synced, index pointing at the copies, the old file forgotten) and only then deletes the
+//! old file, so a crash at any point leaves every committed block readable.
+use super::{BlockStore, State};
+use crate::format::{Entry, FILE_HEADER_LEN, data_file_name};
+use crate::{BlockId, Class, GcStats, StoreError};
+use std::collections::{HashMap, HashSet};
+
+/// A file is compacted when its live bytes are below this fraction (in percent) of its body.
+const COMPACT_LIVE_PERCENT: u64 = 50;
+
+impl BlockStore {
+    /// Deletes every Own block that is neither in `live` nor pinned, and compacts data files.
+    /// Commits everything put so far as a side effect.
+    pub fn gc(&self, live: &HashSet<BlockId>) -> Result<GcStats, StoreError> {
+        let mut st = self.state.lock();
+        let mut stats = GcStats::default();
+        let dead: Vec<BlockId> = self
+            .map
+            .read()
+            .iter()
+            .filter(|(id, e)| e.class == Class::Own && !e.pinned && !live.contains(id))
+            .map(|(id, e)| {
+                stats.blocks_removed += 1;
+                stats.bytes_removed += u64::from(e.len);
+                *id
+            })
+            .collect();
+        self.remove_entries(&mut st, &dead);
+        self.commit_locked(&mut st)?;
+        stats.bytes_reclaimed = self.compact(&mut st)?;
+        tracing::info!(?stats, "gc done");
+        Ok(stats)
+    }
+
+    /// Committed files, other than the active one, whose live bytes are below the threshold.
+    fn compaction_candidates(&self, st: &State) -> Vec<u32> {
+        let active = st.writer.as_ref().map(|w| w.file_no());
+        let mut live: HashMap<u32, u64> = HashMap::new();
+        for e in self.map.read().values() {
+            *live.entry(e.file).or_default() += e.record_len();
+        }
+        st.file_lens
+            .iter()
+            .filter(|(n, _)| Some(**n) != active)
+            .filter(|(n, len)| {
+                let body = len.saturating_sub(FILE_HEADER_LEN);
+                let live = live.get(n).copied().unwrap_or(0);
+                body > 0 && live * 100 < body * COMPACT_LIVE_PERCENT
+            })
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// Compacts sparse files; returns the bytes freed on disk.
+    fn compact(&self, st: &mut State) -> Result<u64, StoreError> {
+        let files = self.compaction_candidates(st);
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let reclaimed: u64 = files.iter().filter_map(|n| st.file_lens.get(n)).sum();
+        let mut moved = Vec::new();
+        let res = self.move_live(st, &files, &mut moved).and_then(|()| {
+            st.drop_files.extend(files.iter().copied());
+            self.commit_locked(st)
+        });
+        if let Err(e) = res {
+            // The originals are still committed where they were.
+            st.drop_files.clear();
+            let mut map = self.map.write();
+            for (id, old) in moved {
+                map.insert(id, old);
+                st.removed.remove(&id);
+            }
+            return Err(e);
+        }
+        for n in files {
+            self.handles.write().remove(&n);
+            let path = self.data_dir.join(data_file_name(n));
+            if let Err(e) = std::fs::remove_file(&path) {
+                tracing::warn!(file = %path.display(), error = %e, "could not delete compacted file");
+            }
+        }
+        Ok(reclaimed)
+    }
+
+    /// Copies every live record of `files` to the active file and repoints its entry.
+    fn move_live(
+        &self,
+        st: &mut State,
+        files: &[u32],
+        moved: &mut Vec<(BlockId, Entry)>,
+    ) -> Result<(), StoreError> {
+        let set: HashSet<u32> = files.iter().copied().collect();
+        let mut todo: Vec<(BlockId, Entry)> = self
+            .map
+            .read()
+            .iter()
+            .filter(|(_, e)| set.contains(&e.file))
+            .map(|(id, e)| (*id, *e))
+            .collect();
+        todo.sort_by_key(|(_, e)| (e.file, e.offset));
+        for (id, old) in todo {
+            let handle = self.handles.read().get(&old.file).cloned();
+            let data = match handle.map(|f| self.read_verified(&id, &old, &f)) {
+                Some(Ok(data)) => data,
+                // Corrupt or missing: do not propagate; fsck reports it, the entry goes.
+                Some(Err(StoreError::Corrupt { .. })) | None => {
+                    self.remove_entries(st, &[id]);
+                    continue;
+                }
+                Some(Err(e)) => return Err(e),
+            };
+            let (file, offset) = self.append(st, &id, &data)?;
+            self.update(st, &id, |e| {
+                e.file = file;
+                e.offset = offset;
+            });
+            moved.push((id, old));
+        }
+        Ok(())
+    }
+}

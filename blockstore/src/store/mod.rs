@@ -1,0 +1,388 @@
+//! The store: append-only data files under `DIR/data/`, a redb index at `DIR/index.redb`.
+//!
+//! Concurrency: the whole index is mirrored in memory (`map`, behind an `RwLock`), so `get`
+//! and `has` never touch redb. Every mutation takes the `state` mutex (writer, pending
+//! changes, file bookkeeping); `get` only takes it when the record it wants still sits in
+//! the write buffer. Lock order: `state` → `map` → `cache`; `handles` is never held with
+//! another lock.
+//!
+//! Durability: `commit` syncs every data file written since the last commit, then commits
+//! the index in one durable redb transaction. A failed data write or sync rolls every
+//! uncommitted block back (they must be put again); a failed index commit keeps them
+//! pending for the next commit.
+mod cache;
+mod commit;
+mod files;
+mod fsck;
+mod gc;
+mod index;
+mod types;
+mod writer;
+
+pub use types::{Class, FsckReport, GcStats, StoreOptions, StoreStats};
+
+use crate::format::{Entry, FILE_HEADER_LEN, MAX_BLOCK_LEN, data_file_name};
+use crate::{BlockId, StoreError};
+use cache::Cache;
+use files::open_data_files;
+use index::Index;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use writer::{FlushMark, Writer};
+
+/// Mutable bookkeeping, behind one mutex.
+struct State {
+    /// The file new records go to; `None` until the first write after open.
+    writer: Option<Writer>,
+    /// Ids whose index entry changed since the last commit.
+    dirty: HashSet<BlockId>,
+    /// Ids deleted since the last commit.
+    removed: HashSet<BlockId>,
+    /// Committed length of every indexed data file.
+    file_lens: BTreeMap<u32, u64>,
+    /// Files rolled away from since the last commit: still to be synced and recorded.
+    rolled: Vec<(u32, Arc<File>, u64)>,
+    /// Orphan files adopted by fsck repair, recorded at the next commit.
+    adopt: BTreeMap<u32, u64>,
+    /// Files compacted away, forgotten at the next commit and then deleted.
+    drop_files: BTreeSet<u32>,
+    /// Unindexed files found at open.
+    orphans: BTreeSet<u32>,
+    next_file: u32,
+    /// A data file was created since the last commit: the directory needs an fsync too.
+    new_file: bool,
+}
+
+impl State {
+    fn committed_len(&self, file: u32) -> u64 {
+        self.file_lens
+            .get(&file)
+            .copied()
+            .unwrap_or(FILE_HEADER_LEN)
+    }
+}
+
+/// A content-addressed block store. `Send + Sync`; all methods take `&self`.
+pub struct BlockStore {
+    dir: PathBuf,
+    data_dir: PathBuf,
+    opts: StoreOptions,
+    index: Index,
+    map: RwLock<HashMap<BlockId, Entry>>,
+    handles: RwLock<HashMap<u32, Arc<File>>>,
+    mark: FlushMark,
+    cache: Mutex<Cache>,
+    state: Mutex<State>,
+}
+
+impl BlockStore {
+    /// Opens (creating if needed) the store in `dir`. Uncommitted tails of data files are cut
+    /// off; a data file with a damaged header is [`StoreError::Format`].
+    pub fn open(dir: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
+        let data_dir = dir.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(|e| crate::error::io_error(&data_dir, e))?;
+        let index = Index::open(&dir.join("index.redb"))?;
+        let loaded = index.load()?;
+        let files = open_data_files(&data_dir, &loaded.file_lens)?;
+        let mark = FlushMark::new();
+        let writer =
+            Self::resume_writer(&data_dir, &loaded.file_lens, &files.handles, &opts, &mark);
+        let mut cache = Cache::new(opts.cache_quota);
+        for (id, e) in &loaded.blocks {
+            if e.class == Class::Cached && !e.pinned {
+                cache.insert(*id, u64::from(e.len), e.hits);
+            }
+        }
+        let state = State {
+            writer,
+            dirty: HashSet::new(),
+            removed: HashSet::new(),
+            file_lens: loaded.file_lens,
+            rolled: Vec::new(),
+            adopt: BTreeMap::new(),
+            drop_files: BTreeSet::new(),
+            orphans: files.orphans,
+            next_file: files.next_file,
+            new_file: false,
+        };
+        let store = BlockStore {
+            dir: dir.to_owned(),
+            data_dir,
+            opts,
+            index,
+            map: RwLock::new(loaded.blocks),
+            handles: RwLock::new(files.handles),
+            mark,
+            cache: Mutex::new(cache),
+            state: Mutex::new(state),
+        };
+        // The quota may have shrunk since the last run.
+        store.evict(&mut store.state.lock());
+        Ok(store)
+    }
+
+    /// Keeps appending to the newest committed file if it has room and is intact.
+    fn resume_writer(
+        data_dir: &Path,
+        file_lens: &BTreeMap<u32, u64>,
+        handles: &HashMap<u32, Arc<File>>,
+        opts: &StoreOptions,
+        mark: &FlushMark,
+    ) -> Option<Writer> {
+        let (&n, &len) = file_lens.last_key_value()?;
+        let file = handles.get(&n)?;
+        let actual = file.metadata().ok()?.len();
+        (len < opts.data_file_size && actual == len)
+            .then(|| Writer::resume(data_dir.join(data_file_name(n)), n, file.clone(), len, mark))
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Stores `data`, returning its id. Idempotent; a block stored as Cached and put again as
+    /// Own becomes Own. Not durable until [`BlockStore::commit`].
+    ///
+    /// On [`StoreError::NoSpace`] or another write error, every block put since the last
+    /// successful commit is discarded (the index never points at bytes that were not
+    /// written); put them again once space is available.
+    pub fn put(&self, data: &[u8], class: Class) -> Result<BlockId, StoreError> {
+        if data.len() > MAX_BLOCK_LEN {
+            return Err(StoreError::TooLarge(data.len()));
+        }
+        let id = BlockId::of(data);
+        let mut st = self.state.lock();
+        self.put_hashed(&mut st, id, data, class)?;
+        Ok(id)
+    }
+
+    /// Stores several blocks under one lock acquisition; hashing happens before the lock is
+    /// taken. Same semantics as calling [`BlockStore::put`] for each, in order.
+    pub fn put_batch(&self, blocks: &[&[u8]], class: Class) -> Result<Vec<BlockId>, StoreError> {
+        if let Some(big) = blocks.iter().find(|b| b.len() > MAX_BLOCK_LEN) {
+            return Err(StoreError::TooLarge(big.len()));
+        }
+        let ids: Vec<BlockId> = blocks.iter().map(|b| BlockId::of(b)).collect();
+        let mut st = self.state.lock();
+        for (id, data) in ids.iter().zip(blocks) {
+            self.put_hashed(&mut st, *id, data, class)?;
+        }
+        Ok(ids)
+    }
+
+    fn put_hashed(
+        &self,
+        st: &mut State,
+        id: BlockId,
+        data: &[u8],
+        class: Class,
+    ) -> Result<(), StoreError> {
+        let existing = self.map.read().get(&id).copied();
+        if let Some(e) = existing {
+            if class == Class::Own && e.class == Class::Cached {
+                self.update(st, &id, |e| e.class = Class::Own);
+                self.cache.lock().remove(&id);
+            }
+            return Ok(());
+        }
+        let (file, offset) = self.append(st, &id, data)?;
+        let len = data.len() as u32; // bounded by MAX_BLOCK_LEN
+        let entry = Entry {
+            file,
+            offset,
+            len,
+            class,
+            pinned: false,
+            hits: 0,
+        };
+        self.map.write().insert(id, entry);
+        st.dirty.insert(id);
+        if class == Class::Cached {
+            self.cache.lock().insert(id, u64::from(len), 0);
+            self.evict(st);
+        }
+        Ok(())
+    }
+
+    /// Returns the verified bytes of `id`.
+    pub fn get(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
+        // Compaction may move the block between reading its entry and opening its file:
+        // then the old file is gone and the entry is read again.
+        for _ in 0..3 {
+            let entry = self.map.read().get(id).copied();
+            let e = entry.ok_or(StoreError::NotFound(*id))?;
+            let handle = self.handles.read().get(&e.file).cloned();
+            let Some(file) = handle else { continue };
+            if self
+                .mark
+                .maybe_buffered(e.file, e.data_offset() + u64::from(e.len))
+            {
+                self.flush_writer()?;
+            }
+            let data = self.read_verified(id, &e, &file)?;
+            if e.class == Class::Cached {
+                self.cache.lock().touch(id);
+            }
+            return Ok(data);
+        }
+        Err(StoreError::NotFound(*id))
+    }
+
+    /// Reads a block's bytes and checks them against `id`.
+    fn read_verified(&self, id: &BlockId, e: &Entry, file: &File) -> Result<Vec<u8>, StoreError> {
+        let mut buf = vec![0u8; e.len as usize];
+        file.read_exact_at(&mut buf, e.data_offset())
+            .map_err(|err| {
+                crate::error::io_error(&self.data_dir.join(data_file_name(e.file)), err)
+            })?;
+        let actual = BlockId::of(&buf);
+        if actual != *id {
+            tracing::error!(block = %id, %actual, file = e.file, offset = e.offset, "corrupt block");
+            return Err(StoreError::Corrupt { id: *id, actual });
+        }
+        Ok(buf)
+    }
+
+    fn flush_writer(&self) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        match st.writer.as_mut() {
+            Some(w) => w.flush(&self.mark),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the block is present.
+    pub fn has(&self, id: &BlockId) -> Result<bool, StoreError> {
+        Ok(self.map.read().contains_key(id))
+    }
+
+    /// Marks a block as never to be collected or evicted.
+    pub fn pin(&self, id: &BlockId) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        let e = self
+            .update(&mut st, id, |e| e.pinned = true)
+            .ok_or(StoreError::NotFound(*id))?;
+        if e.class == Class::Cached {
+            self.cache.lock().remove(id);
+        }
+        Ok(())
+    }
+
+    /// Undoes [`BlockStore::pin`].
+    pub fn unpin(&self, id: &BlockId) -> Result<(), StoreError> {
+        let mut st = self.state.lock();
+        let e = self
+            .update(&mut st, id, |e| e.pinned = false)
+            .ok_or(StoreError::NotFound(*id))?;
+        if e.class == Class::Cached {
+            self.cache.lock().insert(*id, u64::from(e.len), e.hits);
+            self.evict(&mut st);
+        }
+        Ok(())
+    }
+
+    /// Changes an entry and marks it dirty; returns the new entry.
+    fn update(&self, st: &mut State, id: &BlockId, f: impl FnOnce(&mut Entry)) -> Option<Entry> {
+        let mut map = self.map.write();
+        let e = map.get_mut(id)?;
+        f(e);
+        st.dirty.insert(*id);
+        Some(*e)
+    }
+
+    /// Deletes entries from the index (their bytes stay until compaction).
+    fn remove_entries(&self, st: &mut State, ids: &[BlockId]) {
+        let mut map = self.map.write();
+        let mut cache = self.cache.lock();
+        for id in ids {
+            map.remove(id);
+            cache.remove(id);
+            st.dirty.remove(id);
+            st.removed.insert(*id);
+        }
+    }
+
+    /// Evicts Cached blocks while over quota.
+    fn evict(&self, st: &mut State) {
+        let gone = self.cache.lock().evict();
+        if !gone.is_empty() {
+            tracing::debug!(blocks = gone.len(), "evicted cached blocks");
+            self.remove_entries(st, &gone);
+        }
+    }
+
+    /// Current counts.
+    pub fn stats(&self) -> StoreStats {
+        let mut s = StoreStats::default();
+        for e in self.map.read().values() {
+            let len = u64::from(e.len);
+            match e.class {
+                Class::Own => {
+                    s.own_blocks += 1;
+                    s.own_bytes += len;
+                }
+                Class::Cached => {
+                    s.cached_blocks += 1;
+                    s.cached_bytes += len;
+                }
+            }
+            s.pinned_blocks += u64::from(e.pinned);
+        }
+        s.disk_bytes = self
+            .handles
+            .read()
+            .values()
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(dir: &Path) -> BlockStore {
+        let opts = StoreOptions {
+            cache_quota: 1 << 20,
+            data_file_size: 64 << 10,
+        };
+        BlockStore::open(dir, opts).unwrap()
+    }
+
+    #[test]
+    fn buffered_records_are_readable_before_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = open(tmp.path());
+        let id = s.put(b"small", Class::Own).unwrap();
+        let e = s.map.read()[&id];
+        assert!(s.mark.maybe_buffered(e.file, e.data_offset() + 5));
+        assert_eq!(s.get(&id).unwrap(), b"small");
+        assert!(!s.mark.maybe_buffered(e.file, e.data_offset() + 5));
+    }
+
+    #[test]
+    fn commit_records_rolled_files_and_empty_commit_is_a_noop() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = open(tmp.path());
+        for n in 0..10u8 {
+            s.put(&[n; 20_000], Class::Own).unwrap();
+        }
+        s.commit().unwrap();
+        let lens = s.state.lock().file_lens.clone();
+        assert!(lens.len() >= 3, "{lens:?}");
+        for (n, len) in &lens {
+            let path = tmp.path().join("data").join(data_file_name(*n));
+            assert_eq!(std::fs::metadata(path).unwrap().len(), *len);
+        }
+        let st = s.state.lock();
+        assert!(st.dirty.is_empty() && st.removed.is_empty() && st.rolled.is_empty());
+        assert!(BlockStore::is_noop(&st, &s.batch(&st)));
+    }
+}
