@@ -14,6 +14,7 @@ mod unlock;
 mod volume;
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -113,7 +114,8 @@ pub(crate) enum SnapshotCmd {
 
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn,fossa=info,fossa_fs=info,blockstore=info,fossa_net=info",
+        // fuser warns on every external unmount that its own unmount found nothing to do.
+        0 => "warn,fuser::session=error,fossa=info,fossa_fs=info,blockstore=info,fossa_net=info",
         1 => "info,fossa=debug,fossa_fs=debug,blockstore=debug,fossa_net=debug",
         _ => "debug,fossa=trace,fossa_fs=trace,blockstore=trace,fossa_net=trace",
     };
@@ -122,6 +124,7 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
