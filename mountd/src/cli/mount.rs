@@ -76,7 +76,8 @@ fn serve(ctx: &Ctx, dir: &Path, opts: MountOpts, lock: VolumeLock, secret: &Secr
     Ok(())
 }
 
-/// SIGINT, SIGTERM and SIGHUP (terminal closed) unmount DIR; the session then ends and `serve` syncs and returns.
+/// SIGINT, SIGTERM and SIGHUP (terminal closed) unmount DIR; the session then ends and
+/// `serve` syncs and returns.
 fn unmount_on_signal(dir: PathBuf) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
