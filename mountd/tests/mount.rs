@@ -75,3 +75,66 @@ fn daemon_mount_serves_files_and_control_requests() {
     assert_eq!(st["mounted"], false);
     assert_eq!(st["snapshots"], 1);
 }
+
+/// Waits until `mnt` is (or is no longer) a mount point.
+fn wait_mounted(mnt: &Path, want: bool) {
+    let m = mnt.to_str().unwrap();
+    for _ in 0..300 {
+        let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mounted = info.lines().any(|l| l.split(' ').nth(4) == Some(m));
+        if mounted == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{m}: mounted is not {want}");
+}
+
+#[test]
+#[ignore = "needs the fs core (branch core); un-ignore once main has it"]
+fn foreground_mount_auto_inits_and_stops_cleanly() {
+    let d = tempfile::tempdir().unwrap();
+    let (home, mnt) = (d.path().join("h"), d.path().join("m"));
+    std::fs::create_dir(&mnt).unwrap();
+    let _guard = Unmount(mnt.clone());
+    let bin = env!("CARGO_BIN_EXE_fossa");
+    let spawn = || {
+        Command::new(bin)
+            .env_remove("FOSSA_HOME")
+            .env_remove("FOSSA_PASSPHRASE")
+            .arg("--home")
+            .arg(&home)
+            .arg("mount")
+            .arg(&mnt)
+            .spawn()
+            .unwrap()
+    };
+    // No volume, no key, no passphrase: the volume is created with a generated key file.
+    let mut child = spawn();
+    wait_mounted(&mnt, true);
+    assert!(home.join("config/volume.keyfile").is_file());
+    std::fs::write(mnt.join("f"), b"data").unwrap();
+    let killed = Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+    wait_mounted(&mnt, false);
+
+    // External unmount also ends the process cleanly; the data survived the first session.
+    let mut child = spawn();
+    wait_mounted(&mnt, true);
+    assert_eq!(std::fs::read(mnt.join("f")).unwrap(), b"data");
+    let out = Command::new("fusermount3")
+        .arg("-u")
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(child.wait().unwrap().success());
+}

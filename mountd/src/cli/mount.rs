@@ -77,27 +77,32 @@ fn serve(ctx: &Ctx, dir: &Path, opts: MountOpts, lock: VolumeLock, secret: &Secr
 }
 
 /// SIGINT, SIGTERM and SIGHUP (terminal closed) unmount DIR; the session then ends and
-/// `serve` syncs and returns.
+/// `serve` syncs and returns. A repeated signal unmounts lazily, for when files are still open.
 fn unmount_on_signal(dir: PathBuf) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            for sig in signals.forever() {
+            for (n, sig) in signals.forever().enumerate() {
                 tracing::info!(sig, "signal: unmounting {}", dir.display());
-                if let Err(e) = unmount_dir(&dir) {
-                    tracing::warn!("{e:#}");
+                if let Err(e) = unmount_dir(&dir, n > 0) {
+                    tracing::warn!("{e:#} (a second signal unmounts lazily)");
                 }
             }
         })?;
     Ok(())
 }
 
-/// Unmounts with `fusermount3 -u`, falling back to `umount` (root without fuse3 tools).
-fn unmount_dir(dir: &Path) -> Result<()> {
+/// Unmounts with `fusermount3 -u` (`-uz` if `lazy`), falling back to `umount` (root without
+/// the fuse3 tools).
+fn unmount_dir(dir: &Path, lazy: bool) -> Result<()> {
+    let (fusermount, umount): (&[&str], &[&str]) = match lazy {
+        false => (&["-u"], &[]),
+        true => (&["-uz"], &["-l"]),
+    };
     let mut last = String::new();
-    for (prog, args) in [("fusermount3", &["-u"][..]), ("umount", &[][..])] {
+    for (prog, args) in [("fusermount3", fusermount), ("umount", umount)] {
         match Command::new(prog)
             .args(args)
             .arg(dir)
@@ -120,7 +125,7 @@ pub(crate) fn umount(ctx: &Ctx, dir: &Path) -> Result<()> {
         Some(m) if m.is_fossa() => {}
         _ => bail!("{} is not a fossa mount", dir.display()),
     }
-    unmount_dir(&resolved)?;
+    unmount_dir(&resolved, false)?;
     if !ctx.paths.data.is_dir() {
         return Ok(()); // Mounted from another home: nothing of ours to wait for.
     }
