@@ -62,10 +62,14 @@ fn check_mountpoint(dir: &Path) -> Result<PathBuf> {
 /// -u`, SIGINT or SIGTERM), then syncs.
 fn serve(ctx: &Ctx, dir: &Path, opts: MountOpts, lock: VolumeLock, secret: &Secret) -> Result<()> {
     let vol = Arc::new(Volume::open(&ctx.paths, lock, secret, opts.read_only)?);
-    let session = fuse::mount(vol.fs.clone(), dir, opts)
-        .with_context(|| format!("mounting at {}", dir.display()))?;
     let sock = ctx.paths.control_socket();
+    // The socket is up before DIR shows as mounted: `mount --daemon` returns at that moment
+    // and the next command may need the daemon at once.
     control::serve(&sock, vol.clone(), dir.to_owned())?;
+    let session = fuse::mount(vol.fs.clone(), dir, opts).map_err(|e| {
+        let _ = std::fs::remove_file(&sock);
+        anyhow!("mounting at {}: {e}", dir.display())
+    })?;
     unmount_on_signal(dir.to_owned())?;
     tracing::info!(volume = %vol.config.volume_id, "mounted at {}", dir.display());
     let ended = session.run();
