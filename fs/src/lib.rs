@@ -15,12 +15,27 @@
 #![forbid(unsafe_code)]
 
 pub mod attr;
+mod cache;
+mod core;
 pub mod crypto;
+mod dir;
 mod error;
 pub mod file;
+mod format;
+mod handles;
+mod inode;
+mod maint;
+mod meta;
+mod options;
+mod rename;
+mod setattr;
+mod snapshot;
+mod snapview;
 pub mod volkey;
 mod volume;
+mod xattr;
 
 pub use attr::*;
 pub use error::FsError;
-pub use volume::{Fs, FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
+pub use options::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
+pub use volume::Fs;

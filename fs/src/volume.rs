@@ -1,85 +1,57 @@
 //! The `Fs` handle: every filesystem operation, on `&self`, returning `Result<_, FsError>`.
 //!
-//! PLACEHOLDER: signatures are fixed (mountd's FUSE adapter is written against them); bodies
-//! are filled in by the metadata layer.
-#![allow(unused_variables, clippy::todo, missing_docs)]
+//! Signatures are fixed (mountd's FUSE adapter is written against them). This file only
+//! routes: the live tree goes to [`Core`] (dir, rename, handles, setattr, xattr), the
+//! read-only `.snapshots` tree to the snapshot view; the background flusher lives here.
 use crate::FsError;
 use crate::attr::*;
+use crate::core::Core;
 use crate::crypto::VolumeSecret;
+use crate::handles;
+use crate::snapshot::{SNAP_DIR, is_virtual};
+use crate::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
 use blockstore::{BlockSource, BlockStore};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-/// Tuning of an [`Fs`].
-#[derive(Clone, Debug)]
-pub struct FsOptions {
-    /// Buffered bytes per open file before they are chunked and stored in the background.
-    pub file_dirty_limit: usize,
-    /// Buffered bytes across all files before writers wait for the background flush.
-    pub total_dirty_limit: usize,
-    /// Mount read-only.
-    pub read_only: bool,
+/// How often dirty metadata and data are made durable in the background (ext4's default).
+const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The mounted filesystem core. `Send + Sync`.
+pub struct Fs {
+    core: Arc<Core>,
+    flusher: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
 }
 
-impl Default for FsOptions {
-    fn default() -> Self {
-        FsOptions {
-            file_dirty_limit: 16 << 20,
-            total_dirty_limit: 256 << 20,
-            read_only: false,
+impl Drop for Fs {
+    fn drop(&mut self) {
+        if let Some((stop, thread)) = self.flusher.take() {
+            drop(stop);
+            let _ = thread.join();
+        }
+        if let Err(e) = self.core.flush_all(true) {
+            tracing::error!(error = %e, "final flush failed");
         }
     }
 }
 
-/// A snapshot as listed by [`Fs::snapshots`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SnapshotInfo {
-    /// Its name (the directory under `.snapshots/`).
-    pub name: String,
-    /// When it was taken.
-    pub time: SystemTime,
+/// Flushes everything every [`COMMIT_INTERVAL`] until the sender is dropped.
+fn spawn_flusher(core: Arc<Core>) -> Result<(mpsc::Sender<()>, JoinHandle<()>), FsError> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let h = std::thread::Builder::new()
+        .name("fossa-flush".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(COMMIT_INTERVAL) {
+                if let Err(e) = core.flush_all(true) {
+                    tracing::warn!(error = %e, "background flush failed");
+                }
+            }
+        })?;
+    Ok((tx, h))
 }
-
-/// Volume-level counts for `fossa status`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VolumeStats {
-    /// Inodes in use.
-    pub inodes: u64,
-    /// Regular files.
-    pub files: u64,
-    /// Directories.
-    pub dirs: u64,
-    /// Sum of file sizes.
-    pub logical_bytes: u64,
-    /// Snapshots retained.
-    pub snapshots: u64,
-}
-
-/// Result of [`Fs::fsck`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FsckReport {
-    /// Inodes checked.
-    pub inodes: u64,
-    /// Blocks reachable from the live tree and snapshots, each read and verified.
-    pub blocks: u64,
-    /// Problems found, one line each (block ids and inode numbers, never names).
-    pub problems: Vec<String>,
-    /// What the block store's own check found and repaired.
-    pub store: blockstore::FsckReport,
-}
-
-/// Result of [`Fs::gc`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct GcReport {
-    /// Blocks reachable (kept).
-    pub live_blocks: u64,
-    /// What the store removed and reclaimed.
-    pub store: blockstore::GcStats,
-}
-
-/// The mounted filesystem core. `Send + Sync`.
-pub struct Fs {}
 
 impl Fs {
     /// Opens the volume whose metadata database is `meta_path` (created with an empty root
@@ -93,18 +65,45 @@ impl Fs {
         root_owner: Caller,
         opts: FsOptions,
     ) -> Result<Self, FsError> {
-        todo!()
+        let core = Arc::new(Core::open(store, source, meta_path, vs, root_owner, opts)?);
+        let flusher = Some(spawn_flusher(core.clone())?);
+        Ok(Fs { core, flusher })
     }
 
+    /// Fails with `ReadOnly` on a read-only mount, in a snapshot, or on `.snapshots` itself.
+    fn writable(&self, ino: Ino, name: Option<&[u8]>) -> Result<(), FsError> {
+        let snapdir = ino == ROOT_INO && name == Some(SNAP_DIR);
+        if self.core.opts.read_only || is_virtual(ino) || snapdir {
+            return Err(FsError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// Looks `name` up in directory `parent` (`.` and `..` included).
     pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr, FsError> {
-        todo!()
+        if is_virtual(parent) {
+            return self.core.snap_lookup(parent, name);
+        }
+        if parent == ROOT_INO && name == SNAP_DIR {
+            return self.core.snap_getattr(crate::snapshot::SNAP_ROOT);
+        }
+        self.core.lookup(parent, name)
     }
+    /// Attributes of `ino`.
     pub fn getattr(&self, ino: Ino) -> Result<Attr, FsError> {
-        todo!()
+        if is_virtual(ino) {
+            return self.core.snap_getattr(ino);
+        }
+        let mut st = self.core.st.lock();
+        crate::dir::attr_of(&mut st, ino)
     }
+    /// Changes attributes (chmod, chown, truncate, utimens).
     pub fn setattr(&self, ino: Ino, set: &SetAttr, fh: Option<u64>) -> Result<Attr, FsError> {
-        todo!()
+        self.writable(ino, None)?;
+        let _ = fh;
+        self.core.setattr(ino, set)
     }
+    /// Creates a regular file, fifo, socket or device node.
     pub fn mknod(
         &self,
         who: Caller,
@@ -114,11 +113,24 @@ impl Fs {
         perm: u16,
         rdev: u32,
     ) -> Result<Attr, FsError> {
-        todo!()
+        self.writable(parent, Some(name))?;
+        match kind {
+            FileKind::Dir => return Err(FsError::Invalid("mknod of a directory")),
+            FileKind::Symlink => return Err(FsError::Invalid("mknod of a symlink")),
+            _ => {}
+        }
+        let dev = matches!(kind, FileKind::CharDev | FileKind::BlockDev);
+        self.core.make(who, parent, name, (kind, perm), |i| {
+            i.rdev = if dev { rdev } else { 0 }
+        })
     }
+    /// Creates a directory.
     pub fn mkdir(&self, who: Caller, parent: Ino, name: &[u8], perm: u16) -> Result<Attr, FsError> {
-        todo!()
+        self.writable(parent, Some(name))?;
+        self.core
+            .make(who, parent, name, (FileKind::Dir, perm), |_| {})
     }
+    /// Creates a symbolic link to `target`.
     pub fn symlink(
         &self,
         who: Caller,
@@ -126,20 +138,39 @@ impl Fs {
         name: &[u8],
         target: &[u8],
     ) -> Result<Attr, FsError> {
-        todo!()
+        self.writable(parent, Some(name))?;
+        if target.is_empty() || target.len() > 4095 {
+            return Err(FsError::Invalid("symlink target length"));
+        }
+        let who = Caller { umask: 0, ..who };
+        let kp = (FileKind::Symlink, 0o777);
+        self.core
+            .make(who, parent, name, kp, |i| i.target = target.to_vec())
     }
+    /// Target of symlink `ino`.
     pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
-        todo!()
+        if is_virtual(ino) {
+            return self.core.snap_readlink(ino);
+        }
+        self.core.readlink(ino)
     }
+    /// A new name `new_name` in `new_parent` for non-directory `ino`.
     pub fn link(&self, ino: Ino, new_parent: Ino, new_name: &[u8]) -> Result<Attr, FsError> {
-        todo!()
+        self.writable(ino, None)?;
+        self.writable(new_parent, Some(new_name))?;
+        self.core.link(ino, new_parent, new_name)
     }
+    /// Removes a non-directory entry.
     pub fn unlink(&self, parent: Ino, name: &[u8]) -> Result<(), FsError> {
-        todo!()
+        self.writable(parent, Some(name))?;
+        self.core.remove(parent, name, false)
     }
+    /// Removes an empty directory.
     pub fn rmdir(&self, parent: Ino, name: &[u8]) -> Result<(), FsError> {
-        todo!()
+        self.writable(parent, Some(name))?;
+        self.core.remove(parent, name, true)
     }
+    /// Renames an entry (see [`RenameMode`]).
     pub fn rename(
         &self,
         parent: Ino,
@@ -148,8 +179,12 @@ impl Fs {
         new_name: &[u8],
         mode: RenameMode,
     ) -> Result<(), FsError> {
-        todo!()
+        self.writable(parent, Some(name))?;
+        self.writable(new_parent, Some(new_name))?;
+        self.core
+            .rename((parent, name), (new_parent, new_name), mode)
     }
+    /// Creates and opens a regular file.
     pub fn create(
         &self,
         who: Caller,
@@ -158,32 +193,102 @@ impl Fs {
         perm: u16,
         flags: OpenFlags,
     ) -> Result<(Attr, u64), FsError> {
-        todo!()
+        self.writable(parent, Some(name))?;
+        let attr = self
+            .core
+            .make(who, parent, name, (FileKind::File, perm), |_| {})?;
+        let fh = handles::open(&mut self.core.st.lock(), attr.ino, flags)?;
+        Ok((attr, fh))
     }
+    /// Opens regular file `ino`, truncating it with `flags.truncate`.
     pub fn open_file(&self, ino: Ino, flags: OpenFlags) -> Result<u64, FsError> {
-        todo!()
+        if is_virtual(ino) {
+            if flags.write || flags.truncate {
+                return Err(FsError::ReadOnly);
+            }
+            return self.core.snap_open(ino);
+        }
+        if flags.write || flags.truncate {
+            self.writable(ino, None)?;
+        }
+        let fh = handles::open(&mut self.core.st.lock(), ino, flags)?;
+        if flags.truncate && self.getattr(ino)?.size > 0 {
+            let set = SetAttr {
+                size: Some(0),
+                ..SetAttr::default()
+            };
+            self.core.setattr(ino, &set)?;
+        }
+        Ok(fh)
     }
+    /// Reads up to `size` bytes at `offset`.
     pub fn read(&self, ino: Ino, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
-        todo!()
+        if is_virtual(ino) {
+            return self.core.snap_read(ino, offset, size as usize);
+        }
+        // Content I/O runs outside the state lock, on what the file held when planned.
+        let plan = {
+            let mut st = self.core.st.lock();
+            st.files.handle(ino, fh)?;
+            handles::plan_read(&mut st, ino, offset, size as usize)?
+        };
+        handles::read(&self.core.engine, &plan)
     }
+    /// Writes `data` at `offset` (at the end for append handles); returns bytes written.
     pub fn write(&self, ino: Ino, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
-        todo!()
+        self.writable(ino, None)?;
+        let n = u32::try_from(data.len()).map_err(|_| FsError::Invalid("write too large"))?;
+        let mut st = self.core.st.lock();
+        let lim = self.core.limits();
+        handles::write(&self.core.engine, &mut st, (ino, fh), offset, data, lim)?;
+        Ok(n)
     }
+    /// On close of a descriptor: moves the file's buffered writes into blocks (durable at
+    /// the next fsync or background commit).
     pub fn flush(&self, ino: Ino, fh: u64) -> Result<(), FsError> {
-        todo!()
+        if is_virtual(ino) {
+            return Ok(());
+        }
+        let mut st = self.core.st.lock();
+        st.files.handle(ino, fh)?;
+        handles::flush_data(&self.core.engine, &mut st, ino, None)
     }
+    /// Makes the file's data and all metadata durable (see [`Fs::sync`]).
     pub fn fsync(&self, ino: Ino, fh: Option<u64>, datasync: bool) -> Result<(), FsError> {
-        todo!()
+        let _ = datasync;
+        if is_virtual(ino) {
+            return Ok(());
+        }
+        if let Some(fh) = fh {
+            self.core.st.lock().files.handle(ino, fh)?;
+        }
+        self.core.flush_all(true)
     }
+    /// Closes handle `fh`; the last close of an unlinked file deletes it.
     pub fn release(&self, ino: Ino, fh: u64) -> Result<(), FsError> {
-        todo!()
+        if is_virtual(ino) {
+            return self.core.snap_release(fh);
+        }
+        let mut st = self.core.st.lock();
+        st.files.handle(ino, fh)?;
+        handles::flush_data(&self.core.engine, &mut st, ino, None)?;
+        if handles::close(&mut st, ino, fh)? {
+            crate::dir::reap(&mut st, ino)?;
+        }
+        Ok(())
     }
+    /// Lists directory `ino` after cookie `after`, at most `max` entries.
     pub fn readdir(&self, ino: Ino, after: u64, max: usize) -> Result<Vec<DirEntry>, FsError> {
-        todo!()
+        if is_virtual(ino) {
+            return self.core.snap_readdir(ino, after, max);
+        }
+        self.core.readdir(ino, after, max)
     }
+    /// Space of the filesystem holding the block store.
     pub fn statfs(&self) -> Result<StatFs, FsError> {
-        todo!()
+        self.core.statfs()
     }
+    /// Sets an extended attribute.
     pub fn setxattr(
         &self,
         ino: Ino,
@@ -191,17 +296,30 @@ impl Fs {
         value: &[u8],
         mode: XattrMode,
     ) -> Result<(), FsError> {
-        todo!()
+        self.writable(ino, None)?;
+        self.core.setxattr(ino, name, value, mode)
     }
+    /// Value of an extended attribute.
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>, FsError> {
-        todo!()
+        if is_virtual(ino) {
+            return Err(FsError::NoAttr);
+        }
+        self.core.getxattr(ino, name)
     }
+    /// Names of the extended attributes of `ino`.
     pub fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>, FsError> {
-        todo!()
+        if is_virtual(ino) {
+            return Ok(Vec::new());
+        }
+        self.core.listxattr(ino)
     }
+    /// Removes an extended attribute.
     pub fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<(), FsError> {
-        todo!()
+        self.writable(ino, None)?;
+        self.core.removexattr(ino, name)
     }
+    /// Extends the file with a hole (modes 0 and KEEP_SIZE); other modes are not supported
+    /// by the adapter's contract.
     pub fn fallocate(
         &self,
         ino: Ino,
@@ -210,27 +328,38 @@ impl Fs {
         len: u64,
         keep_size: bool,
     ) -> Result<(), FsError> {
-        todo!()
+        self.writable(ino, None)?;
+        let end = offset.checked_add(len).ok_or(FsError::TooBig)?;
+        self.core.fallocate(ino, fh, end, keep_size)
     }
+    /// Makes everything durable: buffered data into blocks, `store.commit()`, then one
+    /// durable redb transaction with all dirty metadata.
     pub fn sync(&self) -> Result<(), FsError> {
-        todo!()
+        self.core.flush_all(true)
     }
+    /// Retains the current tree as snapshot `name`.
     pub fn snapshot(&self, name: &str) -> Result<SnapshotInfo, FsError> {
-        todo!()
+        self.writable(ROOT_INO, None)?;
+        self.core.snapshot(name)
     }
+    /// Snapshots, oldest first.
     pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, FsError> {
-        todo!()
+        self.core.snapshots()
     }
+    /// Forgets snapshot `name` (its blocks go at the next gc).
     pub fn remove_snapshot(&self, name: &str) -> Result<(), FsError> {
-        todo!()
+        self.core.remove_snapshot(name)
     }
+    /// Deletes blocks reachable from neither the tree nor any snapshot.
     pub fn gc(&self) -> Result<GcReport, FsError> {
-        todo!()
+        self.core.gc()
     }
+    /// Verifies every reachable block and the metadata's consistency.
     pub fn fsck(&self, repair: bool) -> Result<FsckReport, FsError> {
-        todo!()
+        self.core.fsck(repair)
     }
+    /// Volume counts.
     pub fn stats(&self) -> Result<VolumeStats, FsError> {
-        todo!()
+        self.core.stats()
     }
 }

@@ -1,0 +1,116 @@
+//! The shared core behind [`crate::Fs`]: components, the state lock, and the flush path.
+//!
+//! Locking: one `parking_lot::Mutex<State>` guards all metadata and buffered file data (a
+//! coarse first version: content I/O of a flush or read runs under it). `flush_lock`
+//! serialises flushes so that batches reach redb in the order they were taken; the sealing
+//! and the redb commit run outside the state lock.
+use crate::attr::{Caller, FileKind, ROOT_INO};
+use crate::cache::State;
+use crate::crypto::{VolumeKeys, VolumeSecret};
+use crate::file::ContentEngine;
+use crate::format::Super;
+use crate::handles;
+use crate::inode::Inode;
+use crate::meta::{Batch, MetaDb};
+use crate::snapshot::SnapView;
+use crate::{FsError, FsOptions};
+use blockstore::{BlockSource, BlockStore};
+use parking_lot::Mutex;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Components and state of an open volume.
+pub(crate) struct Core {
+    pub(crate) store: Arc<BlockStore>,
+    pub(crate) engine: ContentEngine,
+    pub(crate) keys: Arc<VolumeKeys>,
+    pub(crate) db: Arc<MetaDb>,
+    pub(crate) st: Mutex<State>,
+    flush_lock: Mutex<()>,
+    pub(crate) opts: FsOptions,
+    pub(crate) snaps: Mutex<SnapView>,
+}
+
+impl Core {
+    /// Opens the metadata database, creating the root directory on a new volume.
+    pub(crate) fn open(
+        store: Arc<BlockStore>,
+        source: Arc<dyn BlockSource>,
+        meta_path: &Path,
+        vs: &VolumeSecret,
+        root_owner: Caller,
+        opts: FsOptions,
+    ) -> Result<Self, FsError> {
+        let keys = Arc::new(VolumeKeys::derive(vs));
+        let db = Arc::new(MetaDb::open(meta_path, keys.clone())?);
+        let fresh = db.load_super()?.is_none();
+        let sup = db.load_super()?.unwrap_or(Super {
+            next_ino: ROOT_INO + 1,
+        });
+        let mut st = State::new(db.clone(), sup);
+        if fresh {
+            let owner = Caller {
+                umask: 0,
+                ..root_owner
+            };
+            let mut root = Inode::new(ROOT_INO, FileKind::Dir, owner, 0o755, SystemTime::now());
+            root.parent = ROOT_INO;
+            st.insert_inode(root);
+            let mut b = st.take_batch();
+            b.sup = Some(sup);
+            db.commit(&b, true)?;
+        }
+        Ok(Core {
+            engine: ContentEngine::new(store.clone(), source, keys.clone()),
+            store,
+            keys,
+            db,
+            st: Mutex::new(st),
+            flush_lock: Mutex::new(()),
+            opts,
+            snaps: Mutex::new(SnapView::default()),
+        })
+    }
+
+    /// Buffer limits (per file, total) for writes.
+    pub(crate) fn limits(&self) -> (usize, usize) {
+        (self.opts.file_dirty_limit, self.opts.total_dirty_limit)
+    }
+
+    /// Commits a batch built outside the dirty sets (snapshot records), durably, after the
+    /// store commit.
+    pub(crate) fn commit_batch(&self, b: &Batch) -> Result<(), FsError> {
+        let _order = self.flush_lock.lock();
+        self.store.commit()?;
+        self.db.commit(b, true)
+    }
+
+    /// Moves all buffered file data into blocks, commits the store, then commits all dirty
+    /// metadata in one redb transaction (durable if asked). The store commit always comes
+    /// first: the database must never reference a block the store has not made durable.
+    pub(crate) fn flush_all(&self, durable: bool) -> Result<(), FsError> {
+        let _order = self.flush_lock.lock();
+        let batch = {
+            let mut st = self.st.lock();
+            for ino in st.files.dirty() {
+                handles::flush_data(&self.engine, &mut st, ino, None)?;
+            }
+            st.take_batch()
+        };
+        let r = self
+            .store
+            .commit()
+            .map_err(FsError::from)
+            .and_then(|()| match batch.is_empty() {
+                true => Ok(()),
+                false => self.db.commit(&batch, durable),
+            });
+        let mut st = self.st.lock();
+        match r {
+            Ok(()) => st.committed(&batch),
+            Err(_) => st.restore(&batch),
+        }
+        r
+    }
+}

@@ -1,0 +1,407 @@
+//! Content engine tests over a real `BlockStore` in a temporary directory.
+#![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
+use super::*;
+use crate::crypto::VolumeSecret;
+use blockstore::{StoreError, StoreOptions};
+use proptest::prelude::*;
+use std::collections::HashSet;
+use tempfile::TempDir;
+
+struct Env {
+    _dir: TempDir,
+    store: Arc<BlockStore>,
+    eng: ContentEngine,
+}
+
+fn env_with(opts: ContentOptions) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(BlockStore::open(dir.path(), StoreOptions::default()).unwrap());
+    let keys = Arc::new(VolumeKeys::derive(&VolumeSecret([7; 32])));
+    let eng = ContentEngine::with_options(store.clone(), store.clone(), keys, opts);
+    Env {
+        _dir: dir,
+        store,
+        eng,
+    }
+}
+
+fn env() -> Env {
+    env_with(ContentOptions::default())
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+fn write(e: &Env, c: &FileContent, off: u64, data: &[u8]) -> FileContent {
+    let mut w = WriteBuffer::new();
+    w.write(off, data);
+    let size = c.size.max(off + data.len() as u64);
+    e.eng.update(c, size, &w).unwrap()
+}
+
+fn resize(e: &Env, c: &FileContent, size: u64) -> FileContent {
+    e.eng.update(c, size, &WriteBuffer::new()).unwrap()
+}
+
+fn read_all(e: &Env, c: &FileContent) -> Vec<u8> {
+    e.eng.read(c, 0, usize::MAX).unwrap()
+}
+
+fn blocks(e: &Env) -> u64 {
+    e.store.stats().own_blocks
+}
+
+const SIZES: &[usize] = &[
+    0,
+    1,
+    4095,
+    4096,
+    16 * 1024 - 1,
+    16 * 1024,
+    16 * 1024 + 1,
+    64 * 1024 - 1,
+    64 * 1024,
+    64 * 1024 + 1,
+    256 * 1024 - 1,
+    256 * 1024,
+    256 * 1024 + 1,
+    (1 << 20) + 7,
+    (10 << 20) + 3,
+];
+
+#[test]
+fn boundary_sizes_round_trip() {
+    let e = env();
+    for (i, &n) in SIZES.iter().enumerate() {
+        let data = rand_bytes(n, i as u64);
+        let c = write(&e, &FileContent::default(), 0, &data);
+        assert_eq!(c.size, n as u64);
+        assert_eq!(read_all(&e, &c), data, "size {n}");
+        for off in [0, n / 3, n.saturating_sub(1), n, n + 10] {
+            let got = e.eng.read(&c, off as u64, 4096).unwrap();
+            let want = &data[off.min(n)..(off + 4096).min(n)];
+            assert_eq!(got, want, "size {n} off {off}");
+        }
+        let enc = {
+            let mut v = Vec::new();
+            c.encode(&mut v);
+            v
+        };
+        assert_eq!(FileContent::decode(&enc).unwrap(), c);
+    }
+}
+
+#[test]
+fn truncate_down_and_up_makes_holes() {
+    let e = env();
+    let data = rand_bytes(300_000, 1);
+    let c = write(&e, &FileContent::default(), 0, &data);
+    let c = resize(&e, &c, 100_005);
+    assert_eq!(read_all(&e, &c), &data[..100_005]);
+    let before = e.store.stats();
+    let c = resize(&e, &c, 10 << 20);
+    let after = e.store.stats();
+    // Only the pointer block that now lists the hole is new; the hole itself stores nothing.
+    assert!(after.own_blocks - before.own_blocks <= 1);
+    assert!(after.own_bytes - before.own_bytes < 1024);
+    let got = read_all(&e, &c);
+    assert_eq!(&got[..100_005], &data[..100_005]);
+    assert!(got[100_005..].iter().all(|b| *b == 0));
+    // A file that is one big hole has no blocks at all.
+    let n = blocks(&e);
+    let h = resize(&e, &FileContent::default(), 1 << 40);
+    assert_eq!(h.root, None);
+    assert_eq!(blocks(&e), n);
+    assert_eq!(e.eng.read(&h, 123 << 30, 10).unwrap(), vec![0; 10]);
+    // One byte deep in a sparse file materializes one chunk (plus pointers), not the hole.
+    let s = write(&e, &h, 1 << 39, b"x");
+    assert!(blocks(&e) - n <= 3);
+    assert_eq!(e.eng.read(&s, (1 << 39) - 1, 3).unwrap(), b"\0x\0");
+    assert_eq!(resize(&e, &s, 0), FileContent::default());
+}
+
+#[test]
+fn insertion_rewrites_few_chunks() {
+    let e = env();
+    let data = rand_bytes(8 << 20, 2);
+    let c = write(&e, &FileContent::default(), 0, &data);
+    let mut new = data[..5000].to_vec();
+    new.extend_from_slice(&rand_bytes(100, 3));
+    new.extend_from_slice(&data[5000..]);
+    let n = blocks(&e);
+    let c2 = write(&e, &c, 5000, &new[5000..]);
+    let added = blocks(&e) - n;
+    let depth = c2.root.map_or(0, |r| r.depth) as u64;
+    assert!(added <= 4 + depth, "{added} new blocks at depth {depth}");
+    assert_eq!(read_all(&e, &c2), new);
+}
+
+#[test]
+fn append_rechunks_only_the_last_chunk() {
+    let e = env();
+    let data = rand_bytes(2 << 20, 10);
+    let c = write(&e, &FileContent::default(), 0, &data);
+    let mut last = None;
+    e.eng.visit_blocks(&c, &mut |id| last = Some(id)).unwrap();
+    let n = blocks(&e);
+    let c2 = write(&e, &c, data.len() as u64, b"tail");
+    // The old last chunk re-cut with the tail (1 or 2 chunks) plus the new pointer root.
+    assert!(blocks(&e) - n <= 3);
+    let mut still = false;
+    e.eng
+        .visit_blocks(&c2, &mut |id| still |= Some(id) == last)
+        .unwrap();
+    assert!(!still, "the old last chunk was replaced");
+    assert_eq!(
+        e.eng.read(&c2, data.len() as u64 - 2, 10).unwrap(),
+        [&data[data.len() - 2..], b"tail"].concat()
+    );
+}
+
+#[test]
+fn appends_dedupe_with_one_shot_write() {
+    let e = env();
+    let data = rand_bytes(3 << 20, 4);
+    let one = write(&e, &FileContent::default(), 0, &data);
+    let mut c = FileContent::default();
+    let mut off = 0;
+    for (i, step) in [1usize, 70_000, 500_000, 4096, 1 << 20]
+        .iter()
+        .cycle()
+        .enumerate()
+    {
+        if off >= data.len() {
+            break;
+        }
+        let end = (off + step + i).min(data.len());
+        c = write(&e, &c, off as u64, &data[off..end]);
+        off = end;
+    }
+    assert_eq!(c, one);
+}
+
+#[test]
+fn deep_tree_round_trip_and_visit() {
+    // No cache either: correctness must not depend on it.
+    let e = env_with(ContentOptions {
+        max_fanout: 4,
+        cache_bytes: 0,
+    });
+    let mut model = rand_bytes(3 << 20, 5);
+    let mut c = write(&e, &FileContent::default(), 0, &model);
+    assert!(c.root.unwrap().depth >= 2, "{:?}", c.root);
+    for i in 0..8u64 {
+        let off = (i * 390_001) % model.len() as u64;
+        let d = rand_bytes(1000 + i as usize * 20_000, 100 + i);
+        let end = off as usize + d.len();
+        if end > model.len() {
+            model.resize(end, 0);
+        }
+        model[off as usize..end].copy_from_slice(&d);
+        c = write(&e, &c, off, &d);
+        assert_eq!(read_all(&e, &c), model);
+    }
+    // In a fresh store, the visited blocks are exactly the live ones.
+    let f = env_with(ContentOptions {
+        max_fanout: 4,
+        ..ContentOptions::default()
+    });
+    let c = write(&f, &FileContent::default(), 0, &model);
+    let mut seen = HashSet::new();
+    f.eng
+        .visit_blocks(&c, &mut |id| {
+            seen.insert(id);
+        })
+        .unwrap();
+    assert_eq!(seen.len() as u64, blocks(&f));
+}
+
+#[test]
+fn reads_hit_the_cache() {
+    let e = env();
+    let data = rand_bytes(1 << 20, 6);
+    let c = write(&e, &FileContent::default(), 0, &data);
+    e.eng.clear_cache();
+    for off in (0..data.len()).step_by(4096) {
+        let got = e.eng.read(&c, off as u64, 4096).unwrap();
+        assert_eq!(got, &data[off..off + 4096]);
+    }
+    assert!(e.eng.cache_bytes() >= data.len());
+}
+
+/// A source that corrupts or withholds one block.
+struct Evil {
+    inner: Arc<BlockStore>,
+    target: BlockId,
+    flip: bool,
+}
+
+impl BlockSource for Evil {
+    fn get_block(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
+        let mut b = self.inner.get(id)?;
+        if *id == self.target {
+            if !self.flip {
+                let actual = BlockId::of(b"other");
+                return Err(StoreError::Corrupt { id: *id, actual });
+            }
+            let last = b.len() - 1;
+            b[last] ^= 1;
+        }
+        Ok(b)
+    }
+}
+
+#[test]
+fn corrupt_blocks_are_errors_not_data() {
+    let e = env();
+    let data = rand_bytes(1 << 20, 7);
+    let c = write(&e, &FileContent::default(), 0, &data);
+    let mut ids = Vec::new();
+    e.eng.visit_blocks(&c, &mut |id| ids.push(id)).unwrap();
+    let keys = Arc::new(VolumeKeys::derive(&VolumeSecret([7; 32])));
+    // The root pointer block, then the first chunk (which truncating to 5 bytes must read).
+    for target in [ids[0], ids[1]] {
+        for flip in [true, false] {
+            let src = Arc::new(Evil {
+                inner: e.store.clone(),
+                target,
+                flip,
+            });
+            let eng = ContentEngine::new(e.store.clone(), src, keys.clone());
+            let err = eng.read(&c, 0, usize::MAX).unwrap_err();
+            match (flip, err) {
+                (true, FsError::BadBlock(id)) => assert_eq!(id, target),
+                (false, FsError::Store(StoreError::Corrupt { id, .. })) => assert_eq!(id, target),
+                (_, other) => panic!("unexpected {other:?}"),
+            }
+            assert!(eng.update(&c, 5, &WriteBuffer::new()).is_err());
+        }
+    }
+}
+
+#[test]
+fn malformed_pointer_blocks_are_bad_blocks() {
+    let e = env();
+    let data = rand_bytes(100_000, 8);
+    let chunk = e.eng.put_blob(BlockKind::Data, &data).unwrap();
+    let entry = tree::Entry {
+        r: Some(chunk),
+        len: data.len() as u64,
+    };
+    let good = tree::encode_pointer(1, &[entry]);
+    let mut wrong_sum = good.clone();
+    let l = wrong_sum.len();
+    wrong_sum[l - 8] ^= 1;
+    let cases = [wrong_sum, good[..good.len() - 3].to_vec(), vec![1, 1, 0, 0]];
+    for p in cases {
+        let r = e.eng.put_blob(BlockKind::Pointer, &p).unwrap();
+        let root = Some(TreeRoot { block: r, depth: 1 });
+        let c = FileContent {
+            size: data.len() as u64,
+            root,
+        };
+        assert!(matches!(e.eng.read(&c, 0, 10), Err(FsError::BadBlock(id)) if id == r.id));
+    }
+    // A data chunk where a pointer is expected, and a size that disagrees with the chunk.
+    let c = FileContent {
+        size: 5,
+        root: Some(TreeRoot {
+            block: chunk,
+            depth: 1,
+        }),
+    };
+    assert!(matches!(e.eng.read(&c, 0, 10), Err(FsError::BadBlock(_))));
+    let c = FileContent {
+        size: 5,
+        root: Some(TreeRoot {
+            block: chunk,
+            depth: 0,
+        }),
+    };
+    assert!(matches!(e.eng.read(&c, 0, 10), Err(FsError::BadBlock(_))));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write(u64, usize, u64),
+    Resize(u64),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u64..700_000, 1usize..150_000, any::<u64>()).prop_map(|(o, l, s)| Op::Write(o, l, s)),
+        1 => (0u64..800_000).prop_map(Op::Resize),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    #[test]
+    fn random_ops_match_model(init in 0usize..600_000, ops in prop::collection::vec(op(), 1..6)) {
+        let e = env();
+        let mut model = rand_bytes(init, 9);
+        let mut c = write(&e, &FileContent::default(), 0, &model);
+        for op in ops {
+            match op {
+                Op::Write(off, len, seed) => {
+                    let d = rand_bytes(len, seed);
+                    let end = off as usize + len;
+                    if end > model.len() {
+                        model.resize(end, 0);
+                    }
+                    model[off as usize..end].copy_from_slice(&d);
+                    c = write(&e, &c, off, &d);
+                }
+                Op::Resize(n) => {
+                    model.resize(n as usize, 0);
+                    c = resize(&e, &c, n);
+                }
+            }
+            prop_assert_eq!(c.size, model.len() as u64);
+            prop_assert!(read_all(&e, &c) == model);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn write_buffer_matches_model(
+        writes in prop::collection::vec((0u64..5000, 1usize..900, any::<u8>()), 1..40),
+        cut in 0u64..6000,
+    ) {
+        let mut w = WriteBuffer::new();
+        let mut model: Vec<Option<u8>> = vec![None; 6000];
+        for (off, len, b) in &writes {
+            w.write(*off, &vec![*b; *len]);
+            model[*off as usize..*off as usize + len].fill(Some(*b));
+        }
+        w.truncate(cut);
+        model[cut as usize..].fill(None);
+        let mut got = vec![0u8; 6000];
+        w.overlay(0, &mut got);
+        let want: Vec<u8> = model.iter().map(|x| x.unwrap_or(0)).collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(w.bytes(), model.iter().filter(|x| x.is_some()).count());
+        for a in (0..5950).step_by(97) {
+            let inside = model[a..a + 50].iter().all(|x| x.is_some());
+            prop_assert_eq!(w.covering(a as u64, a as u64 + 50).is_some(), inside);
+        }
+        let mut last_end = None;
+        for (o, d) in w.extents() {
+            // Extents never overlap or touch (touching ones merge).
+            prop_assert!(last_end.is_none_or(|e| e < o));
+            last_end = Some(o + d.len() as u64);
+        }
+    }
+}

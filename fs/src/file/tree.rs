@@ -1,0 +1,360 @@
+//! The Merkle tree over a file's chunks: pointer-block format, walking, and building.
+//!
+//! A pointer block lists children as `(ref, length)`; lengths, not offsets, so that inserting
+//! bytes changes only the blocks on the path to the change. A hole is an entry with an all-zero
+//! ref: it reads as zeros and is never stored. Pointer blocks are grouped content-defined (a
+//! group ends after a child whose id matches a mask), so an insertion that changes the number of
+//! chunks shifts no later group and later pointer blocks dedupe. Layout: docs/formats/fs-content.md.
+use super::cache::Cached;
+use super::{BlockKind, ContentEngine, FileContent, TreeRoot};
+use crate::FsError;
+use crate::crypto::{BLOCK_REF_LEN, BlockRef};
+use blockstore::BlockId;
+use rayon::prelude::*;
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Format version byte of pointer blocks.
+pub(crate) const PTR_VERSION: u8 = 1;
+/// Header: version u8, height u8, count u16.
+const PTR_HEADER: usize = 4;
+/// Encoded size of one entry: ref 64 B + length u64.
+pub(crate) const ENTRY_LEN: usize = BLOCK_REF_LEN + 8;
+/// Hard cap on entries per pointer block (the format's limit; options may lower it).
+pub const MAX_FANOUT: usize = 256;
+/// Deepest tree accepted (256^8 chunks is far beyond any u64 file).
+const MAX_DEPTH: u8 = 8;
+
+/// One child of a pointer block (or one leaf of the flattened tree).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Entry {
+    /// The child block; `None` for a hole.
+    pub(crate) r: Option<BlockRef>,
+    /// Bytes of file content the child covers (> 0).
+    pub(crate) len: u64,
+}
+
+impl Entry {
+    /// A hole of `len` zero bytes.
+    pub(crate) fn hole(len: u64) -> Self {
+        Entry { r: None, len }
+    }
+}
+
+/// Encodes a pointer block payload (after the block type byte).
+pub(crate) fn encode_pointer(height: u8, entries: &[Entry]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(PTR_HEADER + entries.len() * ENTRY_LEN);
+    p.push(PTR_VERSION);
+    p.push(height);
+    p.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for e in entries {
+        match &e.r {
+            Some(r) => r.encode(&mut p),
+            None => p.extend_from_slice(&[0u8; BLOCK_REF_LEN]),
+        }
+        p.extend_from_slice(&e.len.to_le_bytes());
+    }
+    p
+}
+
+/// Decodes and structurally validates a pointer block payload; any defect is `BadBlock(id)`.
+pub(crate) fn decode_pointer(id: BlockId, height: u8, p: &[u8]) -> Result<Vec<Entry>, FsError> {
+    let bad = || FsError::BadBlock(id);
+    let [ver, h, c0, c1, body @ ..] = p else {
+        return Err(bad());
+    };
+    let count = u16::from_le_bytes([*c0, *c1]) as usize;
+    if *ver != PTR_VERSION || *h != height || count == 0 || count > MAX_FANOUT {
+        return Err(bad());
+    }
+    if body.len() != count * ENTRY_LEN {
+        return Err(bad());
+    }
+    body.chunks_exact(ENTRY_LEN)
+        .map(|b| {
+            let (rb, lb) = b.split_at(BLOCK_REF_LEN);
+            let len = u64::from_le_bytes(lb.try_into().map_err(|_| bad())?);
+            let r = match rb.iter().all(|x| *x == 0) {
+                true => None,
+                false => Some(BlockRef::decode(rb).map_err(|_| bad())?),
+            };
+            let too_big = height == 1 && r.is_some() && len > super::MAX_CHUNK as u64;
+            if len == 0 || too_big {
+                return Err(bad());
+            }
+            Ok(Entry { r, len })
+        })
+        .collect()
+}
+
+/// Merges adjacent holes (so all-hole groups collapse) and drops empty entries.
+pub(crate) fn merge_holes(v: &mut Vec<Entry>) {
+    let mut out: Vec<Entry> = Vec::with_capacity(v.len());
+    for e in v.drain(..).filter(|e| e.len > 0) {
+        match out.last_mut() {
+            Some(last) if last.r.is_none() && e.r.is_none() => last.len += e.len,
+            _ => out.push(e),
+        }
+    }
+    *v = out;
+}
+
+/// Content-defined grouping: at least 2 entries (so every level shrinks), at most `max`, and a
+/// cut after a child whose id's low bits are all ones (about `max / 2` per group on average).
+fn groups(level: &[Entry], max: usize) -> Vec<Range<usize>> {
+    let mask = (max / 2).next_power_of_two() as u32 - 1;
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, e) in level.iter().enumerate() {
+        let n = i + 1 - start;
+        let natural = e.r.is_some_and(|r| {
+            u32::from_le_bytes([r.id.0[0], r.id.0[1], r.id.0[2], r.id.0[3]]) & mask == mask
+        });
+        if n >= max || (n >= 2 && natural) {
+            out.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    if start < level.len() {
+        out.push(start..level.len());
+    }
+    out
+}
+
+/// Copies the part of chunk `d` (at `start`, `len` bytes) that overlaps `out` (at `off`).
+fn copy_overlap(d: &[u8], start: u64, len: u64, off: u64, out: &mut [u8]) {
+    let (from, to) = (start.max(off), (start + len).min(off + out.len() as u64));
+    if from < to {
+        out[(from - off) as usize..(to - off) as usize]
+            .copy_from_slice(&d[(from - start) as usize..(to - start) as usize]);
+    }
+}
+
+impl ContentEngine {
+    /// The validated entries of pointer block `r` at `height`, whose lengths must sum to `len`.
+    pub(crate) fn pointer(
+        &self,
+        r: &BlockRef,
+        height: u8,
+        len: u64,
+    ) -> Result<Arc<Vec<Entry>>, FsError> {
+        let entries = match self.cache.get(&r.id) {
+            Some(Cached::Pointer(h, e)) if h == height => e,
+            _ => {
+                let (kind, p) = self.get_blob(r)?;
+                if kind != BlockKind::Pointer {
+                    return Err(FsError::BadBlock(r.id));
+                }
+                let e = Arc::new(decode_pointer(r.id, height, &p)?);
+                self.cache.insert(r.id, Cached::Pointer(height, e.clone()));
+                e
+            }
+        };
+        let sum = entries.iter().try_fold(0u64, |s, e| s.checked_add(e.len));
+        if sum != Some(len) || entries.is_empty() {
+            return Err(FsError::BadBlock(r.id));
+        }
+        Ok(entries)
+    }
+
+    /// The plaintext of data chunk `r`, which must be exactly `len` bytes.
+    pub(crate) fn chunk(&self, r: &BlockRef, len: u64) -> Result<Arc<Vec<u8>>, FsError> {
+        if let Some(Cached::Chunk(d)) = self.cache.get(&r.id)
+            && d.len() as u64 == len
+        {
+            return Ok(d);
+        }
+        let (kind, p) = self.get_blob(r)?;
+        if kind != BlockKind::Data || p.len() as u64 != len {
+            return Err(FsError::BadBlock(r.id));
+        }
+        let d = Arc::new(p);
+        self.cache.insert(r.id, Cached::Chunk(d.clone()));
+        Ok(d)
+    }
+
+    /// The root as an entry covering the whole file, and its height.
+    pub(crate) fn root_entry(c: &FileContent) -> Result<(Entry, u8), FsError> {
+        match &c.root {
+            None => Ok((Entry::hole(c.size), 0)),
+            Some(TreeRoot { block, depth }) if *depth > MAX_DEPTH || c.size == 0 => {
+                Err(FsError::BadBlock(block.id))
+            }
+            Some(TreeRoot { block, depth }) => Ok((
+                Entry {
+                    r: Some(*block),
+                    len: c.size,
+                },
+                *depth,
+            )),
+        }
+    }
+
+    /// Copies the bytes of `e` (covering `start..`) that fall in `out` (covering `off..`).
+    /// `out` is zero-filled, so holes need no work.
+    pub(crate) fn read_into(
+        &self,
+        e: &Entry,
+        height: u8,
+        start: u64,
+        off: u64,
+        out: &mut [u8],
+    ) -> Result<(), FsError> {
+        let Some(r) = &e.r else { return Ok(()) };
+        let end = off + out.len() as u64;
+        if height == 0 {
+            copy_overlap(&self.chunk(r, e.len)?, start, e.len, off, out);
+            return Ok(());
+        }
+        let kids = self.pointer(r, height, e.len)?;
+        let mut s = start;
+        let mut hits = Vec::new();
+        for k in kids.iter() {
+            if s >= end {
+                break;
+            }
+            if s + k.len > off {
+                hits.push((k, s));
+            }
+            s += k.len;
+        }
+        if height == 1 && hits.len() > 1 {
+            // A read spanning several chunks fetches and decrypts them in parallel.
+            let chunks = hits
+                .par_iter()
+                .map(|(k, _)| k.r.as_ref().map(|r| self.chunk(r, k.len)).transpose())
+                .collect::<Result<Vec<_>, _>>()?;
+            for ((k, s), d) in hits.iter().zip(chunks) {
+                if let Some(d) = d {
+                    copy_overlap(&d, *s, k.len, off, out);
+                }
+            }
+            return Ok(());
+        }
+        for (k, s) in hits {
+            self.read_into(k, height - 1, s, off, out)?;
+        }
+        Ok(())
+    }
+
+    /// Flattens the tree under `e` into leaf entries (chunks and holes), in order.
+    pub(crate) fn collect_leaves(
+        &self,
+        e: &Entry,
+        height: u8,
+        out: &mut Vec<Entry>,
+    ) -> Result<(), FsError> {
+        match &e.r {
+            Some(r) if height > 0 => {
+                for k in self.pointer(r, height, e.len)?.iter() {
+                    self.collect_leaves(k, height - 1, out)?;
+                }
+            }
+            _ => out.push(*e),
+        }
+        Ok(())
+    }
+
+    /// Calls `f` on every block under `e`; chunks are named, not fetched.
+    pub(crate) fn visit(
+        &self,
+        e: &Entry,
+        height: u8,
+        f: &mut dyn FnMut(BlockId),
+    ) -> Result<(), FsError> {
+        let Some(r) = &e.r else { return Ok(()) };
+        f(r.id);
+        if height > 0 {
+            for k in self.pointer(r, height, e.len)?.iter() {
+                self.visit(k, height - 1, f)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the pointer levels above `leaves`; `None` when the file is empty or one hole.
+    pub(crate) fn build(&self, mut level: Vec<Entry>) -> Result<Option<TreeRoot>, FsError> {
+        merge_holes(&mut level);
+        let mut height = 0u8;
+        while level.len() > 1 {
+            height += 1;
+            let gs = groups(&level, self.opts.max_fanout);
+            let cur = &level;
+            let mut next = gs
+                .into_par_iter()
+                .map(|g| self.put_group(&cur[g], height))
+                .collect::<Result<Vec<_>, _>>()?;
+            merge_holes(&mut next);
+            level = next;
+        }
+        Ok(level.first().and_then(|e| {
+            e.r.map(|block| TreeRoot {
+                block,
+                depth: height,
+            })
+        }))
+    }
+
+    /// Stores one pointer block over `g`; a lone hole passes up unchanged (holes cost nothing).
+    fn put_group(&self, g: &[Entry], height: u8) -> Result<Entry, FsError> {
+        if let [e @ Entry { r: None, .. }] = g {
+            return Ok(*e);
+        }
+        let len = g.iter().map(|e| e.len).sum();
+        let r = self.put_blob(BlockKind::Pointer, &encode_pointer(height, g))?;
+        Ok(Entry { r: Some(r), len })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(b: u8, len: u64) -> Entry {
+        Entry {
+            r: Some(BlockRef {
+                id: BlockId([b; 32]),
+                key: [b; 32],
+            }),
+            len,
+        }
+    }
+
+    #[test]
+    fn pointer_round_trip_and_rejects_garbage() {
+        let es = vec![data(1, 10), Entry::hole(5), data(2, 7)];
+        let p = encode_pointer(1, &es);
+        let id = BlockId([9; 32]);
+        assert_eq!(decode_pointer(id, 1, &p).ok(), Some(es));
+        assert!(decode_pointer(id, 2, &p).is_err(), "wrong height");
+        assert!(
+            decode_pointer(id, 1, &p[..p.len() - 1]).is_err(),
+            "truncated"
+        );
+        assert!(decode_pointer(id, 1, &[]).is_err());
+        let mut bad = p.clone();
+        bad[0] = 7;
+        assert!(decode_pointer(id, 1, &bad).is_err(), "version");
+        let mut zero_len = p.clone();
+        zero_len[PTR_HEADER + BLOCK_REF_LEN..PTR_HEADER + ENTRY_LEN].fill(0);
+        assert!(decode_pointer(id, 1, &zero_len).is_err(), "zero length");
+        let huge = encode_pointer(1, &[data(1, super::super::MAX_CHUNK as u64 + 1)]);
+        assert!(decode_pointer(id, 1, &huge).is_err(), "chunk too long");
+    }
+
+    #[test]
+    fn groups_shrink_and_respect_max() {
+        let level: Vec<Entry> = (0..1000u32).map(|i| data(i as u8, 1)).collect();
+        let gs = groups(&level, 8);
+        assert!(gs.iter().all(|g| g.len() <= 8 && !g.is_empty()));
+        assert_eq!(gs.iter().map(|g| g.len()).sum::<usize>(), 1000);
+        assert!(gs.len() < 1000 / 2 + 1);
+    }
+
+    #[test]
+    fn holes_merge() {
+        let mut v = vec![Entry::hole(1), Entry::hole(2), data(1, 3), Entry::hole(0)];
+        merge_holes(&mut v);
+        assert_eq!(v, vec![Entry::hole(3), data(1, 3)]);
+    }
+}

@@ -1,0 +1,166 @@
+//! Volume maintenance: statfs, stats, gc, fsck.
+use crate::attr::{FileKind, StatFs};
+use crate::core::Core;
+use crate::dir::NAME_MAX;
+use crate::inode::Inode;
+use crate::{FsError, FsckReport, GcReport, VolumeStats};
+use blockstore::BlockId;
+use std::collections::{HashMap, HashSet};
+
+impl Core {
+    /// Free space of the filesystem holding the block store.
+    pub(crate) fn statfs(&self) -> Result<StatFs, FsError> {
+        let v = rustix::fs::statvfs(self.store.dir()).map_err(std::io::Error::from)?;
+        let frsize = if v.f_frsize > 0 {
+            v.f_frsize
+        } else {
+            v.f_bsize
+        };
+        // An upper bound, cheap: `df` calls this often, a full scan would be too slow.
+        let used = self.st.lock().inodes_issued();
+        Ok(StatFs {
+            blocks: v.f_blocks,
+            bfree: v.f_bfree,
+            bavail: v.f_bavail,
+            files: used + v.f_ffree.max(1 << 20),
+            ffree: v.f_ffree.max(1 << 20),
+            bsize: u32::try_from(frsize).unwrap_or(4096),
+            namelen: NAME_MAX as u32,
+        })
+    }
+
+    /// Every inode, as the database holds it after a flush, plus open unlinked ones.
+    pub(crate) fn all_inodes(&self) -> Result<(Vec<Inode>, Vec<String>), FsError> {
+        self.flush_all(true)?;
+        let mut problems = Vec::new();
+        let mut by_ino: HashMap<u64, Inode> = HashMap::new();
+        for r in self.db.all_inodes()? {
+            match r {
+                Ok(i) => {
+                    by_ino.insert(i.ino, i);
+                }
+                Err((ino, e)) => problems.push(format!("inode {ino}: {e}")),
+            }
+        }
+        for i in self.st.lock().cached_inodes() {
+            by_ino.entry(i.ino).or_insert_with(|| i.clone());
+        }
+        Ok((by_ino.into_values().collect(), problems))
+    }
+
+    /// Counts of inodes, files, dirs, bytes and snapshots.
+    pub(crate) fn stats(&self) -> Result<VolumeStats, FsError> {
+        let (inodes, _) = self.all_inodes()?;
+        let mut s = VolumeStats {
+            inodes: inodes.len() as u64,
+            ..VolumeStats::default()
+        };
+        for i in &inodes {
+            match i.kind {
+                FileKind::File => {
+                    s.files += 1;
+                    s.logical_bytes += i.content.size;
+                }
+                FileKind::Dir => s.dirs += 1,
+                _ => {}
+            }
+        }
+        s.snapshots = self.db.snapshots()?.len() as u64;
+        Ok(s)
+    }
+
+    /// Blocks reachable from the live tree and every snapshot.
+    fn live_blocks(&self, problems: &mut Vec<String>) -> Result<HashSet<BlockId>, FsError> {
+        let (inodes, p) = self.all_inodes()?;
+        problems.extend(p);
+        let mut live = HashSet::new();
+        for i in &inodes {
+            self.engine.visit_blocks(&i.content, &mut |id| {
+                live.insert(id);
+            })?;
+        }
+        self.snapshot_blocks(&mut live, problems)?;
+        Ok(live)
+    }
+
+    /// Deletes every block neither the tree nor a snapshot reaches.
+    pub(crate) fn gc(&self) -> Result<GcReport, FsError> {
+        let mut problems = Vec::new();
+        let live = self.live_blocks(&mut problems)?;
+        if !problems.is_empty() {
+            // An unreadable record may hide live blocks: deleting now could lose data.
+            tracing::error!(?problems, "gc skipped: metadata problems");
+            return Err(FsError::BadRecord("gc refused: run fsck"));
+        }
+        let store = self.store.gc(&live)?;
+        Ok(GcReport {
+            live_blocks: live.len() as u64,
+            store,
+        })
+    }
+
+    /// Store check, then every reachable block read and decrypted, then link counts.
+    pub(crate) fn fsck(&self, repair: bool) -> Result<FsckReport, FsError> {
+        let store = self.store.fsck(repair)?;
+        let mut r = FsckReport {
+            store,
+            ..FsckReport::default()
+        };
+        let (inodes, p) = self.all_inodes()?;
+        r.problems.extend(p);
+        r.inodes = inodes.len() as u64;
+        for i in &inodes {
+            self.check_content(i, &mut r);
+        }
+        self.check_links(&inodes, &mut r)?;
+        self.check_snapshots(&mut r)?;
+        Ok(r)
+    }
+
+    pub(crate) fn check_content(&self, i: &Inode, r: &mut FsckReport) {
+        if i.kind != FileKind::File {
+            return;
+        }
+        let _ = self.engine.visit_blocks(&i.content, &mut |_| r.blocks += 1);
+        // Reading the whole file decrypts and verifies every chunk and pointer block.
+        let mut off = 0;
+        while off < i.content.size {
+            let n = (i.content.size - off).min(8 << 20) as usize;
+            if let Err(e) = self.engine.read(&i.content, off, n) {
+                r.problems
+                    .push(format!("inode {}: content at {off}: {e}", i.ino));
+                return;
+            }
+            off += n as u64;
+        }
+    }
+
+    fn check_links(&self, inodes: &[Inode], r: &mut FsckReport) -> Result<(), FsError> {
+        let mut refs: HashMap<u64, u32> = HashMap::new();
+        let mut st = self.st.lock();
+        for i in inodes.iter().filter(|i| i.kind == FileKind::Dir) {
+            for d in st.dir(i.ino)?.values() {
+                let n = refs.entry(d.ino).or_default();
+                *n += if d.kind == FileKind::Dir { 2 } else { 1 };
+                if d.kind == FileKind::Dir {
+                    *refs.entry(i.ino).or_default() += 1;
+                }
+            }
+        }
+        *refs.entry(crate::ROOT_INO).or_default() += 2;
+        for i in inodes.iter().filter(|i| i.nlink > 0) {
+            let want = refs.remove(&i.ino).unwrap_or(0);
+            if want != i.nlink {
+                r.problems.push(format!(
+                    "inode {}: nlink {} but {} links",
+                    i.ino, i.nlink, want
+                ));
+            }
+        }
+        for ino in refs.keys() {
+            r.problems
+                .push(format!("directory entry points to missing inode {ino}"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,242 @@
+//! The local metadata database: redb tables of sealed records (docs/formats/fs.md).
+//!
+//! Only inode numbers and name tags are in clear; every value is sealed with
+//! `VolumeKeys::seal_record(table, key, plaintext)`. Writes arrive as one [`Batch`] per flush,
+//! committed in one redb write transaction.
+use crate::FsError;
+use crate::attr::Ino;
+use crate::crypto::VolumeKeys;
+use crate::format::{self, Dirent, SnapRecord, Super, Xattr};
+use crate::inode::Inode;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+/// A 32-byte name tag (`VolumeKeys::name_tag`).
+pub(crate) type Tag = [u8; 32];
+
+const INODES: TableDefinition<u64, &[u8]> = TableDefinition::new("inodes");
+const DIRENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dirents");
+const XATTRS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("xattrs");
+const SNAPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
+const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+
+/// Table tags bound into each record's AAD.
+const T_INODE: u8 = 1;
+const T_DIRENT: u8 = 2;
+const T_XATTR: u8 = 3;
+const T_SNAP: u8 = 4;
+const T_META: u8 = 5;
+const SUPER_KEY: &[u8] = b"super";
+
+/// Database key of an entry under `ino` (dirents and xattrs): ino LE ‖ tag.
+pub(crate) fn pair_key(ino: Ino, tag: &Tag) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(&ino.to_le_bytes());
+    k[8..].copy_from_slice(tag);
+    k
+}
+
+/// An inode, or the number of one whose record does not open and why.
+pub(crate) type InodeOrBad = Result<Inode, (Ino, FsError)>;
+
+/// Record plaintexts to write (`Some`) or delete (`None`) in one transaction.
+#[derive(Default)]
+pub(crate) struct Batch {
+    pub(crate) inodes: Vec<(Ino, Option<Vec<u8>>)>,
+    pub(crate) dirents: Vec<([u8; 40], Option<Vec<u8>>)>,
+    pub(crate) xattrs: Vec<([u8; 40], Option<Vec<u8>>)>,
+    pub(crate) snaps: Vec<(Tag, Option<Vec<u8>>)>,
+    pub(crate) sup: Option<Super>,
+}
+
+impl Batch {
+    /// Whether there is nothing to write.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.inodes.is_empty()
+            && self.dirents.is_empty()
+            && self.xattrs.is_empty()
+            && self.snaps.is_empty()
+            && self.sup.is_none()
+    }
+}
+
+fn dberr(e: impl std::fmt::Display) -> FsError {
+    FsError::Meta(e.to_string())
+}
+
+/// The open metadata database.
+pub(crate) struct MetaDb {
+    db: Database,
+    keys: Arc<VolumeKeys>,
+}
+
+impl MetaDb {
+    /// Opens or creates the database, making sure every table exists.
+    pub(crate) fn open(path: &Path, keys: Arc<VolumeKeys>) -> Result<Self, FsError> {
+        let db = Database::create(path).map_err(dberr)?;
+        let tx = db.begin_write().map_err(dberr)?;
+        tx.open_table(INODES).map_err(dberr)?;
+        for t in [DIRENTS, XATTRS, SNAPS, META] {
+            tx.open_table(t).map_err(dberr)?;
+        }
+        tx.commit().map_err(dberr)?;
+        Ok(MetaDb { db, keys })
+    }
+
+    /// The superblock, `None` for a new volume.
+    pub(crate) fn load_super(&self) -> Result<Option<Super>, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(META).map_err(dberr)?;
+        let Some(v) = t.get(SUPER_KEY).map_err(dberr)? else {
+            return Ok(None);
+        };
+        let p = self.keys.open_record(T_META, SUPER_KEY, v.value())?;
+        format::decode_super(&p).map(Some)
+    }
+
+    /// One inode, `None` if absent.
+    pub(crate) fn load_inode(&self, ino: Ino) -> Result<Option<Inode>, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(INODES).map_err(dberr)?;
+        let Some(v) = t.get(ino).map_err(dberr)? else {
+            return Ok(None);
+        };
+        self.open_inode(ino, v.value()).map(Some)
+    }
+
+    fn open_inode(&self, ino: Ino, sealed: &[u8]) -> Result<Inode, FsError> {
+        let r = self
+            .keys
+            .open_record(T_INODE, &ino.to_le_bytes(), sealed)
+            .and_then(|p| format::decode_inode(ino, &p));
+        if let Err(e) = &r {
+            tracing::error!(ino, error = %e, "inode record does not open");
+        }
+        r
+    }
+
+    /// Every inode in the database (gc, fsck, stats).
+    pub(crate) fn all_inodes(&self) -> Result<Vec<InodeOrBad>, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(INODES).map_err(dberr)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(dberr)? {
+            let (k, v) = item.map_err(dberr)?;
+            let ino = k.value();
+            out.push(self.open_inode(ino, v.value()).map_err(|e| (ino, e)));
+        }
+        Ok(out)
+    }
+
+    /// All entries of directory `ino`, by tag.
+    pub(crate) fn load_dir(&self, ino: Ino) -> Result<BTreeMap<Tag, Dirent>, FsError> {
+        self.load_pairs(DIRENTS, T_DIRENT, ino, format::decode_dirent)
+    }
+
+    /// All xattrs of inode `ino`, by tag.
+    pub(crate) fn load_xattrs(&self, ino: Ino) -> Result<BTreeMap<Tag, Xattr>, FsError> {
+        self.load_pairs(XATTRS, T_XATTR, ino, format::decode_xattr)
+    }
+
+    fn load_pairs<V>(
+        &self,
+        def: TableDefinition<&[u8], &[u8]>,
+        table: u8,
+        ino: Ino,
+        decode: fn(&[u8]) -> Result<V, FsError>,
+    ) -> Result<BTreeMap<Tag, V>, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(def).map_err(dberr)?;
+        let (lo, hi) = (pair_key(ino, &[0; 32]), pair_key(ino, &[0xff; 32]));
+        let mut out = BTreeMap::new();
+        for item in t.range(lo.as_slice()..=hi.as_slice()).map_err(dberr)? {
+            let (k, v) = item.map_err(dberr)?;
+            let p = self.keys.open_record(table, k.value(), v.value());
+            let rec = p.and_then(|p| decode(&p)).inspect_err(|e| {
+                tracing::error!(ino, error = %e, table, "entry record does not open");
+            })?;
+            let mut tag = [0u8; 32];
+            tag.copy_from_slice(&k.value()[8..]);
+            out.insert(tag, rec);
+        }
+        Ok(out)
+    }
+
+    /// Every snapshot record.
+    pub(crate) fn snapshots(&self) -> Result<Vec<(Tag, SnapRecord)>, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(SNAPS).map_err(dberr)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(dberr)? {
+            let (k, v) = item.map_err(dberr)?;
+            let p = self.keys.open_record(T_SNAP, k.value(), v.value())?;
+            let mut tag = [0u8; 32];
+            tag.copy_from_slice(k.value());
+            out.push((tag, format::decode_snap(&p)?));
+        }
+        Ok(out)
+    }
+
+    /// Seals and writes `b` in one transaction (durable or not).
+    pub(crate) fn commit(&self, b: &Batch, durable: bool) -> Result<(), FsError> {
+        let mut tx = self.db.begin_write().map_err(dberr)?;
+        let d = if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        };
+        tx.set_durability(d).map_err(dberr)?;
+        {
+            let mut t = tx.open_table(INODES).map_err(dberr)?;
+            for (ino, rec) in &b.inodes {
+                match rec {
+                    Some(p) => {
+                        let s = self.keys.seal_record(T_INODE, &ino.to_le_bytes(), p)?;
+                        t.insert(*ino, s.as_slice()).map_err(dberr)?;
+                    }
+                    None => drop(t.remove(*ino).map_err(dberr)?),
+                }
+            }
+        }
+        self.write_pairs(
+            &tx,
+            DIRENTS,
+            T_DIRENT,
+            b.dirents.iter().map(|(k, v)| (&k[..], v)),
+        )?;
+        self.write_pairs(
+            &tx,
+            XATTRS,
+            T_XATTR,
+            b.xattrs.iter().map(|(k, v)| (&k[..], v)),
+        )?;
+        self.write_pairs(&tx, SNAPS, T_SNAP, b.snaps.iter().map(|(k, v)| (&k[..], v)))?;
+        if let Some(s) = &b.sup {
+            let rec = Some(format::encode_super(s));
+            self.write_pairs(&tx, META, T_META, [(SUPER_KEY, &rec)].into_iter())?;
+        }
+        tx.commit().map_err(dberr)
+    }
+
+    fn write_pairs<'a>(
+        &self,
+        tx: &redb::WriteTransaction,
+        def: TableDefinition<&[u8], &[u8]>,
+        table: u8,
+        items: impl Iterator<Item = (&'a [u8], &'a Option<Vec<u8>>)>,
+    ) -> Result<(), FsError> {
+        let mut t = tx.open_table(def).map_err(dberr)?;
+        for (k, rec) in items {
+            match rec {
+                Some(p) => {
+                    let s = self.keys.seal_record(table, k, p)?;
+                    t.insert(k, s.as_slice()).map_err(dberr)?;
+                }
+                None => drop(t.remove(k).map_err(dberr)?),
+            }
+        }
+        Ok(())
+    }
+}

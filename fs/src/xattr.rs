@@ -1,0 +1,74 @@
+//! Extended attributes, indexed by `name_tag(ino, name)`.
+use crate::FsError;
+use crate::attr::{Ino, XattrMode};
+use crate::core::Core;
+use crate::format::Xattr;
+use std::time::SystemTime;
+
+/// Longest xattr name (Linux XATTR_NAME_MAX).
+const XATTR_NAME_MAX: usize = 255;
+/// Largest xattr value (Linux XATTR_SIZE_MAX).
+const XATTR_SIZE_MAX: usize = 64 << 10;
+
+impl Core {
+    /// `setxattr` with create/replace semantics.
+    pub(crate) fn setxattr(
+        &self,
+        ino: Ino,
+        name: &[u8],
+        value: &[u8],
+        mode: XattrMode,
+    ) -> Result<(), FsError> {
+        if name.is_empty() || name.len() > XATTR_NAME_MAX {
+            return Err(FsError::Range);
+        }
+        if value.len() > XATTR_SIZE_MAX {
+            return Err(FsError::TooBig);
+        }
+        let mut st = self.st.lock();
+        st.inode(ino)?;
+        let tag = self.keys.name_tag(ino, name);
+        let exists = st.xattrs(ino)?.contains_key(&tag);
+        match (mode, exists) {
+            (XattrMode::Create, true) => return Err(FsError::Exists),
+            (XattrMode::Replace, false) => return Err(FsError::NoAttr),
+            _ => {}
+        }
+        let x = Xattr {
+            name: name.to_vec(),
+            value: value.to_vec(),
+        };
+        st.set_xattr(ino, tag, Some(x));
+        st.inode_mut(ino)?.ctime = SystemTime::now();
+        Ok(())
+    }
+
+    /// `getxattr`.
+    pub(crate) fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>, FsError> {
+        let mut st = self.st.lock();
+        st.inode(ino)?;
+        let tag = self.keys.name_tag(ino, name);
+        let x = st.xattrs(ino)?.get(&tag).ok_or(FsError::NoAttr)?;
+        Ok(x.value.clone())
+    }
+
+    /// `listxattr`: names in tag order.
+    pub(crate) fn listxattr(&self, ino: Ino) -> Result<Vec<Vec<u8>>, FsError> {
+        let mut st = self.st.lock();
+        st.inode(ino)?;
+        Ok(st.xattrs(ino)?.values().map(|x| x.name.clone()).collect())
+    }
+
+    /// `removexattr`.
+    pub(crate) fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<(), FsError> {
+        let mut st = self.st.lock();
+        st.inode(ino)?;
+        let tag = self.keys.name_tag(ino, name);
+        if !st.xattrs(ino)?.contains_key(&tag) {
+            return Err(FsError::NoAttr);
+        }
+        st.set_xattr(ino, tag, None);
+        st.inode_mut(ino)?.ctime = SystemTime::now();
+        Ok(())
+    }
+}
