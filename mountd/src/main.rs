@@ -1,4 +1,147 @@
-//! The `fossa` command.
-fn main() {
-    println!("fossa: placeholder");
+//! The `fossa` command: CLI, mount daemon and control socket (docs/cli.md is normative).
+//!
+//! `anyhow` is used here and in `cli/` only; the FUSE adapter maps typed `FsError`s.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod cli;
+mod config;
+mod control;
+mod fuse;
+mod mountinfo;
+mod timefmt;
+mod unlock;
+mod volume;
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// fossa: a distributed encrypted filesystem.
+#[derive(Debug, Parser)]
+#[command(name = "fossa", version)]
+pub(crate) struct Cli {
+    /// Keep config and data under DIR (DIR/config, DIR/data) instead of the XDG directories.
+    #[arg(long, global = true, env = "FOSSA_HOME", value_name = "DIR")]
+    pub(crate) home: Option<PathBuf>,
+    /// Unlock with a key file (64 hex digits) instead of a passphrase.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) cmd: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a new volume and print its id.
+    Init,
+    /// Mount the volume at DIR (creating the volume first if there is none).
+    Mount(MountArgs),
+    /// Unmount DIR; the daemon syncs and exits.
+    Umount {
+        /// The mount point.
+        dir: PathBuf,
+    },
+    /// Show the volume's status.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify every reachable block and the metadata (volume must not be mounted).
+    Fsck {
+        /// Rebuild a damaged block index.
+        #[arg(long)]
+        repair: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete blocks no longer reachable and compact data files.
+    Gc {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retain the current tree as a snapshot; or list or remove snapshots.
+    #[command(args_conflicts_with_subcommands = true)]
+    Snapshot {
+        /// Snapshot name (default: the UTC time, YYYY-MM-DDTHH-MM-SSZ).
+        name: Option<String>,
+        /// list or rm.
+        #[command(subcommand)]
+        cmd: Option<SnapshotCmd>,
+    },
+}
+
+/// Arguments of `fossa mount`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct MountArgs {
+    /// The mount point (an existing directory).
+    pub(crate) dir: PathBuf,
+    /// Return once mounted, serving from a background process logging to DATA/fossa.log.
+    #[arg(long)]
+    pub(crate) daemon: bool,
+    /// Mount read-only.
+    #[arg(long)]
+    pub(crate) read_only: bool,
+    /// Let other users access the mount.
+    #[arg(long)]
+    pub(crate) allow_other: bool,
+}
+
+/// `fossa snapshot list|rm`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SnapshotCmd {
+    /// List snapshots (name, time).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Forget a snapshot; its blocks go at the next gc.
+    Rm {
+        /// Snapshot name.
+        name: String,
+    },
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        // fuser warns on every external unmount that its own unmount found nothing to do.
+        0 => "warn,fuser::session=error,fossa=info,fossa_fs=info,blockstore=info,fossa_net=info",
+        1 => "info,fossa=debug,fossa_fs=debug,blockstore=debug,fossa_net=debug",
+        _ => "debug,fossa=trace,fossa_fs=trace,blockstore=trace,fossa_net=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    init_logging(args.verbose);
+    // fsck distinguishes "problems found" (1) from "could not check" (2).
+    let error_code = if matches!(args.cmd, Command::Fsck { .. }) {
+        2
+    } else {
+        1
+    };
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fossa: error: {e:#}");
+            ExitCode::from(error_code)
+        }
+    }
 }

@@ -1,0 +1,73 @@
+//! `fossa fsck` and `fossa gc`.
+use super::{Ctx, open_local, request, require_volume};
+use crate::control::Request;
+use crate::volume::VolumeLock;
+use anyhow::Result;
+use serde_json::json;
+use std::process::ExitCode;
+
+/// `fossa fsck [--repair] [--json]`: exit 0 clean, 1 problems found (errors exit 2 in main).
+pub(crate) fn fsck(ctx: &Ctx, repair: bool, json: bool) -> Result<ExitCode> {
+    require_volume(ctx)?;
+    // Checking a mounted volume would race with its writers.
+    let vol = open_local(ctx, VolumeLock::acquire(&ctx.paths)?)?;
+    let r = vol.fs.fsck(repair)?;
+    let mut problems = r.problems.clone();
+    problems.extend(
+        r.store
+            .corrupt
+            .iter()
+            .map(|id| format!("block {id} is corrupt")),
+    );
+    problems.extend(
+        r.store
+            .dangling
+            .iter()
+            .map(|id| format!("block {id}: dangling index entry")),
+    );
+    let clean = problems.is_empty();
+    let report = json!({
+        "clean": clean,
+        "inodes_checked": r.inodes,
+        "blocks_checked": r.blocks,
+        "store_blocks_checked": r.store.blocks_checked,
+        "repaired": r.store.repaired,
+        "problems": problems,
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        for p in &problems {
+            println!("problem: {p}");
+        }
+        let verdict = if clean { "clean" } else { "PROBLEMS FOUND" };
+        println!(
+            "{verdict}: {} inodes, {} blocks checked",
+            r.inodes, r.blocks
+        );
+    }
+    vol.fs.sync()?;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `fossa gc [--json]`: through the daemon when mounted.
+pub(crate) fn gc(ctx: &Ctx, json: bool) -> Result<()> {
+    let v = request(ctx, &Request::Gc)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let n = |k: &str| v[k].as_u64().unwrap_or(0);
+        println!(
+            "removed {} blocks ({} bytes), reclaimed {} bytes; {} blocks live",
+            n("blocks_removed"),
+            n("bytes_removed"),
+            n("bytes_reclaimed"),
+            n("live_blocks")
+        );
+    }
+    Ok(())
+}

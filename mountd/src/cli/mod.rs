@@ -1,0 +1,86 @@
+//! The verbs, one module per group. Each returns `anyhow::Result`; `main` prints errors as
+//! `fossa: error: …`.
+mod init;
+mod maint;
+mod mount;
+mod snapshot;
+mod status;
+
+use crate::config::Paths;
+use crate::control::{self, Request};
+use crate::unlock;
+use crate::volume::{Volume, VolumeLock};
+use crate::{Cli, Command, SnapshotCmd};
+use anyhow::{Result, bail};
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// What every verb needs: where the volume is and how to unlock it.
+pub(crate) struct Ctx {
+    /// `--home`, made absolute.
+    pub(crate) home: Option<PathBuf>,
+    /// The volume's directories.
+    pub(crate) paths: Paths,
+    /// `--key-file`, made absolute.
+    pub(crate) key_file: Option<PathBuf>,
+}
+
+/// Runs the command line.
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
+    let abs = |p: Option<PathBuf>| p.map(std::path::absolute).transpose();
+    let home = abs(cli.home)?;
+    let ctx = Ctx {
+        paths: Paths::resolve(home.as_deref())?,
+        home,
+        key_file: abs(cli.key_file)?,
+    };
+    match cli.cmd {
+        Command::Init => init::init(&ctx),
+        Command::Mount(args) => mount::mount(&ctx, &args),
+        Command::Umount { dir } => mount::umount(&ctx, &dir),
+        Command::Status { json } => status::status(&ctx, json),
+        Command::Fsck { repair, json } => return maint::fsck(&ctx, repair, json),
+        Command::Gc { json } => maint::gc(&ctx, json),
+        Command::Snapshot { cmd: None, name } => snapshot::create(&ctx, name),
+        Command::Snapshot {
+            cmd: Some(SnapshotCmd::List { json }),
+            ..
+        } => snapshot::list(&ctx, json),
+        Command::Snapshot {
+            cmd: Some(SnapshotCmd::Rm { name }),
+            ..
+        } => snapshot::remove(&ctx, name),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Fails unless a volume exists.
+fn require_volume(ctx: &Ctx) -> Result<()> {
+    if !ctx.paths.volume_exists() {
+        bail!(
+            "no volume in {} (create one with `fossa init`)",
+            ctx.paths.data.display()
+        );
+    }
+    Ok(())
+}
+
+/// Opens the volume in this process (it must not be open elsewhere).
+fn open_local(ctx: &Ctx, lock: VolumeLock) -> Result<Volume> {
+    let secret = unlock::for_existing(ctx.key_file.as_deref(), &ctx.paths)?;
+    Volume::open(&ctx.paths, lock, &secret, false)
+}
+
+/// Executes `req`: through the daemon's control socket if a daemon holds the volume,
+/// otherwise by opening the volume here.
+fn request(ctx: &Ctx, req: &Request) -> Result<Value> {
+    require_volume(ctx)?;
+    let Some(lock) = VolumeLock::try_acquire(&ctx.paths)? else {
+        return control::call(&ctx.paths.control_socket(), req)?.into_result();
+    };
+    let vol = open_local(ctx, lock)?;
+    let result = control::handle(&vol, None, req).into_result()?;
+    vol.fs.sync()?;
+    Ok(result)
+}

@@ -1,0 +1,60 @@
+//! `fossa snapshot [NAME]`, `fossa snapshot list`, `fossa snapshot rm NAME`.
+use super::{Ctx, request};
+use crate::control::Request;
+use crate::timefmt;
+use anyhow::{Result, bail};
+use std::time::SystemTime;
+
+/// Takes a snapshot named `name` (default: the current UTC time) and prints its name.
+pub(crate) fn create(ctx: &Ctx, name: Option<String>) -> Result<()> {
+    let name = name.unwrap_or_else(|| timefmt::snapshot_name(SystemTime::now()));
+    check_name(&name)?;
+    let v = request(ctx, &Request::Snapshot { name })?;
+    println!("{}", v["name"].as_str().unwrap_or_default());
+    Ok(())
+}
+
+/// Lists snapshots: `NAME  TIME` lines, or a JSON array of `{name, time}`.
+pub(crate) fn list(ctx: &Ctx, json: bool) -> Result<()> {
+    let v = request(ctx, &Request::SnapshotList)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    for s in v.as_array().into_iter().flatten() {
+        let field = |k: &str| s[k].as_str().unwrap_or_default().to_owned();
+        println!("{}  {}", field("name"), field("time"));
+    }
+    Ok(())
+}
+
+/// Forgets snapshot `name` (exit 1 if there is none).
+pub(crate) fn remove(ctx: &Ctx, name: String) -> Result<()> {
+    request(ctx, &Request::SnapshotRm { name })?;
+    Ok(())
+}
+
+/// A snapshot name becomes a directory name under `.snapshots/`.
+fn check_name(name: &str) -> Result<()> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\0']) {
+        bail!("{name:?} is not a valid snapshot name");
+    }
+    if name.len() > 255 {
+        bail!("snapshot name too long");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_must_be_file_names() {
+        assert!(check_name("2026-11-23T17-04-05Z").is_ok());
+        for bad in ["", ".", "..", "a/b", "a\0"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_name(&"x".repeat(256)).is_err());
+    }
+}

@@ -1,0 +1,57 @@
+//! `fossa status [--json]`.
+use super::{Ctx, request};
+use crate::control::Request;
+use anyhow::Result;
+use serde_json::Value;
+
+/// Prints the volume's status, asking the daemon if it is mounted.
+pub(crate) fn status(ctx: &Ctx, json: bool) -> Result<()> {
+    let v = request(ctx, &Request::Status)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", human(&v));
+    }
+    Ok(())
+}
+
+/// The human-readable form of the status object.
+fn human(v: &Value) -> String {
+    let n = |k: &str| v[k].as_u64().unwrap_or(0);
+    let mounted = match v["mountpoint"].as_str() {
+        Some(m) if v["mounted"] == Value::Bool(true) => format!("yes, at {m}"),
+        _ => "no".to_owned(),
+    };
+    format!(
+        "volume:     {}\nmounted:    {}\ninodes:     {} ({} files, {} directories)\n\
+         logical:    {} bytes\nstored:     {} blocks, {} bytes ({} bytes on disk)\n\
+         snapshots:  {}\n",
+        v["volume_id"].as_str().unwrap_or("?"),
+        mounted,
+        n("inodes"),
+        n("files"),
+        n("dirs"),
+        n("logical_bytes"),
+        n("own_blocks"),
+        n("own_bytes"),
+        n("disk_bytes"),
+        n("snapshots"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_status_names_the_mountpoint() {
+        let v = serde_json::json!({
+            "volume_id": "ab", "mounted": true, "mountpoint": "/m", "inodes": 3,
+            "files": 1, "dirs": 2, "logical_bytes": 5, "own_blocks": 1, "own_bytes": 9,
+            "disk_bytes": 10, "snapshots": 0
+        });
+        let h = human(&v);
+        assert!(h.contains("yes, at /m"), "{h}");
+        assert!(h.contains("3 (1 files, 2 directories)"), "{h}");
+    }
+}

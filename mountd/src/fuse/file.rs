@@ -1,0 +1,130 @@
+//! File I/O: open/create, read/write, flush/fsync/release, fallocate.
+use super::attr::{caller, file_attr, ttl};
+use super::dir::reply_empty;
+use super::errno::errno;
+use fossa_fs::{Fs, OpenFlags};
+use fuser::{
+    Errno, FileHandle, FopenFlags, Generation, INodeNo, ReplyCreate, ReplyData, ReplyEmpty,
+    ReplyOpen, ReplyWrite, Request,
+};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+
+/// The open flags the core cares about, from the raw `open(2)` flags.
+pub(crate) fn open_flags(raw: i32) -> OpenFlags {
+    OpenFlags {
+        write: raw & libc::O_ACCMODE != libc::O_RDONLY,
+        truncate: raw & libc::O_TRUNC != 0,
+        append: raw & libc::O_APPEND != 0,
+    }
+}
+
+/// `open`.
+pub(crate) fn open(fs: &Fs, ino: INodeNo, raw_flags: i32, reply: ReplyOpen) {
+    match fs.open_file(ino.0, open_flags(raw_flags)) {
+        Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        Err(e) => reply.error(errno("open", ino.0, e)),
+    }
+}
+
+/// `create`: makes a regular file and opens it.
+pub(crate) fn create(
+    fs: &Fs,
+    req: &Request,
+    parent: INodeNo,
+    name: &OsStr,
+    (mode, umask, raw_flags): (u32, u32, i32),
+    reply: ReplyCreate,
+) {
+    let who = caller(req, umask);
+    let perm = (mode & 0o7777) as u16;
+    match fs.create(who, parent.0, name.as_bytes(), perm, open_flags(raw_flags)) {
+        Ok((a, fh)) => {
+            let (ttl, attr) = (ttl(&a), file_attr(&a));
+            reply.created(
+                &ttl,
+                &attr,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            );
+        }
+        Err(e) => reply.error(errno("create", parent.0, e)),
+    }
+}
+
+/// `read`.
+pub(crate) fn read(
+    fs: &Fs,
+    ino: INodeNo,
+    fh: FileHandle,
+    offset: u64,
+    size: u32,
+    reply: ReplyData,
+) {
+    match fs.read(ino.0, fh.0, offset, size) {
+        Ok(data) => reply.data(&data),
+        Err(e) => reply.error(errno("read", ino.0, e)),
+    }
+}
+
+/// `write`.
+pub(crate) fn write(
+    fs: &Fs,
+    ino: INodeNo,
+    fh: FileHandle,
+    offset: u64,
+    data: &[u8],
+    reply: ReplyWrite,
+) {
+    match fs.write(ino.0, fh.0, offset, data) {
+        Ok(n) => reply.written(n),
+        Err(e) => reply.error(errno("write", ino.0, e)),
+    }
+}
+
+/// `flush` (on every `close` of a descriptor).
+pub(crate) fn flush(fs: &Fs, ino: INodeNo, fh: FileHandle, reply: ReplyEmpty) {
+    reply_empty(reply, "flush", ino.0, fs.flush(ino.0, fh.0));
+}
+
+/// `fsync`.
+pub(crate) fn fsync(fs: &Fs, ino: INodeNo, fh: FileHandle, datasync: bool, reply: ReplyEmpty) {
+    reply_empty(reply, "fsync", ino.0, fs.fsync(ino.0, Some(fh.0), datasync));
+}
+
+/// `release` (the last descriptor of an open file is gone).
+pub(crate) fn release(fs: &Fs, ino: INodeNo, fh: FileHandle, reply: ReplyEmpty) {
+    reply_empty(reply, "release", ino.0, fs.release(ino.0, fh.0));
+}
+
+/// `fallocate`: plain allocation and `FALLOC_FL_KEEP_SIZE`; no hole punching or ranges.
+pub(crate) fn fallocate(
+    fs: &Fs,
+    ino: INodeNo,
+    fh: FileHandle,
+    (offset, len, mode): (u64, u64, i32),
+    reply: ReplyEmpty,
+) {
+    let keep_size = match mode {
+        0 => false,
+        libc::FALLOC_FL_KEEP_SIZE => true,
+        _ => return reply.error(Errno::from_i32(libc::EOPNOTSUPP)),
+    };
+    let r = fs.fallocate(ino.0, fh.0, offset, len, keep_size);
+    reply_empty(reply, "fallocate", ino.0, r);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_flags_decode() {
+        assert_eq!(open_flags(libc::O_RDONLY), OpenFlags::default());
+        let f = open_flags(libc::O_WRONLY | libc::O_TRUNC);
+        assert!(f.write && f.truncate && !f.append);
+        let f = open_flags(libc::O_RDWR | libc::O_APPEND);
+        assert!(f.write && !f.truncate && f.append);
+    }
+}

@@ -1,0 +1,349 @@
+//! The FUSE adapter: a thin `fuser::Filesystem` over [`fossa_fs::Fs`]. Each callback decodes
+//! its arguments, calls the core, maps errors in one place ([`errno`]) and replies.
+//!
+//! Choices: entries and attributes are cached 1 s, except non-directories with nlink > 1
+//! (0 s, see [`attr::ttl`]); writes up to 1 MiB per request; 4 worker threads, each with its
+//! own `/dev/fuse` descriptor (`clone_fd`), so a slow fsync does not stall lookups; the kernel
+//! checks permissions (`default_permissions`), so `access` always succeeds.
+mod attr;
+mod dir;
+mod errno;
+mod file;
+mod xattr;
+
+use fossa_fs::Fs;
+use fuser::{
+    AccessFlags, Config, FileHandle, INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags,
+    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, Session, SessionACL, TimeOrNow,
+    WriteFlags,
+};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Largest write the kernel sends in one request (the kernel caps at 256 pages by default).
+const MAX_WRITE: u32 = 1 << 20;
+/// Session threads reading `/dev/fuse`.
+const THREADS: usize = 4;
+
+/// How to mount.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MountOpts {
+    /// Mount read-only.
+    pub(crate) read_only: bool,
+    /// Let other users (and root) access the mount.
+    pub(crate) allow_other: bool,
+}
+
+/// Mounts `fs` at `dir`; the returned session serves it when run.
+pub(crate) fn mount(fs: Arc<Fs>, dir: &Path, opts: MountOpts) -> std::io::Result<Session<FossaFs>> {
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("fossa".into()),
+        MountOption::Subtype("fossa".into()),
+        MountOption::DefaultPermissions,
+        if opts.read_only {
+            MountOption::RO
+        } else {
+            MountOption::RW
+        },
+    ];
+    if opts.allow_other {
+        config.acl = SessionACL::All;
+    }
+    config.n_threads = Some(THREADS);
+    config.clone_fd = true;
+    Session::new(FossaFs { fs }, dir, &config)
+}
+
+/// The `fuser::Filesystem` of a fossa volume.
+pub(crate) struct FossaFs {
+    fs: Arc<Fs>,
+}
+
+impl fuser::Filesystem for FossaFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // fuser asks for 16 MiB; the kernel would clamp, but say what we mean.
+        if let Err(nearest) = config.set_max_write(MAX_WRITE) {
+            let _ = config.set_max_write(nearest);
+        }
+        let _ = config.set_max_readahead(MAX_WRITE);
+        Ok(())
+    }
+
+    fn destroy(&mut self) {
+        if let Err(e) = self.fs.sync() {
+            tracing::error!(error = %e, "sync at unmount failed");
+        }
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let r = self.fs.lookup(parent.0, name.as_bytes());
+        attr::reply_entry(reply, "lookup", parent.0, r);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        attr::reply_attr(reply, "getattr", ino.0, self.fs.getattr(ino.0));
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let (mode, uid, gid, size) = (mode, uid, gid, size);
+        let args = attr::SetAttrArgs {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+            ctime,
+            fh,
+        };
+        attr::setattr(&self.fs, ino, args, reply);
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        dir::readlink(&self.fs, ino, reply);
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        dir::mknod(&self.fs, req, parent, name, (mode, umask, rdev), reply);
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        dir::mkdir(&self.fs, req, parent, name, (mode, umask), reply);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.fs.unlink(parent.0, name.as_bytes());
+        dir::reply_empty(reply, "unlink", parent.0, r);
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = self.fs.rmdir(parent.0, name.as_bytes());
+        dir::reply_empty(reply, "rmdir", parent.0, r);
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        dir::symlink(&self.fs, req, parent, link_name, target, reply);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        dir::rename(&self.fs, (parent, name), (newparent, newname), flags, reply);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        dir::link(&self.fs, ino, newparent, newname, reply);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        file::open(&self.fs, ino, flags.0, reply);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        file::read(&self.fs, ino, fh, offset, size, reply);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        file::write(&self.fs, ino, fh, offset, data, reply);
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        file::flush(&self.fs, ino, fh, reply);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        file::release(&self.fs, ino, fh, reply);
+    }
+
+    fn fsync(&self, _req: &Request, ino: INodeNo, fh: FileHandle, ds: bool, reply: ReplyEmpty) {
+        file::fsync(&self.fs, ino, fh, ds, reply);
+    }
+
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // Stateless: readdir resumes from cookies, so no handle is needed.
+        reply.opened(FileHandle(0), fuser::FopenFlags::empty());
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        dir::readdir(&self.fs, ino, offset, reply);
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, ds: bool, reply: ReplyEmpty) {
+        // Directory changes are metadata: fsync of the directory inode makes them durable.
+        dir::reply_empty(reply, "fsyncdir", ino.0, self.fs.fsync(ino.0, None, ds));
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        attr::statfs(&self.fs, reply);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        position: u32,
+        reply: ReplyEmpty,
+    ) {
+        xattr::setxattr(&self.fs, ino, name, value, (flags, position), reply);
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        xattr::getxattr(&self.fs, ino, name, size, reply);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        xattr::listxattr(&self.fs, ino, size, reply);
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        xattr::removexattr(&self.fs, ino, name, reply);
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        file::create(&self.fs, req, parent, name, (mode, umask, flags), reply);
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        file::fallocate(&self.fs, ino, fh, (offset, length, mode), reply);
+    }
+}
