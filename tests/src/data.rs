@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -39,4 +40,29 @@ pub fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Reads a whole file, naming it in the error.
 pub(crate) fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Sets the modification (and access) time of `path` to `secs.nsec` without following
+/// symlinks: files and directories through their fd (nanoseconds kept), fifos through an
+/// `O_RDWR` open (which does not block), symlinks with `touch -h`.
+pub fn set_mtime(path: &Path, secs: u64, nsec: u32) -> Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        let out = crate::process::run(
+            std::process::Command::new("touch")
+                .arg("-h")
+                .arg("-d")
+                .arg(format!("@{secs}.{nsec:09}"))
+                .arg(path),
+        )?;
+        return crate::process::assert_success(&out, "touch -h");
+    }
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nsec);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(meta.file_type().is_fifo())
+        .open(path)
+        .with_context(|| format!("opening {} to set its times", path.display()))?;
+    file.set_times(std::fs::FileTimes::new().set_modified(t).set_accessed(t))
+        .with_context(|| format!("setting times of {}", path.display()))
 }

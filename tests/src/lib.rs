@@ -14,13 +14,15 @@
 mod data;
 mod mounts;
 mod process;
+mod sample;
 pub mod tree;
 mod volume;
 
-pub use data::{hash_hex, random_bytes, write_synced};
+pub use data::{hash_hex, random_bytes, set_mtime, write_synced};
 pub use mounts::{TmpfsMount, fuse_mounted, lazy_unmount, mount_fstype};
 pub use process::{
     Output, assert_exit, assert_success, fossa, fossa_bin, require_tool, run, run_timeout,
     wait_until,
 };
+pub use sample::make_sample_tree;
 pub use volume::Volume;
