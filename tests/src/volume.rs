@@ -291,7 +291,8 @@ impl Volume {
         }
     }
 
-    /// SIGKILLs the daemon (a crash), then clears the stale mount with `fusermount3 -uz`.
+    /// SIGKILLs the daemon (a crash) and reaps it. The mount stays behind, stale: syscalls on
+    /// it fail with ENOTCONN until [`Volume::clear_stale_mount`].
     pub fn kill_daemon(&mut self) -> Result<()> {
         let mut daemon = self
             .daemon
@@ -299,7 +300,12 @@ impl Volume {
             .context("harness: volume is not mounted")?;
         daemon.child.kill()?;
         daemon.child.wait()?;
-        lazy_unmount(&daemon.mnt)
+        Ok(())
+    }
+
+    /// `fusermount3 -uz MNT` (after [`Volume::kill_daemon`]), waiting until it is gone.
+    pub fn clear_stale_mount(&self) -> Result<()> {
+        lazy_unmount(&self.mnt())
     }
 
     /// The daemon's process id, while mounted.
