@@ -25,4 +25,4 @@ pub use process::{
     wait_until,
 };
 pub use sample::make_sample_tree;
-pub use volume::Volume;
+pub use volume::{Volume, mount_expecting_failure};

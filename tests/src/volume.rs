@@ -223,23 +223,7 @@ impl Volume {
         key: &Path,
         extra: &[&str],
     ) -> Result<Output> {
-        let before = mount_count(dir)?;
-        let mut cmd = fossa(&["--home"])?;
-        cmd.arg(self.home())
-            .arg("--key-file")
-            .arg(key)
-            .arg("mount")
-            .arg(dir)
-            .args(extra);
-        let result = run_timeout(&mut cmd, MOUNT_TIMEOUT);
-        if mount_count(dir)? > before {
-            lazy_unmount(dir)?;
-            bail!(
-                "`fossa mount {}` mounted although it should have failed",
-                dir.display()
-            );
-        }
-        result
+        mount_expecting_failure(&self.home(), dir, key, extra)
     }
 
     /// `fossa --home H umount MNT`, then waits (bounded) until MNT is no longer mounted and the
@@ -350,6 +334,33 @@ impl Daemon {
         let _ = self.child.wait();
         let _ = lazy_unmount(&self.mnt);
     }
+}
+
+/// Runs `fossa --home HOME --key-file KEY mount DIR EXTRA...` expecting it to fail; see
+/// [`Volume::mount_expecting_failure`].
+pub fn mount_expecting_failure(
+    home: &Path,
+    dir: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> Result<Output> {
+    let before = mount_count(dir)?;
+    let mut cmd = fossa(&["--home"])?;
+    cmd.arg(home)
+        .arg("--key-file")
+        .arg(key)
+        .arg("mount")
+        .arg(dir)
+        .args(extra);
+    let result = run_timeout(&mut cmd, MOUNT_TIMEOUT);
+    if mount_count(dir)? > before {
+        lazy_unmount(dir)?;
+        bail!(
+            "`fossa mount {}` mounted although it should have failed",
+            dir.display()
+        );
+    }
+    result
 }
 
 /// How many mounts are stacked at `dir`.
