@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail, ensure};
 use fossa_tests::{
-    TmpfsMount, Volume, assert_exit, fossa, fuse_mounted, random_bytes, run, write_synced,
+    TmpfsMount, Volume, assert_exit, fossa, fuse_mounted, mount_expecting_failure, random_bytes,
+    run, write_synced,
 };
 
 #[test]
@@ -87,12 +88,7 @@ fn unwritable_home_is_a_clear_error() -> Result<()> {
         &ro.to_string_lossy(),
         "init with --home on a read-only fs",
     )?;
-    let out = run(fossa(&["--home"])?
-        .arg(&ro_home)
-        .arg("--key-file")
-        .arg(&key)
-        .arg("mount")
-        .arg(vol.mnt()))?;
+    let out = mount_expecting_failure(&ro_home, &vol.mnt(), &key, &[])?;
     assert_exit(
         &out,
         1,
