@@ -139,28 +139,18 @@ fn tar_roundtrip_is_identical() -> Result<()> {
     make_sample_tree(&src)?;
     let orig_tar = vol.root().join("orig.tar");
     let back_tar = vol.root().join("back.tar");
-    tar(
-        &["--format=posix", "--sort=name", "-C"],
-        &src,
-        &["-cf"],
-        &orig_tar,
-    )?;
+    tar_create(&src, &orig_tar)?;
     vol.mount()?;
     let x = vol.path("x");
     std::fs::create_dir(&x)?;
-    tar(&["-xpf"], &orig_tar, &["-C"], &x)?;
+    tar_extract(&orig_tar, &x)?;
     tree::assert_same(
         &tree::scan(&src, false)?,
         &tree::scan(&x, false)?,
         NO_XATTRS,
         "tar -x into the mount",
     )?;
-    tar(
-        &["--format=posix", "--sort=name", "-C"],
-        &x,
-        &["-cf"],
-        &back_tar,
-    )?;
+    tar_create(&x, &back_tar)?;
     let listing = |t: &Path| -> Result<String> {
         let out = run(Command::new("tar")
             .args(["--full-time", "--numeric-owner", "-tvf"])
@@ -175,7 +165,7 @@ fn tar_roundtrip_is_identical() -> Result<()> {
     );
     let back = vol.root().join("back");
     std::fs::create_dir(&back)?;
-    tar(&["-xpf"], &back_tar, &["-C"], &back)?;
+    tar_extract(&back_tar, &back)?;
     tree::assert_same(
         &tree::scan(&src, false)?,
         &tree::scan(&back, false)?,
@@ -190,9 +180,22 @@ const NO_XATTRS: Compare = Compare {
     ..Compare::ALL
 };
 
-fn tar(a: &[&str], p: &Path, b: &[&str], q: &Path) -> Result<()> {
-    let out = run(Command::new("tar").args(a).arg(p).args(b).arg(q))?;
-    assert_success(&out, "tar")
+/// `tar -c` of everything under `dir` (as `./...`, sorted, POSIX format with ns mtimes).
+fn tar_create(dir: &Path, archive: &Path) -> Result<()> {
+    let mut cmd = Command::new("tar");
+    cmd.args(["--format=posix", "--sort=name", "-cf"])
+        .arg(archive)
+        .arg("-C")
+        .arg(dir)
+        .arg(".");
+    assert_success(&run(&mut cmd)?, "tar -c")
+}
+
+/// `tar -x` (keeping modes and owners) of `archive` into `dir`.
+fn tar_extract(archive: &Path, dir: &Path) -> Result<()> {
+    let mut cmd = Command::new("tar");
+    cmd.arg("-xpf").arg(archive).arg("-C").arg(dir);
+    assert_success(&run(&mut cmd)?, "tar -x")
 }
 
 #[test]
