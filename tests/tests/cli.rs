@@ -206,7 +206,7 @@ fn umount_of_a_non_fossa_dir_and_double_init_fail() -> Result<()> {
         out.describe()
     );
     ensure!(
-        out.stderr.starts_with("fossa: error:"),
+        out.stderr.lines().any(|l| l.starts_with("fossa: error:")),
         "no `fossa: error:` line: {}",
         out.describe()
     );
@@ -217,7 +217,7 @@ fn umount_of_a_non_fossa_dir_and_double_init_fail() -> Result<()> {
         out.describe()
     );
     ensure!(
-        out.stderr.starts_with("fossa: error:"),
+        out.stderr.lines().any(|l| l.starts_with("fossa: error:")),
         "no `fossa: error:` line: {}",
         out.describe()
     );
