@@ -409,16 +409,28 @@ wl_tree() {
 	record "$r" "$t" rmrf "$WALL"
 }
 
+stable_du() { # du -sB1 DIR once it stops changing (cryfs writes blocks back lazily), max ~10 s
+	local a b i
+	sync
+	a=$(du -sB1 "$1" | cut -f1)
+	for i in $(seq 20); do
+		sleep 0.5
+		sync
+		b=$(du -sB1 "$1" | cut -f1)
+		[[ $a == "$b" ]] && break
+		a=$b
+	done
+	echo "$a"
+}
+
 wl_dedup() {
 	local r=$1 t=$2 dir=$3 back b0 b1
 	check_mounted "$t" "$dir"
 	back=$(cat "$dir/back")
 	dd if="$RANDSRC" of="$dir/mnt/dedup-a" bs=1M conv=fsync status=none
-	sync
-	b0=$(du -sB1 "$back" | cut -f1)
+	b0=$(stable_du "$back")
 	measure "$dir" dd if="$RANDSRC" of="$dir/mnt/dedup-b" bs=1M conv=fsync status=none
-	sync
-	b1=$(du -sB1 "$back" | cut -f1)
+	b1=$(stable_du "$back")
 	record "$r" "$t" dedup "$(awk -v a="$b0" -v b="$b1" 'BEGIN { printf "%.2f", (b - a) / 1048576 }')"
 	rm -f "$dir/mnt/dedup-a" "$dir/mnt/dedup-b"
 }
