@@ -210,7 +210,8 @@ mount_target() {
 		echo "$dir/cipher" >"$dir/back"
 		if ((first)); then
 			mkdir -p "$dir/cipher"
-			gocryptfs -init -q -extpass 'echo pw' "$dir/cipher" >>"$lg" 2>&1
+			gocryptfs -init -q -extpass 'echo pw' "$dir/cipher" >>"$lg" 2>&1 ||
+				{ tail -n 3 "$lg" >&2; echo "gocryptfs -init failed (log: $lg)" >&2; return 1; }
 		fi
 		"${PIN_CMD[@]}" gocryptfs -fg -nosyslog -q -extpass 'echo pw' "$dir/cipher" "$mnt" >>"$lg" 2>&1 4>&- &
 		echo $! >"$dir/pid"
@@ -226,10 +227,12 @@ mount_target() {
 	fossa)
 		echo "$dir/home/data" >"$dir/back"
 		if ((first)); then
-			"$FOSSA_BIN" --home "$dir/home" init --key-file "$dir/key" >>"$lg" 2>&1
+			"$FOSSA_BIN" --home "$dir/home" init --key-file "$dir/key" >>"$lg" 2>&1 ||
+				{ tail -n 3 "$lg" >&2; echo "fossa init failed (log: $lg)" >&2; return 1; }
 		fi
 		if ((FOSSA_DAEMON)); then
-			"${PIN_CMD[@]}" "$FOSSA_BIN" --home "$dir/home" mount "$mnt" --key-file "$dir/key" --daemon >>"$lg" 2>&1 4>&-
+			"${PIN_CMD[@]}" "$FOSSA_BIN" --home "$dir/home" mount "$mnt" --key-file "$dir/key" --daemon >>"$lg" 2>&1 4>&- ||
+				{ tail -n 3 "$lg" >&2; echo "fossa mount --daemon failed (log: $lg)" >&2; return 1; }
 			pid=$(find_pid_by_mnt "$mnt")
 			[[ -n $pid ]] || { echo "fossa --daemon returned but no daemon process found" >&2; return 1; }
 			echo "$pid" >"$dir/pid"
@@ -245,6 +248,8 @@ mount_target() {
 		kill_target "$dir"
 		return 1
 	fi
+	pid=$(getpid "$dir")
+	log "  $t mounted at $mnt, daemon pid $pid$( ((PIN)) && printf ', affinity %s' "$(taskset -pc "$pid" | sed 's/.*: //')")"
 }
 
 kill_target() { # last resort: lazy unmount and kill the daemon
@@ -298,6 +303,12 @@ cleanup() {
 		is_mounted "$d/mnt" && fusermount3 -uz "$d/mnt" 2>/dev/null
 		kill_target "$d"
 	done
+	if ((!REPORTED)) && [[ -s $RAW ]]; then
+		echo "INTERRUPTED (exit status $rc): partial results" >>"$NOTES"
+		"$PY" "$HELPER" report "$RAW" "$OUTDIR/meta.json" --notes "$NOTES" \
+			--json-out "$OUTDIR/report.json" >"$OUTDIR/report.md" 2>/dev/null &&
+			cat "$OUTDIR/report.md"
+	fi
 	if grep -qF " $WORK/" /proc/self/mountinfo; then
 		echo "mount.sh: something is still mounted under $WORK; not deleting it" >&2
 	elif ((KEEP)); then
@@ -307,6 +318,7 @@ cleanup() {
 	fi
 	exit "$rc"
 }
+REPORTED=0
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -441,7 +453,10 @@ try() {
 	TRY_OUT=$( (set -e; "$@") 2>&1 >&3 3>&-)
 	TRY_RC=$?
 	set -e
-	if ((TRY_RC)) && [[ -n $TRY_OUT ]]; then printf '%s\n' "$TRY_OUT" | tail -n 5 >&2; fi
+	if ((TRY_RC)); then
+		[[ -n $TRY_OUT ]] || TRY_OUT="$1 exited with status $TRY_RC"
+		printf '%s\n' "$TRY_OUT" | tail -n 5 >&2
+	fi
 	return 0
 } 3>&2
 # (stdout of FN goes to stderr via fd 3; its stderr is captured for the failure note)
@@ -533,4 +548,5 @@ if ((JSON)); then
 else
 	cat "$OUTDIR/report.md"
 fi
+REPORTED=1
 log "results in $OUTDIR"
