@@ -461,6 +461,13 @@ try() {
 } 3>&2
 # (stdout of FN goes to stderr via fd 3; its stderr is captured for the failure note)
 
+why_failed() { # the most telling line of TRY_OUT
+	local l
+	l=$(grep -Ei 'error|fail|not mounted|died|no mount|not connected' <<<"$TRY_OUT" | tail -n1 || true)
+	[[ -n $l ]] || l=$(why_failed)
+	echo "$l"
+}
+
 # ------------------------------------------------------------------ machine + meta
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM=$(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)
@@ -515,7 +522,7 @@ for ((r = 1; r <= RUNS; r++)); do
 		mkdir -p "$d"
 		try mount_target "$t" "$d" 1
 		if ((TRY_RC)); then
-			note "run $r: $t skipped: mount failed: $(tail -n1 <<<"$TRY_OUT")"
+			note "run $r: $t skipped: mount failed: $(why_failed)"
 		else
 			LIVE+=("$t")
 		fi
@@ -527,7 +534,7 @@ for ((r = 1; r <= RUNS; r++)); do
 			log "run $r: $wl on $t"
 			try "wl_$wl" "$r" "$t" "$d"
 			if ((TRY_RC)); then
-				note "run $r: $t: $wl failed ($(tail -n1 <<<"$TRY_OUT")); $t dropped for the rest of run $r"
+				note "run $r: $t: $wl failed ($(why_failed)); $t dropped for the rest of run $r"
 				touch "$d/failed"
 			fi
 		done
@@ -535,7 +542,7 @@ for ((r = 1; r <= RUNS; r++)); do
 	for t in "${LIVE[@]}"; do
 		d=$(tdir "$r" "$t")
 		try umount_target "$t" "$d"
-		((TRY_RC == 0)) || note "run $r: $t: unclean unmount ($(tail -n1 <<<"$TRY_OUT"))"
+		((TRY_RC == 0)) || note "run $r: $t: unclean unmount ($(why_failed))"
 	done
 	if ! grep -qF " $WORK/r$r/" /proc/self/mountinfo && ((!KEEP)); then rm -rf "${WORK:?}/r$r"; fi
 done
