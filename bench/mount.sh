@@ -464,7 +464,7 @@ try() {
 why_failed() { # the most telling line of TRY_OUT
 	local l
 	l=$(grep -Ei 'error|fail|not mounted|died|no mount|not connected' <<<"$TRY_OUT" | tail -n1 || true)
-	[[ -n $l ]] || l=$(why_failed)
+	[[ -n $l ]] || l=$(tail -n1 <<<"$TRY_OUT")
 	echo "$l"
 }
 
@@ -472,10 +472,10 @@ why_failed() { # the most telling line of TRY_OUT
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM=$(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)
 VERSIONS=()
-has_target gocryptfs && VERSIONS+=("$(gocryptfs -version 2>&1 | head -n1)")
-has_target cryfs && VERSIONS+=("$(CRYFS_NO_UPDATE_CHECK=true cryfs --version 2>&1 | head -n1)")
-has_target bindfs && VERSIONS+=("$(bindfs --version 2>&1 | head -n1)")
-has_target fossa && VERSIONS+=("fossa: $FOSSA_BIN ($(timeout 10 "$FOSSA_BIN" --version 2>/dev/null | head -n1 || true))")
+has_target gocryptfs && VERSIONS+=("$(gocryptfs -version 2>&1 | sed -n 1p)")
+has_target cryfs && VERSIONS+=("$(CRYFS_NO_UPDATE_CHECK=true cryfs --version 2>&1 | sed -n 1p)")
+has_target bindfs && VERSIONS+=("$(bindfs --version 2>&1 | sed -n 1p)")
+has_target fossa && VERSIONS+=("fossa: $FOSSA_BIN ($(timeout 10 "$FOSSA_BIN" --version 2>/dev/null | sed -n 1p || true))")
 VERSIONS+=("$(fio --version)" "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)")
 export CMDLINE CPU_MODEL MEM QUICK PIN RUNS SIZES
 export M_NPROC=$(nproc) M_KERNEL=$(uname -r) M_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
