@@ -10,6 +10,11 @@ const XATTR_NAME_MAX: usize = 255;
 /// Largest xattr value (Linux XATTR_SIZE_MAX).
 const XATTR_SIZE_MAX: usize = 64 << 10;
 
+/// POSIX ACLs travel as `system.posix_acl_*` xattrs; fossa does not implement ACLs.
+fn is_posix_acl(name: &[u8]) -> bool {
+    name.starts_with(b"system.posix_acl_")
+}
+
 impl Core {
     /// `setxattr` with create/replace semantics.
     pub(crate) fn setxattr(
@@ -24,6 +29,11 @@ impl Core {
         }
         if value.len() > XATTR_SIZE_MAX {
             return Err(FsError::TooBig);
+        }
+        if is_posix_acl(name) {
+            // Stored as a plain xattr, an ACL would not change the mode the kernel checks; refusing
+            // it makes `cp -a`/`rsync -A` fall back to chmod, as on filesystems without ACLs.
+            return Err(FsError::NotSupported);
         }
         let mut st = self.st.lock();
         st.inode(ino)?;

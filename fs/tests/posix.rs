@@ -305,6 +305,11 @@ fn xattr_modes() {
         fs.setxattr(f.ino, b"user.big", &[0; (64 << 10) + 1], XattrMode::Any)
             .is_err()
     );
+    // No ACLs: refusing them makes cp -a / rsync fall back to chmod.
+    assert!(matches!(
+        fs.setxattr(f.ino, b"system.posix_acl_access", b"\x02", XattrMode::Any),
+        Err(FsError::NotSupported)
+    ));
     let mut l = fs.listxattr(f.ino).unwrap();
     l.sort();
     assert_eq!(l, vec![b"security.selinux".to_vec(), b"user.a".to_vec()]);
