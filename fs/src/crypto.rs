@@ -1,9 +1,8 @@
 //! The constructions of `docs/crypto.md`, and nothing else: key derivation, convergent block
 //! encryption, sealed metadata records, name tags and the sealed volume secret.
 use crate::FsError;
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
 use blockstore::BlockId;
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 const CTX_CONV: &str = "fossa 2026-11-23 chunk convergence key v1";
@@ -85,17 +84,18 @@ impl VolumeKeys {
     pub fn seal_block(&self, plaintext: &[u8]) -> Result<([u8; 32], Vec<u8>), FsError> {
         let h = blake3::hash(plaintext);
         let key = *blake3::keyed_hash(&self.conv, h.as_bytes()).as_bytes();
+        // One allocation: version ‖ plaintext (encrypted in place) ‖ tag.
         let mut out = Vec::with_capacity(1 + plaintext.len() + TAG_LEN);
         out.push(CRYPTO_VERSION);
         out.extend_from_slice(plaintext);
-        let tag = cipher(&key)
-            .encrypt_in_place_detached(
-                Nonce::from_slice(&ZERO_NONCE),
-                &[CRYPTO_VERSION],
+        let tag = aead_key(&key)?
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(ZERO_NONCE),
+                Aad::from(&[CRYPTO_VERSION]),
                 &mut out[1..],
             )
             .map_err(|_| FsError::Crypto("block encryption failed"))?;
-        out.extend_from_slice(&tag);
+        out.extend_from_slice(tag.as_ref());
         Ok((key, out))
     }
 
@@ -105,16 +105,18 @@ impl VolumeKeys {
         if stored.len() < 1 + TAG_LEN || stored[0] != CRYPTO_VERSION {
             return Err(bad());
         }
-        let (body, tag) = stored[1..].split_at(stored.len() - 1 - TAG_LEN);
-        let mut p = body.to_vec();
-        cipher(&r.key)
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&ZERO_NONCE),
-                &[CRYPTO_VERSION],
+        // One allocation: ciphertext ‖ tag, decrypted in place, then the tag is cut off.
+        let mut p = stored[1..].to_vec();
+        let n = aead_key(&r.key)
+            .map_err(|_| bad())?
+            .open_in_place(
+                Nonce::assume_unique_for_key(ZERO_NONCE),
+                Aad::from(&[CRYPTO_VERSION]),
                 &mut p,
-                aes_gcm::Tag::from_slice(tag),
             )
-            .map_err(|_| bad())?;
+            .map_err(|_| bad())?
+            .len();
+        p.truncate(n);
         let h = blake3::hash(&p);
         if blake3::keyed_hash(&self.conv, h.as_bytes()).as_bytes() != &r.key {
             return Err(bad());
@@ -130,21 +132,32 @@ impl VolumeKeys {
         plaintext: &[u8],
     ) -> Result<Vec<u8>, FsError> {
         let salt: [u8; SALT_LEN] = random_array()?;
-        let k = Zeroizing::new(*blake3::keyed_hash(&self.meta, &salt).as_bytes());
+        self.seal_record_salted(table, db_key, plaintext, &salt)
+    }
+
+    /// [`VolumeKeys::seal_record`] with the salt given (the known-answer tests fix it).
+    fn seal_record_salted(
+        &self,
+        table: u8,
+        db_key: &[u8],
+        plaintext: &[u8],
+        salt: &[u8; SALT_LEN],
+    ) -> Result<Vec<u8>, FsError> {
+        let k = Zeroizing::new(*blake3::keyed_hash(&self.meta, salt).as_bytes());
         let aad = record_aad(table, db_key);
-        let ct = cipher(&k)
-            .encrypt(
-                Nonce::from_slice(&ZERO_NONCE),
-                Payload {
-                    msg: plaintext,
-                    aad: &aad,
-                },
+        // One allocation: version ‖ salt ‖ plaintext (encrypted in place) ‖ tag.
+        let mut out = Vec::with_capacity(1 + SALT_LEN + plaintext.len() + TAG_LEN);
+        out.push(CRYPTO_VERSION);
+        out.extend_from_slice(salt);
+        out.extend_from_slice(plaintext);
+        let tag = aead_key(&k)?
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(ZERO_NONCE),
+                Aad::from(&aad[..]),
+                &mut out[1 + SALT_LEN..],
             )
             .map_err(|_| FsError::Crypto("record encryption failed"))?;
-        let mut out = Vec::with_capacity(1 + SALT_LEN + ct.len());
-        out.push(CRYPTO_VERSION);
-        out.extend_from_slice(&salt);
-        out.extend_from_slice(&ct);
+        out.extend_from_slice(tag.as_ref());
         Ok(out)
     }
 
@@ -156,15 +169,19 @@ impl VolumeKeys {
         let salt = &record[1..1 + SALT_LEN];
         let k = Zeroizing::new(*blake3::keyed_hash(&self.meta, salt).as_bytes());
         let aad = record_aad(table, db_key);
-        cipher(&k)
-            .decrypt(
-                Nonce::from_slice(&ZERO_NONCE),
-                Payload {
-                    msg: &record[1 + SALT_LEN..],
-                    aad: &aad,
-                },
+        let bad = || FsError::BadRecord("sealed record does not authenticate");
+        let mut p = record[1 + SALT_LEN..].to_vec();
+        let n = aead_key(&k)
+            .map_err(|_| bad())?
+            .open_in_place(
+                Nonce::assume_unique_for_key(ZERO_NONCE),
+                Aad::from(&aad[..]),
+                &mut p,
             )
-            .map_err(|_| FsError::BadRecord("sealed record does not authenticate"))
+            .map_err(|_| bad())?
+            .len();
+        p.truncate(n);
+        Ok(p)
     }
 
     /// The tag under which a name is indexed in directory `ino` (or xattr of inode `ino`).
@@ -183,8 +200,11 @@ fn record_aad(table: u8, db_key: &[u8]) -> Vec<u8> {
     aad
 }
 
-fn cipher(key: &[u8; 32]) -> Aes256Gcm {
-    Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key))
+/// An AES-256-GCM key (ring, BoringSSL's implementation) for a 32-byte key.
+pub(crate) fn aead_key(key: &[u8; 32]) -> Result<LessSafeKey, FsError> {
+    UnboundKey::new(&AES_256_GCM, key)
+        .map(LessSafeKey::new)
+        .map_err(|_| FsError::Crypto("AES-256-GCM key setup failed"))
 }
 
 /// Random bytes from the OS.
@@ -245,5 +265,149 @@ mod tests {
         let k = keys();
         assert_eq!(k.name_tag(1, b"a"), k.name_tag(1, b"a"));
         assert_ne!(k.name_tag(1, b"a"), k.name_tag(2, b"a"));
+    }
+
+    // Known answers computed by the pre-`ring` implementation (RustCrypto `aes-gcm` 0.10.3):
+    // volumes written before the switch must keep opening, byte for byte.
+    const KAT_BLOCK_PT: &[u8] = b"\x00fossa known-answer block plaintext";
+    const KAT_BLOCK_KEY: &str = "df3961e607fc8897120b4ef29d2a57762ff521791dd5d3f8866b9cd2dff9f345";
+    const KAT_BLOCK: &str = "017796e72936242dbbd9992a4c1b131e5716b179bbe418276b2ae03c0fc287356292da3fddba46f00d2c17f7884c9e8587fd60d9";
+    const KAT_RECORD_PT: &[u8] = b"fossa known-answer record";
+    const KAT_RECORD: &str = "018cca7ce6cd966d8380aa92ce477d57f9711dbf37c927c4edde5f55a2e8a03886c4855e74d4fd7ad6fb1755906c9491aff32c93c0b238ca981c";
+
+    fn unhex(s: &str) -> Vec<u8> {
+        hex::decode(s).unwrap()
+    }
+
+    #[test]
+    fn block_known_answer() {
+        let k = keys();
+        let (key, b) = k.seal_block(KAT_BLOCK_PT).unwrap();
+        assert_eq!(hex::encode(key), KAT_BLOCK_KEY);
+        assert_eq!(hex::encode(&b), KAT_BLOCK);
+        let r = BlockRef {
+            id: BlockId::of(&b),
+            key,
+        };
+        assert_eq!(k.open_block(&r, &unhex(KAT_BLOCK)).unwrap(), KAT_BLOCK_PT);
+    }
+
+    #[test]
+    fn record_known_answer() {
+        let k = keys();
+        let rec = unhex(KAT_RECORD);
+        assert_eq!(
+            k.open_record(3, b"kat-db-key", &rec).unwrap(),
+            KAT_RECORD_PT
+        );
+        let salt: [u8; SALT_LEN] = rec[1..1 + SALT_LEN].try_into().unwrap();
+        let again = k
+            .seal_record_salted(3, b"kat-db-key", KAT_RECORD_PT, &salt)
+            .unwrap();
+        assert_eq!(again, rec);
+    }
+
+    /// The RustCrypto `aes-gcm` crate (dev-dependency only), as an independent reference.
+    fn reference(key: &[u8; 32]) -> aes_gcm::Aes256Gcm {
+        use aes_gcm::KeyInit;
+        aes_gcm::Aes256Gcm::new(aes_gcm::Key::<aes_gcm::Aes256Gcm>::from_slice(key))
+    }
+
+    fn ref_encrypt(key: &[u8; 32], aad: &[u8], msg: &[u8]) -> Vec<u8> {
+        use aes_gcm::aead::{Aead, Payload};
+        reference(key)
+            .encrypt(
+                aes_gcm::Nonce::from_slice(&ZERO_NONCE),
+                Payload { msg, aad },
+            )
+            .unwrap()
+    }
+
+    fn ref_decrypt(key: &[u8; 32], aad: &[u8], ct: &[u8]) -> Vec<u8> {
+        use aes_gcm::aead::{Aead, Payload};
+        reference(key)
+            .decrypt(
+                aes_gcm::Nonce::from_slice(&ZERO_NONCE),
+                Payload { msg: ct, aad },
+            )
+            .unwrap()
+    }
+
+    const SIZES: &[usize] = &[
+        1,
+        2,
+        15,
+        16,
+        17,
+        63,
+        64,
+        65,
+        255,
+        256,
+        4097,
+        65536,
+        65536 + 33,
+    ];
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i * 31 + n) as u8).collect()
+    }
+
+    #[test]
+    fn blocks_cross_check_with_aes_gcm_crate() {
+        let k = keys();
+        for &n in SIZES {
+            let p = pattern(n);
+            // ring seals, the reference opens.
+            let (key, b) = k.seal_block(&p).unwrap();
+            assert_eq!(b[0], CRYPTO_VERSION);
+            assert_eq!(b.len(), 1 + n + TAG_LEN);
+            assert_eq!(ref_decrypt(&key, &[CRYPTO_VERSION], &b[1..]), p, "size {n}");
+            // The reference seals (as the old code did), ring opens; both agree byte for byte.
+            let mut old = vec![CRYPTO_VERSION];
+            old.extend_from_slice(&ref_encrypt(&key, &[CRYPTO_VERSION], &p));
+            assert_eq!(old, b, "size {n}");
+            let r = BlockRef {
+                id: BlockId::of(&old),
+                key,
+            };
+            assert_eq!(k.open_block(&r, &old).unwrap(), p, "size {n}");
+        }
+    }
+
+    #[test]
+    fn records_cross_check_with_aes_gcm_crate() {
+        let k = keys();
+        for &n in [0].iter().chain(SIZES) {
+            let p = pattern(n);
+            let db_key = pattern(n % 40 + 1);
+            let aad = record_aad(7, &db_key);
+            // ring seals, the reference opens.
+            let rec = k.seal_record(7, &db_key, &p).unwrap();
+            let salt: [u8; SALT_LEN] = rec[1..1 + SALT_LEN].try_into().unwrap();
+            let kr = *blake3::keyed_hash(&k.meta, &salt).as_bytes();
+            assert_eq!(ref_decrypt(&kr, &aad, &rec[1 + SALT_LEN..]), p, "size {n}");
+            // The reference seals under the same salt, ring opens; both agree byte for byte.
+            let mut old = vec![CRYPTO_VERSION];
+            old.extend_from_slice(&salt);
+            old.extend_from_slice(&ref_encrypt(&kr, &aad, &p));
+            assert_eq!(old, rec, "size {n}");
+            assert_eq!(k.open_record(7, &db_key, &old).unwrap(), p, "size {n}");
+        }
+    }
+
+    #[test]
+    fn short_or_bad_inputs_rejected() {
+        let k = keys();
+        let (key, b) = k.seal_block(b"\x00x").unwrap();
+        let r = BlockRef {
+            id: BlockId::of(&b),
+            key,
+        };
+        assert!(k.open_block(&r, &b[..TAG_LEN]).is_err());
+        assert!(k.open_block(&r, &b[..b.len() - 1]).is_err());
+        let rec = k.seal_record(1, b"k", b"").unwrap();
+        assert_eq!(k.open_record(1, b"k", &rec).unwrap(), b"");
+        assert!(k.open_record(1, b"k", &rec[..rec.len() - 1]).is_err());
     }
 }

@@ -1,9 +1,8 @@
 //! The sealed volume secret (`volume.key`): docs/crypto.md "Sealing the volume secret",
 //! byte layout in docs/formats/volume-key.md.
 use crate::FsError;
-use crate::crypto::{VolumeSecret, random_array};
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use crate::crypto::{VolumeSecret, aead_key, random_array};
+use ring::aead::{Aad, Nonce};
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 8] = b"FOSSAKEY";
@@ -52,14 +51,25 @@ pub fn seal(
 ) -> Result<Vec<u8>, FsError> {
     let salt: [u8; 16] = random_array()?;
     let nonce: [u8; 12] = random_array()?;
-    let (kind, kek) = derive_kek(how, &salt, kdf)?;
-    let ct = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&kek[..]))
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: &vs.0,
-                aad: &aad(volume_id),
-            },
+    seal_with(vs, volume_id, how, kdf, &salt, nonce)
+}
+
+/// [`seal`] with the salt and nonce given (the known-answer test fixes them).
+fn seal_with(
+    vs: &VolumeSecret,
+    volume_id: &[u8; 16],
+    how: &Unlock<'_>,
+    kdf: KdfParams,
+    salt: &[u8; 16],
+    nonce: [u8; 12],
+) -> Result<Vec<u8>, FsError> {
+    let (kind, kek) = derive_kek(how, salt, kdf)?;
+    let mut ct = Zeroizing::new(vs.0);
+    let tag = aead_key(&kek)?
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&aad(volume_id)[..]),
+            &mut ct[..],
         )
         .map_err(|_| FsError::Crypto("sealing the volume secret failed"))?;
     let mut out = Vec::with_capacity(SEALED_LEN);
@@ -67,12 +77,13 @@ pub fn seal(
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.push(kind);
     out.extend_from_slice(volume_id);
-    out.extend_from_slice(&salt);
+    out.extend_from_slice(salt);
     for v in [kdf.m_kib, kdf.t, kdf.p] {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out.extend_from_slice(&nonce);
-    out.extend_from_slice(&ct);
+    out.extend_from_slice(&ct[..]);
+    out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
 
@@ -88,20 +99,18 @@ pub fn unseal(sealed: &[u8], how: &Unlock<'_>) -> Result<VolumeSecret, FsError> 
     if kind != s.kind {
         return Err(FsError::WrongKey);
     }
-    let pt = Zeroizing::new(
-        Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&kek[..]))
-            .decrypt(
-                Nonce::from_slice(&s.nonce),
-                Payload {
-                    msg: s.ct,
-                    aad: &aad(&s.volume_id),
-                },
-            )
-            .map_err(|_| FsError::WrongKey)?,
-    );
-    let mut vs = VolumeSecret([0; 32]);
-    vs.0.copy_from_slice(&pt[..32]);
-    Ok(vs)
+    let mut buf = Zeroizing::new(s.ct.to_vec());
+    let pt = aead_key(&kek)?
+        .open_in_place(
+            Nonce::assume_unique_for_key(s.nonce),
+            Aad::from(&aad(&s.volume_id)[..]),
+            &mut buf[..],
+        )
+        .map_err(|_| FsError::WrongKey)?;
+    let pt: &[u8; 32] = (&*pt)
+        .try_into()
+        .map_err(|_| FsError::BadRecord("volume.key"))?;
+    Ok(VolumeSecret(*pt))
 }
 
 struct Parsed<'a> {
@@ -217,5 +226,68 @@ mod tests {
             unseal(&bad, &Unlock::KeyFile(&[5; 32])),
             Err(FsError::BadRecord(_))
         ));
+    }
+
+    /// Sealed by the pre-`ring` implementation (RustCrypto `aes-gcm` 0.10.3): VS = [9; 32],
+    /// volume id [4; 16], key file [5; 32].
+    const KAT_SEALED: &str = "464f5353414b455901000000020404040404040404040404040404040408a9c7c63a5e7f35078c935d1db064fb000100000100000001000000ecc29cafa9abffe2b095e360d04e6de8e88e43b57d55fa30ed9568d597d94a630baec333f6c549db796ed6abdecb2f9be1a3099c7dd047a62ab9dd39";
+
+    #[test]
+    fn keyfile_known_answer() {
+        let sealed = hex::decode(KAT_SEALED).unwrap();
+        assert_eq!(
+            unseal(&sealed, &Unlock::KeyFile(&[5; 32])).unwrap().0,
+            [9; 32]
+        );
+        let s = parse(&sealed).unwrap();
+        let again = seal_with(
+            &VolumeSecret([9; 32]),
+            &[4; 16],
+            &Unlock::KeyFile(&[5; 32]),
+            s.kdf,
+            &s.salt,
+            s.nonce,
+        )
+        .unwrap();
+        assert_eq!(again, sealed);
+    }
+
+    #[test]
+    fn cross_check_with_aes_gcm_crate() {
+        use aes_gcm::aead::{Aead, Payload};
+        use aes_gcm::{Aes256Gcm, Key, KeyInit, Nonce};
+        let reference = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&[5; 32]));
+        // ring seals, the reference opens.
+        let sealed = seal(
+            &VolumeSecret([3; 32]),
+            &[2; 16],
+            &Unlock::KeyFile(&[5; 32]),
+            FAST,
+        )
+        .unwrap();
+        let s = parse(&sealed).unwrap();
+        let pt = reference
+            .decrypt(
+                Nonce::from_slice(&s.nonce),
+                Payload {
+                    msg: s.ct,
+                    aad: &aad(&[2; 16]),
+                },
+            )
+            .unwrap();
+        assert_eq!(pt, [3; 32]);
+        // The reference seals (as the old code did), ring opens.
+        let ct = reference
+            .encrypt(
+                Nonce::from_slice(&s.nonce),
+                Payload {
+                    msg: &[8; 32],
+                    aad: &aad(&[2; 16]),
+                },
+            )
+            .unwrap();
+        let mut old = sealed.clone();
+        old[69..].copy_from_slice(&ct);
+        assert_eq!(unseal(&old, &Unlock::KeyFile(&[5; 32])).unwrap().0, [8; 32]);
     }
 }
