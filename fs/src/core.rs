@@ -1,7 +1,7 @@
 //! The shared core behind [`crate::Fs`]: components, the state lock, and the flush path.
 //!
-//! Locking: one `parking_lot::Mutex<State>` guards all metadata and buffered file data (a
-//! coarse first version: content I/O of a flush or read runs under it). `flush_lock`
+//! Locking: one `parking_lot::Mutex<State>` guards all metadata and buffered file data;
+//! content I/O (reads, and updates in flight, see `writeback`) runs without it. `flush_lock`
 //! serialises flushes so that batches reach redb in the order they were taken; the sealing
 //! and the redb commit run outside the state lock.
 use crate::attr::{Caller, FileKind, ROOT_INO};
@@ -9,10 +9,10 @@ use crate::cache::State;
 use crate::crypto::{VolumeKeys, VolumeSecret};
 use crate::file::ContentEngine;
 use crate::format::Super;
-use crate::handles;
 use crate::inode::Inode;
 use crate::meta::{Batch, MetaDb};
 use crate::snapshot::SnapView;
+use crate::writeback;
 use crate::{FsError, FsOptions};
 use blockstore::{BlockSource, BlockStore};
 use parking_lot::Mutex;
@@ -94,7 +94,7 @@ impl Core {
         let batch = {
             let mut st = self.st.lock();
             for ino in st.files.dirty() {
-                handles::flush_data(&self.engine, &mut st, ino, None)?;
+                writeback::flush_data(&self.engine, &mut st, ino, None)?;
             }
             st.take_batch()
         };

@@ -1,27 +1,42 @@
-//! Open files and their handles, and the file data path: buffered writes, reads that overlay
-//! the buffer on stored content, flushes of the buffer into blocks.
+//! Open files and their handles, and the file data path: buffered writes, and reads that
+//! overlay stored content, the buffer being flushed in the background (if any) and the current
+//! buffer, in that order. Flushing lives in `writeback`.
 use crate::FsError;
 use crate::attr::{FileKind, Ino, OpenFlags};
 use crate::cache::State;
 use crate::file::{ContentEngine, FileContent, WriteBuffer};
+pub(crate) use crate::writeback::flush_data;
+use crate::writeback::{self, Flight, Guard, Spawn};
+use parking_lot::Condvar;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::SystemTime;
 
+/// A buffer of scattered small writes is flushed at `file_dirty_limit` only if it has at most
+/// this many extents: flushing many small extents re-seals mostly untouched chunk bytes.
+const STREAM_EXTENTS: usize = 64;
+
 /// An open regular file: writes not yet in blocks and the logical size.
-struct OpenFile {
-    buf: WriteBuffer,
-    size: u64,
+pub(crate) struct OpenFile {
+    pub(crate) buf: WriteBuffer,
+    pub(crate) size: u64,
     opens: u32,
 }
 
-/// Open files by inode and handles by number.
+/// Open files by inode and handles by number, updates in flight and their failures.
 #[derive(Default)]
 pub(crate) struct Files {
-    open: HashMap<Ino, OpenFile>,
+    pub(crate) open: HashMap<Ino, OpenFile>,
     handles: HashMap<u64, (Ino, OpenFlags)>,
     next_fh: u64,
-    /// Bytes buffered across all files.
-    buffered: usize,
+    /// Bytes buffered across all files, in-flight buffers included.
+    pub(crate) buffered: usize,
+    /// At most one content update per inode runs outside the state lock.
+    pub(crate) flights: HashMap<Ino, Flight>,
+    /// Failures of background updates, reported by the file's next write/flush/fsync.
+    pub(crate) errors: HashMap<Ino, FsError>,
+    /// Signalled whenever a flight lands.
+    pub(crate) landed: Arc<Condvar>,
 }
 
 impl Files {
@@ -30,9 +45,10 @@ impl Files {
         self.open.contains_key(&ino)
     }
 
-    /// The logical size of an open file.
+    /// The logical size of an open file or of one being resized in flight.
     pub(crate) fn size(&self, ino: Ino) -> Option<u64> {
-        self.open.get(&ino).map(|f| f.size)
+        let open = self.open.get(&ino).map(|f| f.size);
+        open.or_else(|| self.flights.get(&ino).map(|f| f.size))
     }
 
     /// The inode and flags of handle `fh`, checked against `ino`.
@@ -43,13 +59,21 @@ impl Files {
         }
     }
 
-    /// Inodes with buffered writes.
+    /// Inodes with buffered writes or an update in flight.
     pub(crate) fn dirty(&self) -> Vec<Ino> {
-        self.open
-            .iter()
-            .filter(|(_, f)| !f.buf.is_empty())
-            .map(|(i, _)| *i)
-            .collect()
+        let buffered = self.open.iter().filter(|(_, f)| !f.buf.is_empty());
+        let mut v: Vec<Ino> = buffered.map(|(i, _)| *i).collect();
+        v.extend(self.flights.keys().filter(|i| !self.open_dirty(**i)));
+        v
+    }
+
+    fn open_dirty(&self, ino: Ino) -> bool {
+        self.open.get(&ino).is_some_and(|f| !f.buf.is_empty())
+    }
+
+    /// A background failure of `ino` not yet reported (reported once).
+    pub(crate) fn take_error(&mut self, ino: Ino) -> Result<(), FsError> {
+        self.errors.remove(&ino).map_or(Ok(()), Err)
     }
 }
 
@@ -69,8 +93,9 @@ pub(crate) fn open(st: &mut State, ino: Ino, flags: OpenFlags) -> Result<u64, Fs
         FileKind::Dir => return Err(FsError::IsDir),
         _ => return Err(FsError::NotSupported),
     }
-    let size = i.content.size;
+    let stored = i.content.size;
     let f = &mut st.files;
+    let size = f.flights.get(&ino).map_or(stored, |fl| fl.size);
     let of = f.open.entry(ino).or_insert(OpenFile {
         buf: WriteBuffer::new(),
         size,
@@ -82,7 +107,8 @@ pub(crate) fn open(st: &mut State, ino: Ino, flags: OpenFlags) -> Result<u64, Fs
     Ok(f.next_fh)
 }
 
-/// Closes handle `fh`; returns whether it was the file's last.
+/// Closes handle `fh`; returns whether it was the file's last. Callers flush first, so no
+/// update of `ino` is in flight.
 pub(crate) fn close(st: &mut State, ino: Ino, fh: u64) -> Result<bool, FsError> {
     st.files.handle(ino, fh)?;
     st.files.handles.remove(&fh);
@@ -99,69 +125,59 @@ pub(crate) fn close(st: &mut State, ino: Ino, fh: u64) -> Result<bool, FsError> 
     Ok(true)
 }
 
-/// Moves the buffered writes of `ino` into blocks, resizing to `new_size` if given.
-pub(crate) fn flush_data(
-    eng: &ContentEngine,
-    st: &mut State,
-    ino: Ino,
-    new_size: Option<u64>,
-) -> Result<(), FsError> {
-    let c = st.inode(ino)?.content;
-    let empty = WriteBuffer::new();
-    let (buf, size) = match st.files.open.get(&ino) {
-        Some(of) => (&of.buf, new_size.unwrap_or(of.size)),
-        None => (&empty, new_size.unwrap_or(c.size)),
-    };
-    if buf.is_empty() && size == c.size {
-        return Ok(());
-    }
-    let nc = eng.update(&c, size, buf)?;
-    if let Some(of) = st.files.open.get_mut(&ino) {
-        st.files.buffered -= of.buf.bytes();
-        of.buf = WriteBuffer::new();
-        of.size = size;
-    }
-    st.inode_mut(ino)?.content = nc;
-    Ok(())
+/// Whether a buffer should go to blocks now: streaming buffers at the per-file limit, any
+/// buffer at half the total limit (scattered writes then cover most chunks they dirty).
+fn wants_flush(buf: &WriteBuffer, (file, total): (usize, usize)) -> bool {
+    let bytes = buf.bytes();
+    (bytes >= file && buf.extent_count() <= STREAM_EXTENTS) || bytes >= total / 2
 }
 
-/// Buffers a write; returns the offset written at (the end for append handles).
+/// Buffers a write (at the end for append handles); starts a background flush when the
+/// buffer is due, waiting first for the file's previous one (back-pressure).
 pub(crate) fn write(
-    eng: &ContentEngine,
-    st: &mut State,
+    st: &mut Guard<'_>,
     (ino, fh): (Ino, u64),
     off: u64,
     data: &[u8],
     limits: (usize, usize),
+    spawn: Spawn<'_>,
 ) -> Result<(), FsError> {
     let flags = st.files.handle(ino, fh)?;
+    st.files.take_error(ino)?;
     let of = st.files.open.get_mut(&ino).ok_or(FsError::BadHandle(fh))?;
     let off = if flags.append { of.size } else { off };
     let end = off.checked_add(data.len() as u64).ok_or(FsError::TooBig)?;
     let before = of.buf.bytes();
     of.buf.write(off, data);
     of.size = of.size.max(end);
-    let (after, size) = (of.buf.bytes(), of.size);
+    let (after, due) = (of.buf.bytes(), wants_flush(&of.buf, limits));
     st.files.buffered = st.files.buffered + after - before;
     st.inode_mut(ino)?.touch_mtime(SystemTime::now());
-    if after > limits.0 {
-        flush_data(eng, st, ino, Some(size))?;
+    if due {
+        writeback::start(st, ino, spawn)?;
     }
-    if st.files.buffered > limits.1 {
-        for i in st.files.dirty() {
-            flush_data(eng, st, i, None)?;
-        }
-    }
-    Ok(())
+    writeback::relieve(st, limits.1, spawn)
 }
 
 /// What a read needs, taken under the state lock so that the content I/O can run without
-/// it: the stored content, the byte count, and a copy of the buffered writes in range.
+/// it: the stored content (valid up to `stored_end`), the byte count, and a copy of the
+/// buffered writes in range.
 pub(crate) struct ReadPlan {
     content: FileContent,
+    stored_end: u64,
     off: u64,
     n: usize,
     overlay: WriteBuffer,
+}
+
+/// Copies the bytes of `buf` within `from..to` into `out`.
+fn copy_range(buf: &WriteBuffer, from: u64, to: u64, out: &mut WriteBuffer) {
+    for (o, d) in buf.extents() {
+        let (a, b) = (o.max(from), (o + d.len() as u64).min(to));
+        if a < b {
+            out.write(a, &d[(a - o) as usize..(b - o) as usize]);
+        }
+    }
 }
 
 /// Plans a read of up to `len` bytes at `off`.
@@ -176,16 +192,19 @@ pub(crate) fn plan_read(
     let content = st.inode(ino)?.content;
     let mut overlay = WriteBuffer::new();
     let end = off + n as u64;
+    let mut stored_end = content.size;
+    // Older bytes first: the in-flight buffer (which also fixes the size the stored content
+    // is being cut to), then the current buffer.
+    if let Some(fl) = st.files.flights.get(&ino) {
+        stored_end = stored_end.min(fl.size);
+        copy_range(&fl.buf, off, end.min(fl.size), &mut overlay);
+    }
     if let Some(of) = st.files.open.get(&ino) {
-        for (o, d) in of.buf.extents() {
-            let (from, to) = (o.max(off), (o + d.len() as u64).min(end));
-            if from < to {
-                overlay.write(from, &d[(from - o) as usize..(to - o) as usize]);
-            }
-        }
+        copy_range(&of.buf, off, end, &mut overlay);
     }
     Ok(ReadPlan {
         content,
+        stored_end,
         off,
         n,
         overlay,
@@ -197,8 +216,55 @@ pub(crate) fn read(eng: &ContentEngine, p: &ReadPlan) -> Result<Vec<u8>, FsError
     if p.n == 0 {
         return Ok(Vec::new());
     }
-    let mut out = eng.read(&p.content, p.off, p.n)?;
+    let stored = (p.n as u64).min(p.stored_end.saturating_sub(p.off)) as usize;
+    let mut out = match stored {
+        0 => Vec::new(),
+        _ => eng.read(&p.content, p.off, stored)?,
+    };
     out.resize(p.n, 0);
     p.overlay.overlay(p.off, &mut out);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn streaming_buffers_flush_at_the_file_limit_scattered_ones_later() {
+        let lim = (1 << 20, 8 << 20);
+        let mut seq = WriteBuffer::new();
+        for i in 0..16u64 {
+            seq.write(i << 16, &[1; 1 << 16]);
+        }
+        assert_eq!(seq.extent_count(), 1);
+        assert!(wants_flush(&seq, lim));
+        let mut scattered = WriteBuffer::new();
+        for i in 0..256u64 {
+            scattered.write(i * 8192, &[1; 4096]);
+        }
+        assert_eq!(scattered.bytes(), 1 << 20);
+        assert!(!wants_flush(&scattered, lim));
+        for i in 256..1024u64 {
+            scattered.write(i * 8192, &[1; 4096]);
+        }
+        assert!(wants_flush(&scattered, lim), "half the total limit");
+    }
+
+    #[test]
+    fn merge_under_keeps_newer_bytes_on_top() {
+        let mut older = WriteBuffer::new();
+        older.write(0, &[1; 10]);
+        older.write(20, &[1; 10]);
+        let mut newer = WriteBuffer::new();
+        newer.write(5, &[2; 20]);
+        newer.merge_under(&older);
+        let mut out = [0u8; 30];
+        newer.overlay(0, &mut out);
+        let want: Vec<u8> = [[1; 5], [2; 5], [2; 5], [2; 5], [2; 5], [1; 5]].concat();
+        assert_eq!(out.to_vec(), want);
+        assert_eq!(newer.bytes(), 30);
+        assert_eq!(newer.extent_count(), 1);
+    }
 }

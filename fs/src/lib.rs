@@ -33,6 +33,7 @@ mod snapshot;
 mod snapview;
 pub mod volkey;
 mod volume;
+mod writeback;
 mod xattr;
 
 pub use attr::*;

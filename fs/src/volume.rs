@@ -2,13 +2,15 @@
 //!
 //! Signatures are fixed (mountd's FUSE adapter is written against them). This file only
 //! routes: the live tree goes to [`Core`] (dir, rename, handles, setattr, xattr), the
-//! read-only `.snapshots` tree to the snapshot view; the background flusher lives here.
+//! read-only `.snapshots` tree to the snapshot view; the background flusher and the
+//! writeback thread (see `writeback`) are owned here.
 use crate::FsError;
 use crate::attr::*;
 use crate::core::Core;
 use crate::crypto::VolumeSecret;
 use crate::handles;
 use crate::snapshot::{SNAP_DIR, is_virtual};
+use crate::writeback::{self, Job};
 use crate::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
 use blockstore::{BlockSource, BlockStore};
 use std::path::Path;
@@ -24,6 +26,7 @@ const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
 pub struct Fs {
     core: Arc<Core>,
     flusher: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+    writeback: Option<(mpsc::Sender<Job>, JoinHandle<()>)>,
 }
 
 impl Drop for Fs {
@@ -32,8 +35,13 @@ impl Drop for Fs {
             drop(stop);
             let _ = thread.join();
         }
+        // Waits for the flights, which need the writeback thread: stop it only afterwards.
         if let Err(e) = self.core.flush_all(true) {
             tracing::error!(error = %e, "final flush failed");
+        }
+        if let Some((jobs, thread)) = self.writeback.take() {
+            drop(jobs);
+            let _ = thread.join();
         }
     }
 }
@@ -67,7 +75,12 @@ impl Fs {
     ) -> Result<Self, FsError> {
         let core = Arc::new(Core::open(store, source, meta_path, vs, root_owner, opts)?);
         let flusher = Some(spawn_flusher(core.clone())?);
-        Ok(Fs { core, flusher })
+        let writeback = Some(writeback::spawn_thread(core.clone())?);
+        Ok(Fs {
+            core,
+            flusher,
+            writeback,
+        })
     }
 
     /// Fails with `ReadOnly` on a read-only mount, in a snapshot, or on `.snapshots` itself.
@@ -238,29 +251,42 @@ impl Fs {
     pub fn write(&self, ino: Ino, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {
         self.writable(ino, None)?;
         let n = u32::try_from(data.len()).map_err(|_| FsError::Invalid("write too large"))?;
+        let spawn = |j: Job| match &self.writeback {
+            Some((jobs, _)) => jobs.send(j).map_err(|e| e.0),
+            None => Err(j),
+        };
         let mut st = self.core.st.lock();
         let lim = self.core.limits();
-        handles::write(&self.core.engine, &mut st, (ino, fh), offset, data, lim)?;
+        handles::write(&mut st, (ino, fh), offset, data, lim, &spawn)?;
         Ok(n)
     }
     /// On close of a descriptor: moves the file's buffered writes into blocks (durable at
-    /// the next fsync or background commit).
+    /// the next fsync or background commit). Reports a failed background flush first.
     pub fn flush(&self, ino: Ino, fh: u64) -> Result<(), FsError> {
         if is_virtual(ino) {
             return Ok(());
         }
         let mut st = self.core.st.lock();
         st.files.handle(ino, fh)?;
+        writeback::wait_flight(&mut st, ino);
+        st.files.take_error(ino)?;
         handles::flush_data(&self.core.engine, &mut st, ino, None)
     }
-    /// Makes the file's data and all metadata durable (see [`Fs::sync`]).
+    /// Makes the file's data and all metadata durable (see [`Fs::sync`]). A background
+    /// flush of this file that failed is reported (once) instead; its data stays buffered
+    /// and is retried by the next flush.
     pub fn fsync(&self, ino: Ino, fh: Option<u64>, datasync: bool) -> Result<(), FsError> {
         let _ = datasync;
         if is_virtual(ino) {
             return Ok(());
         }
-        if let Some(fh) = fh {
-            self.core.st.lock().files.handle(ino, fh)?;
+        {
+            let mut st = self.core.st.lock();
+            if let Some(fh) = fh {
+                st.files.handle(ino, fh)?;
+            }
+            writeback::wait_flight(&mut st, ino);
+            st.files.take_error(ino)?;
         }
         self.core.flush_all(true)
     }

@@ -226,6 +226,20 @@ impl WriteBuffer {
         self.bytes
     }
 
+    /// Number of extents: few means streaming writes, many means scattered small writes.
+    pub fn extent_count(&self) -> usize {
+        self.extents.len()
+    }
+
+    /// Lays `older` under the buffered bytes: where both hold bytes, ours (newer) win. Used to
+    /// put back a buffer whose flush failed so that nothing is lost.
+    pub fn merge_under(&mut self, older: &WriteBuffer) {
+        let newer = std::mem::replace(self, older.clone());
+        for (o, d) in newer.extents {
+            self.write(o, &d);
+        }
+    }
+
     /// Whether nothing is buffered.
     pub fn is_empty(&self) -> bool {
         self.extents.is_empty()

@@ -1,0 +1,200 @@
+//! Write-back of file buffers into blocks, outside the state lock.
+//!
+//! A flush takes a file's buffer out of its `OpenFile` into a *flight* (kept in
+//! `Files::flights` so that reads still see its bytes), runs `ContentEngine::update` without
+//! the state lock, and *lands*: under the lock the inode gets the new content and the flight
+//! is removed (waiters are woken through `Files::landed`). At most one flight per inode, so
+//! updates of one file apply in order. Background flights run on the `fossa-writeback`
+//! thread; synchronous ones (close, fsync, truncate) on the caller's thread. A failed flight
+//! puts its buffer back under the current one, so the data is retried at the next flush.
+//! Flights only change in-memory inodes; `Core::flush_all` still commits the store before
+//! the metadata that references the new blocks.
+use crate::FsError;
+use crate::attr::Ino;
+use crate::cache::State;
+use crate::core::Core;
+use crate::file::{ContentEngine, FileContent, WriteBuffer};
+use parking_lot::MutexGuard;
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+
+/// The state lock, held.
+pub(crate) type Guard<'a> = MutexGuard<'a, State>;
+
+/// Hands a job to the writeback thread; gives it back if the thread is gone.
+pub(crate) type Spawn<'a> = &'a dyn Fn(Job) -> Result<(), Job>;
+
+/// A buffer being turned into blocks.
+pub(crate) struct Flight {
+    pub(crate) buf: Arc<WriteBuffer>,
+    /// The size the update gives the file.
+    pub(crate) size: u64,
+    /// The logical size before, restored if the update fails (a failed truncate).
+    prev_size: u64,
+}
+
+/// One content update: `buf` laid over `base`, cut or extended to `size`.
+pub(crate) struct Job {
+    ino: Ino,
+    base: FileContent,
+    size: u64,
+    buf: Arc<WriteBuffer>,
+}
+
+/// Waits until no update of `ino` is in flight.
+pub(crate) fn wait_flight(st: &mut Guard<'_>, ino: Ino) {
+    while st.files.flights.contains_key(&ino) {
+        let cv = st.files.landed.clone();
+        cv.wait(st);
+    }
+}
+
+/// Moves the buffer of `ino` into a new flight that resizes the file to `new_size` (default:
+/// its logical size); `None` when there is nothing to do. No flight of `ino` may be running.
+fn take_off(st: &mut State, ino: Ino, new_size: Option<u64>) -> Result<Option<Job>, FsError> {
+    let base = st.inode(ino)?.content;
+    let (buf, size, prev_size) = match st.files.open.get_mut(&ino) {
+        Some(of) => {
+            let size = new_size.unwrap_or(of.size);
+            if of.buf.is_empty() && size == base.size {
+                return Ok(None);
+            }
+            let prev = std::mem::replace(&mut of.size, size);
+            (std::mem::take(&mut of.buf), size, prev)
+        }
+        None => match new_size {
+            Some(s) if s != base.size => (WriteBuffer::new(), s, base.size),
+            _ => return Ok(None),
+        },
+    };
+    let buf = Arc::new(buf);
+    let fl = Flight {
+        buf: buf.clone(),
+        size,
+        prev_size,
+    };
+    st.files.flights.insert(ino, fl);
+    Ok(Some(Job {
+        ino,
+        base,
+        size,
+        buf,
+    }))
+}
+
+/// Lands a flight: the inode gets the new content, or on failure the flight's bytes go back
+/// under the current buffer (older under newer) and the error is returned.
+fn land(st: &mut State, job: Job, r: Result<FileContent, FsError>) -> Result<(), FsError> {
+    let Job { ino, buf, .. } = job;
+    drop(buf);
+    st.files.landed.notify_all();
+    let Some(fl) = st.files.flights.remove(&ino) else {
+        return Err(FsError::Invalid("flight landed twice"));
+    };
+    let nc = match r {
+        Ok(nc) => nc,
+        Err(e) => return Err(restore(st, ino, &fl, e)),
+    };
+    st.files.buffered -= fl.buf.bytes();
+    st.inode_mut(ino)?.content = nc;
+    Ok(())
+}
+
+/// After a failed update: the flight's bytes go back under the current buffer (newer bytes
+/// win) and the size it was to cut is restored; returns `e`.
+fn restore(st: &mut State, ino: Ino, fl: &Flight, e: FsError) -> FsError {
+    let f = &mut st.files;
+    match f.open.get_mut(&ino) {
+        Some(of) => {
+            let before = of.buf.bytes() + fl.buf.bytes();
+            of.buf.merge_under(&fl.buf);
+            f.buffered = f.buffered - before + of.buf.bytes();
+            of.size = of.size.max(fl.prev_size);
+        }
+        None => f.buffered -= fl.buf.bytes(),
+    }
+    e
+}
+
+/// Moves the buffered writes of `ino` into blocks now, resizing to `new_size` if given. The
+/// update runs with the state lock released.
+pub(crate) fn flush_data(
+    eng: &ContentEngine,
+    st: &mut Guard<'_>,
+    ino: Ino,
+    new_size: Option<u64>,
+) -> Result<(), FsError> {
+    wait_flight(st, ino);
+    let Some(job) = take_off(st, ino, new_size)? else {
+        return Ok(());
+    };
+    let r = MutexGuard::unlocked(st, || eng.update(&job.base, job.size, &job.buf));
+    land(st, job, r)
+}
+
+/// Starts a background flush of `ino`'s buffer, after its previous one has landed.
+pub(crate) fn start(st: &mut Guard<'_>, ino: Ino, spawn: Spawn<'_>) -> Result<(), FsError> {
+    wait_flight(st, ino);
+    match take_off(st, ino, None)? {
+        Some(job) => launch(st, job, spawn),
+        None => Ok(()),
+    }
+}
+
+/// Hands `job` to the writeback thread (or fails it if that thread is gone).
+fn launch(st: &mut State, job: Job, spawn: Spawn<'_>) -> Result<(), FsError> {
+    match spawn(job) {
+        Ok(()) => Ok(()),
+        Err(job) => land(st, job, Err(FsError::Invalid("writeback thread gone"))),
+    }
+}
+
+/// Keeps buffered bytes (in flight included) under `total`: starts a flush of the largest
+/// idle buffer, then waits for flights to land while over the limit.
+pub(crate) fn relieve(st: &mut Guard<'_>, total: usize, spawn: Spawn<'_>) -> Result<(), FsError> {
+    if st.files.buffered <= total {
+        return Ok(());
+    }
+    let f = &st.files;
+    let idle = f.open.iter().filter(|(i, _)| !f.flights.contains_key(i));
+    let largest = idle.max_by_key(|(_, of)| of.buf.bytes()).map(|(i, _)| *i);
+    if let Some(job) = largest
+        .map(|i| take_off(st, i, None))
+        .transpose()?
+        .flatten()
+    {
+        launch(st, job, spawn)?;
+    }
+    while st.files.buffered > total && !st.files.flights.is_empty() {
+        let cv = st.files.landed.clone();
+        cv.wait(st);
+    }
+    Ok(())
+}
+
+/// Runs one background update and lands it; a failure is kept for the file's next
+/// write/flush/fsync.
+fn fly(core: &Core, job: Job) {
+    let r = core.engine.update(&job.base, job.size, &job.buf);
+    let ino = job.ino;
+    let mut st = core.st.lock();
+    if let Err(e) = land(&mut st, job, r) {
+        tracing::warn!(ino, error = %e, "background flush failed; data kept buffered");
+        st.files.errors.insert(ino, e);
+    }
+}
+
+/// The writeback thread: runs jobs until the sender is dropped.
+pub(crate) fn spawn_thread(
+    core: Arc<Core>,
+) -> Result<(mpsc::Sender<Job>, JoinHandle<()>), FsError> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let h = std::thread::Builder::new()
+        .name("fossa-writeback".into())
+        .spawn(move || {
+            for job in rx {
+                fly(&core, job);
+            }
+        })?;
+    Ok((tx, h))
+}
