@@ -1,4 +1,5 @@
-//! A full disk: puts and commits fail with `NoSpace`, committed blocks survive.
+//! A full disk: puts and commits fail with `NoSpace`, committed blocks survive, and blocks
+//! put before the failure are kept (the layer above may already reference them).
 //!
 //! Needs root to mount a 2 MiB tmpfs; prints a message and passes otherwise.
 #![allow(clippy::unwrap_used)] // tests panic on purpose
@@ -55,14 +56,18 @@ fn full_disk_reports_no_space_and_keeps_committed_blocks() {
     s.commit().unwrap();
 
     let mut failure = None;
+    let mut kept = Vec::new();
     for n in 4..200 {
-        if let Err(e) = s.put(&block(n), Class::Own) {
-            assert!(
-                !s.has(&BlockId::of(&block(n))).unwrap(),
-                "a failed put is not indexed"
-            );
-            failure = Some(e);
-            break;
+        match s.put(&block(n), Class::Own) {
+            Ok(id) => kept.push((n, id)),
+            Err(e) => {
+                assert!(
+                    !s.has(&BlockId::of(&block(n))).unwrap(),
+                    "a failed put is not indexed"
+                );
+                failure = Some(e);
+                break;
+            }
         }
         if n % 4 == 0
             && let Err(e) = s.commit()
@@ -74,15 +79,25 @@ fn full_disk_reports_no_space_and_keeps_committed_blocks() {
     let e = failure.expect("2 MiB cannot hold 200 blocks of 64 KiB");
     assert!(is_no_space(&e), "expected NoSpace, got {e:?}");
     assert!(e.is_transient());
-    for (n, id) in &committed {
-        assert_eq!(s.get(id).unwrap(), block(*n));
+    for (n, id) in committed.iter().chain(&kept) {
+        assert_eq!(
+            s.get(id).unwrap(),
+            block(*n),
+            "block {n} lost by the failure"
+        );
     }
-    // Still usable: a commit now has nothing unsynced left to lose.
+    // Space comes back: the kept blocks become durable with the next commit.
+    let grown = Command::new("mount")
+        .args(["-o", "remount,size=16m"])
+        .arg(tmp.path())
+        .status()
+        .is_ok_and(|st| st.success());
+    assert!(grown, "remount of the tmpfs failed");
     s.commit().unwrap();
     drop(s);
 
     let s = BlockStore::open(&dir, opts).unwrap();
-    for (n, id) in &committed {
+    for (n, id) in committed.iter().chain(&kept) {
         assert_eq!(s.get(id).unwrap(), block(*n));
     }
     let report = s.fsck(false).unwrap();

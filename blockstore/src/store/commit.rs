@@ -1,8 +1,10 @@
 //! Appending records, rolling data files, and making them durable.
 //!
 //! `commit` syncs the data files first and commits the index second, so the index never
-//! points at bytes that a crash could lose. A failed data write or sync rolls back every
-//! uncommitted block; a failed index commit leaves them pending for the next commit.
+//! points at bytes that a crash could lose. A full disk (a failed write) costs only the put
+//! that failed: earlier uncommitted blocks stay pending, because the layer above may already
+//! reference them. A failed fsync rolls back every uncommitted block (the kernel may have
+//! dropped the pages); a failed index commit leaves them pending for the next commit.
 use super::index::Batch;
 use super::writer::Writer;
 use super::{BlockStore, State};
@@ -13,21 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 
 impl BlockStore {
-    /// Appends a record, rolling to a new file when needed; rolls back on failure.
+    /// Appends a record, rolling to a new file when needed. On failure only this record is
+    /// lost (see the module doc).
     pub(super) fn append(
-        &self,
-        st: &mut State,
-        id: &BlockId,
-        data: &[u8],
-    ) -> Result<(u32, u64), StoreError> {
-        let res = self.try_append(st, id, data);
-        if res.is_err() {
-            self.rollback(st);
-        }
-        res
-    }
-
-    fn try_append(
         &self,
         st: &mut State,
         id: &BlockId,
@@ -68,7 +58,7 @@ impl BlockStore {
         Ok(())
     }
 
-    /// After a failed write or sync: cut every file back to its committed length and forget
+    /// After a failed sync: cut every file back to its committed length and forget
     /// the blocks that lived past it, so the index never points at unsynced bytes.
     pub(super) fn rollback(&self, st: &mut State) {
         let mut cut = HashMap::new();
@@ -115,6 +105,11 @@ impl BlockStore {
     }
 
     pub(super) fn commit_locked(&self, st: &mut State) -> Result<(), StoreError> {
+        // A buffer write that did not fit keeps its records for a retry; only a failed fsync
+        // makes the unsynced bytes untrustworthy.
+        if let Some(w) = st.writer.as_mut() {
+            w.flush(&self.mark)?;
+        }
         if let Err(e) = self.sync_data(st) {
             self.rollback(st);
             return Err(e);

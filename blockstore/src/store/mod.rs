@@ -79,6 +79,15 @@ pub struct BlockStore {
     state: Mutex<State>,
 }
 
+/// Returns `bytes` if they hash to `id`: never serve unverified bytes.
+fn verify(id: &BlockId, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
+    let actual = BlockId::of(&bytes);
+    if actual != *id {
+        return Err(StoreError::Corrupt { id: *id, actual });
+    }
+    Ok(bytes)
+}
+
 impl BlockStore {
     /// Opens (creating if needed) the store in `dir`. Uncommitted tails of data files are cut
     /// off; a data file with a damaged header is [`StoreError::Format`].
@@ -218,13 +227,18 @@ impl BlockStore {
             let e = entry.ok_or(StoreError::NotFound(*id))?;
             let handle = self.handles.read().get(&e.file).cloned();
             let Some(file) = handle else { continue };
-            if self
+            let buffered = if self
                 .mark
                 .maybe_buffered(e.file, e.data_offset() + u64::from(e.len))
             {
-                self.flush_writer()?;
-            }
-            let data = self.read_verified(id, &e, &file)?;
+                self.read_buffered(&e)
+            } else {
+                None
+            };
+            let data = match buffered {
+                Some(bytes) => verify(id, bytes)?,
+                None => self.read_verified(id, &e, &file)?,
+            };
             if e.class == Class::Cached {
                 self.cache.lock().touch(id);
             }
@@ -240,20 +254,20 @@ impl BlockStore {
             .map_err(|err| {
                 crate::error::io_error(&self.data_dir.join(data_file_name(e.file)), err)
             })?;
-        let actual = BlockId::of(&buf);
-        if actual != *id {
-            tracing::error!(block = %id, %actual, file = e.file, offset = e.offset, "corrupt block");
-            return Err(StoreError::Corrupt { id: *id, actual });
-        }
-        Ok(buf)
+        verify(id, buf).inspect_err(|_| {
+            tracing::error!(block = %id, file = e.file, offset = e.offset, "corrupt block");
+        })
     }
 
-    fn flush_writer(&self) -> Result<(), StoreError> {
-        let mut st = self.state.lock();
-        match st.writer.as_mut() {
-            Some(w) => w.flush(&self.mark),
-            None => Ok(()),
-        }
+    /// Copies a record still in the writer's buffer (none if it was flushed meanwhile). Reading
+    /// from the buffer rather than flushing it keeps reads working on a full disk.
+    fn read_buffered(&self, e: &Entry) -> Option<Vec<u8>> {
+        let st = self.state.lock();
+        let w = st.writer.as_ref()?;
+        (w.file_no() == e.file)
+            .then(|| w.buffered(e.data_offset(), e.len))
+            .flatten()
+            .map(<[u8]>::to_vec)
     }
 
     /// Whether the block is present.
@@ -364,7 +378,11 @@ mod tests {
         let e = s.map.read()[&id];
         assert!(s.mark.maybe_buffered(e.file, e.data_offset() + 5));
         assert_eq!(s.get(&id).unwrap(), b"small");
+        // Served from the buffer, not by flushing it (a full disk must not break reads).
+        assert!(s.mark.maybe_buffered(e.file, e.data_offset() + 5));
+        s.commit().unwrap();
         assert!(!s.mark.maybe_buffered(e.file, e.data_offset() + 5));
+        assert_eq!(s.get(&id).unwrap(), b"small");
     }
 
     #[test]

@@ -126,7 +126,8 @@ impl Writer {
     }
 
     /// Appends one record and returns its offset. On error nothing of the record is
-    /// counted, but the buffer may be lost: the caller rolls back to the last commit.
+    /// counted and everything appended before it is kept (still buffered or already handed
+    /// to the OS), so a full disk costs only the failed put; a later flush retries.
     pub(super) fn append(
         &mut self,
         id: &BlockId,
@@ -141,8 +142,14 @@ impl Writer {
             self.flush(mark)?;
         }
         if total >= BUF_CAP {
-            self.write_direct(&header, offset)?;
-            self.write_direct(data, offset + RECORD_HEADER_LEN)?;
+            if let Err(e) = self
+                .write_direct(&header, offset)
+                .and_then(|()| self.write_direct(data, offset + RECORD_HEADER_LEN))
+            {
+                // Cut the partial record; the bytes before it are complete records.
+                let _ = self.file.set_len(offset);
+                return Err(e);
+            }
             self.flushed = offset + total as u64;
             self.len = self.flushed;
             mark.publish(self.file_no, self.flushed);
@@ -160,7 +167,14 @@ impl Writer {
             .map_err(|e| io_error(&self.path, e))
     }
 
-    /// Hands buffered bytes to the OS.
+    /// The bytes at `offset..offset + len` if they are still in the buffer.
+    pub(super) fn buffered(&self, offset: u64, len: u32) -> Option<&[u8]> {
+        let start = usize::try_from(offset.checked_sub(self.flushed)?).ok()?;
+        self.buf.get(start..start.checked_add(len as usize)?)
+    }
+
+    /// Hands buffered bytes to the OS. On failure the buffer is kept whole: its records stay
+    /// readable and the next flush rewrites them at the same offsets.
     pub(super) fn flush(&mut self, mark: &FlushMark) -> Result<(), StoreError> {
         if self.buf.is_empty() {
             return Ok(());
