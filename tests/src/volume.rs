@@ -229,6 +229,19 @@ impl Volume {
     /// `fossa --home H umount MNT`, then waits (bounded) until MNT is no longer mounted and the
     /// daemon has exited; fails unless both the command and the daemon exit 0.
     pub fn umount(&mut self) -> Result<()> {
+        let status = self.umount_status()?;
+        if !status.success() {
+            bail!(
+                "the daemon exited with {status} after umount\n{}",
+                self.log_tail()
+            );
+        }
+        Ok(())
+    }
+
+    /// Like [`Volume::umount`], but returns the daemon's exit status instead of requiring
+    /// success (e.g. a final sync that cannot fit on a full disk).
+    pub fn umount_status(&mut self) -> Result<ExitStatus> {
         let out = run_timeout(
             fossa(&["--home"])?
                 .arg(self.home())
@@ -244,13 +257,7 @@ impl Volume {
             "the mount to disappear after umount",
             || Ok(!fuse_mounted(&mnt)?),
         )?;
-        if !status.success() {
-            bail!(
-                "the daemon exited with {status} after umount\n{}",
-                self.log_tail()
-            );
-        }
-        Ok(())
+        Ok(status)
     }
 
     /// Waits (bounded) for the mount daemon to exit on its own, e.g. after `fossa umount`.
