@@ -10,7 +10,6 @@ use crate::crypto::{BlockRef, VolumeKeys};
 use blockstore::{BlockId, BlockSource, BlockStore, Class};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tree::Entry;
 
 mod cache;
 mod readahead;
@@ -309,7 +308,7 @@ impl ContentEngine {
     }
 
     /// Starts background fetches of the chunks after a sequential read of `off..end`.
-    fn read_ahead(&self, c: &FileContent, root: &Entry, height: u8, off: u64, end: u64) {
+    fn read_ahead(&self, c: &FileContent, root: &tree::Entry, height: u8, off: u64, end: u64) {
         let Some(r) = &root.r else { return };
         let Some(range) = self.ahead.advance(r.id, off, end, c.size) else {
             return;
