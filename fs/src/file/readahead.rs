@@ -166,16 +166,22 @@ impl ReadAhead {
     ) -> Option<Range<u64>> {
         self.pool.as_ref()?;
         let mut s = self.streams.lock();
-        let Some(st) = s.get_mut(&root) else {
+        if !s.contains(&root) {
+            // Most files are read from the start: a first read at 0 already counts as
+            // sequential, so read-ahead starts with the first request.
+            let at = if off == 0 { 0 } else { end };
             s.put(
                 root,
                 Stream {
-                    next: end,
-                    ahead: end,
+                    next: at,
+                    ahead: at,
                 },
             );
-            return None;
-        };
+            if off != 0 {
+                return None;
+            }
+        }
+        let st = s.get_mut(&root)?;
         if off + SLACK < st.next || off > st.next + SLACK {
             *st = Stream {
                 next: end,
