@@ -11,6 +11,8 @@ pub(crate) struct Mount {
     pub(crate) fstype: String,
     /// Mount source (a FUSE filesystem's `fsname`).
     pub(crate) source: String,
+    /// Device as `major:minor`, which names the mount's `/sys/class/bdi` entry.
+    pub(crate) dev: String,
 }
 
 impl Mount {
@@ -47,7 +49,9 @@ pub(crate) fn parse(text: &str) -> Vec<Mount> {
 
 fn parse_line(line: &str) -> Option<Mount> {
     let (before, after) = line.split_once(" - ")?;
-    let mountpoint = before.split(' ').nth(4)?;
+    let mut fields = before.split(' ');
+    let dev = fields.nth(2)?;
+    let mountpoint = fields.nth(1)?;
     let mut rest = after.split(' ');
     let fstype = rest.next()?;
     let source = rest.next()?;
@@ -55,6 +59,7 @@ fn parse_line(line: &str) -> Option<Mount> {
         mountpoint: PathBuf::from(unescape(mountpoint)),
         fstype: unescape(fstype),
         source: unescape(source),
+        dev: dev.to_string(),
     })
 }
 
@@ -98,6 +103,7 @@ garbage line
         assert_eq!(m.len(), 3);
         assert_eq!(m[1].mountpoint, Path::new("/tmp/my mnt"));
         assert_eq!(m[1].fstype, "fuse.fossa");
+        assert_eq!(m[1].dev, "0:55");
         assert!(m[1].is_fossa());
         assert!(!m[2].is_fossa());
         assert!(!m[0].is_fossa());

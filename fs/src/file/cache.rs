@@ -8,13 +8,35 @@ use super::tree::Entry;
 use blockstore::BlockId;
 use lru::LruCache;
 use parking_lot::Mutex;
+use std::ops::Deref;
 use std::sync::Arc;
+
+/// A decrypted data chunk, shared between the cache, read-ahead and readers.
+///
+/// Holds the whole block plaintext, type byte included, and derefs to the payload after it:
+/// stripping the byte in place would move every chunk's bytes once more.
+#[derive(Clone)]
+pub(crate) struct ChunkData(Arc<Vec<u8>>);
+
+impl ChunkData {
+    /// Wraps a block plaintext whose first byte is the block type.
+    pub(crate) fn new(plaintext: Vec<u8>) -> Self {
+        ChunkData(Arc::new(plaintext))
+    }
+}
+
+impl Deref for ChunkData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.0.get(1..).unwrap_or_default()
+    }
+}
 
 /// A cached, already validated block.
 #[derive(Clone)]
 pub(crate) enum Cached {
     /// Plaintext payload of a data chunk.
-    Chunk(Arc<Vec<u8>>),
+    Chunk(ChunkData),
     /// Height and entries of a pointer block (structure validated for that height; lengths
     /// are checked per use, since another parent could declare a different total).
     Pointer(u8, Arc<Vec<Entry>>),
@@ -58,6 +80,11 @@ impl BlockCache {
         self.inner.lock().lru.get(id).cloned()
     }
 
+    /// Whether `id` is cached, without marking it used (read-ahead must not reorder the LRU).
+    pub(crate) fn contains(&self, id: &BlockId) -> bool {
+        self.inner.lock().lru.contains(id)
+    }
+
     /// Inserts a block, evicting least recently used ones past the budget.
     pub(crate) fn insert(&self, id: BlockId, v: Cached) {
         let w = v.weight();
@@ -98,12 +125,18 @@ mod tests {
     fn evicts_by_bytes() {
         let c = BlockCache::new(1000);
         for i in 0..10u8 {
-            c.insert(BlockId([i; 32]), Cached::Chunk(Arc::new(vec![0; 300])));
+            c.insert(
+                BlockId([i; 32]),
+                Cached::Chunk(ChunkData::new(vec![0; 301])),
+            );
         }
         assert!(c.bytes() <= 1000);
         assert!(c.get(&BlockId([9; 32])).is_some());
         assert!(c.get(&BlockId([0; 32])).is_none());
-        c.insert(BlockId([42; 32]), Cached::Chunk(Arc::new(vec![0; 5000])));
+        c.insert(
+            BlockId([42; 32]),
+            Cached::Chunk(ChunkData::new(vec![0; 5001])),
+        );
         assert!(c.get(&BlockId([42; 32])).is_none());
         c.clear();
         assert_eq!(c.bytes(), 0);

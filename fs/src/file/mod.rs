@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod cache;
+mod readahead;
 #[cfg(test)]
 mod tests;
 mod tree;
@@ -268,9 +269,9 @@ impl WriteBuffer {
 /// Reads and writes file content as encrypted blocks. `Send + Sync`.
 pub struct ContentEngine {
     store: Arc<BlockStore>,
-    source: Arc<dyn BlockSource>,
     keys: Arc<VolumeKeys>,
-    cache: cache::BlockCache,
+    fetch: Arc<readahead::Fetcher>,
+    ahead: readahead::ReadAhead,
     opts: ContentOptions,
 }
 
@@ -294,10 +295,14 @@ impl ContentEngine {
     ) -> Self {
         opts.max_fanout = opts.max_fanout.clamp(4, MAX_FANOUT);
         ContentEngine {
+            fetch: Arc::new(readahead::Fetcher::new(
+                source,
+                keys.clone(),
+                opts.cache_bytes,
+            )),
+            ahead: readahead::ReadAhead::new(opts.cache_bytes),
             store,
-            source,
             keys,
-            cache: cache::BlockCache::new(opts.cache_bytes),
             opts,
         }
     }
@@ -310,8 +315,23 @@ impl ContentEngine {
         let n = (len as u64).min(c.size - offset) as usize;
         let mut out = vec![0u8; n];
         let (root, height) = Self::root_entry(c)?;
+        // Scheduled first so that the prefetch overlaps this read's own fetches.
+        self.read_ahead(c, &root, height, offset, offset + n as u64);
         self.read_into(&root, height, 0, offset, &mut out)?;
         Ok(out)
+    }
+
+    /// Starts background fetches of the chunks after a sequential read of `off..end`.
+    fn read_ahead(&self, c: &FileContent, root: &tree::Entry, height: u8, off: u64, end: u64) {
+        let Some(r) = &root.r else { return };
+        let Some(range) = self.ahead.advance(r.id, off, end, c.size) else {
+            return;
+        };
+        let mut chunks = Vec::new();
+        // A tree defect is not this read's error: the reader meets it when it gets there.
+        if self.chunks_in(root, height, 0, range, &mut chunks).is_ok() {
+            self.ahead.spawn(&self.fetch, chunks);
+        }
     }
 
     /// New content: `c` cut or zero-extended to `new_size`, with `dirty` laid over it (bytes of
@@ -337,12 +357,12 @@ impl ContentEngine {
 
     /// Bytes held by the read cache.
     pub fn cache_bytes(&self) -> usize {
-        self.cache.bytes()
+        self.fetch.cache.bytes()
     }
 
     /// Empties the read cache (for cold-read measurements).
     pub fn clear_cache(&self) {
-        self.cache.clear();
+        self.fetch.cache.clear();
     }
 
     /// Encrypts and stores one block of the given kind (used for snapshot directories too).
@@ -357,8 +377,7 @@ impl ContentEngine {
 
     /// Fetches, verifies and decrypts one block.
     pub fn get_blob(&self, r: &BlockRef) -> Result<(BlockKind, Vec<u8>), FsError> {
-        let stored = self.source.get_block(&r.id)?;
-        let mut p = self.keys.open_block(r, &stored)?;
+        let mut p = self.fetch.plaintext(r)?;
         let kind = p
             .first()
             .and_then(|b| BlockKind::from_u8(*b))

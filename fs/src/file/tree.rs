@@ -5,7 +5,7 @@
 //! ref: it reads as zeros and is never stored. Pointer blocks are grouped content-defined (a
 //! group ends after a child whose id matches a mask), so an insertion that changes the number of
 //! chunks shifts no later group and later pointer blocks dedupe. Layout: docs/formats/fs-content.md.
-use super::cache::Cached;
+use super::cache::{Cached, ChunkData};
 use super::{BlockKind, ContentEngine, FileContent, TreeRoot};
 use crate::FsError;
 use crate::crypto::{BLOCK_REF_LEN, BlockRef};
@@ -138,7 +138,7 @@ impl ContentEngine {
         height: u8,
         len: u64,
     ) -> Result<Arc<Vec<Entry>>, FsError> {
-        let entries = match self.cache.get(&r.id) {
+        let entries = match self.fetch.cache.get(&r.id) {
             Some(Cached::Pointer(h, e)) if h == height => e,
             _ => {
                 let (kind, p) = self.get_blob(r)?;
@@ -146,7 +146,9 @@ impl ContentEngine {
                     return Err(FsError::BadBlock(r.id));
                 }
                 let e = Arc::new(decode_pointer(r.id, height, &p)?);
-                self.cache.insert(r.id, Cached::Pointer(height, e.clone()));
+                self.fetch
+                    .cache
+                    .insert(r.id, Cached::Pointer(height, e.clone()));
                 e
             }
         };
@@ -158,19 +160,8 @@ impl ContentEngine {
     }
 
     /// The plaintext of data chunk `r`, which must be exactly `len` bytes.
-    pub(crate) fn chunk(&self, r: &BlockRef, len: u64) -> Result<Arc<Vec<u8>>, FsError> {
-        if let Some(Cached::Chunk(d)) = self.cache.get(&r.id)
-            && d.len() as u64 == len
-        {
-            return Ok(d);
-        }
-        let (kind, p) = self.get_blob(r)?;
-        if kind != BlockKind::Data || p.len() as u64 != len {
-            return Err(FsError::BadBlock(r.id));
-        }
-        let d = Arc::new(p);
-        self.cache.insert(r.id, Cached::Chunk(d.clone()));
-        Ok(d)
+    pub(crate) fn chunk(&self, r: &BlockRef, len: u64) -> Result<ChunkData, FsError> {
+        self.fetch.chunk(r, len)
     }
 
     /// The root as an entry covering the whole file, and its height.
@@ -233,6 +224,33 @@ impl ContentEngine {
         }
         for (k, s) in hits {
             self.read_into(k, height - 1, s, off, out)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the data chunks under `e` (covering `start..`) that overlap `want`, in order.
+    pub(crate) fn chunks_in(
+        &self,
+        e: &Entry,
+        height: u8,
+        start: u64,
+        want: Range<u64>,
+        out: &mut Vec<(BlockRef, u64)>,
+    ) -> Result<(), FsError> {
+        let Some(r) = &e.r else { return Ok(()) };
+        if height == 0 {
+            out.push((*r, e.len));
+            return Ok(());
+        }
+        let mut s = start;
+        for k in self.pointer(r, height, e.len)?.iter() {
+            if s >= want.end {
+                break;
+            }
+            if s + k.len > want.start {
+                self.chunks_in(k, height - 1, s, want.clone(), out)?;
+            }
+            s += k.len;
         }
         Ok(())
     }

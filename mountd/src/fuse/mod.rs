@@ -56,7 +56,28 @@ pub(crate) fn mount(fs: Arc<Fs>, dir: &Path, opts: MountOpts) -> std::io::Result
     }
     config.n_threads = Some(THREADS);
     config.clone_fd = true;
-    Session::new(FossaFs { fs }, dir, &config)
+    // Resolved before mounting: afterwards resolving the path would ask this unserved mount.
+    let abs = crate::mountinfo::resolve(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let session = Session::new(FossaFs { fs }, dir, &config)?;
+    if let Err(e) = raise_readahead(&abs) {
+        tracing::debug!(error = %e, "could not raise the mount's read-ahead");
+    }
+    Ok(session)
+}
+
+/// Kernel read-ahead we ask for, in KiB: the size of the read requests a sequential reader
+/// sends us. FUSE's INIT can only lower the 128 KiB default, and 128 KiB requests cost a
+/// round trip per two chunks.
+const READ_AHEAD_KB: u32 = 1024;
+
+/// Raises the read-ahead of the mount at `dir` (canonical) through its device's sysfs knob
+/// (root only; others keep the default). Finds the device in `/proc/self/mountinfo` rather
+/// than by `stat`, which would be a request to this not yet served mount.
+fn raise_readahead(dir: &Path) -> std::io::Result<()> {
+    let m = crate::mountinfo::mount_at(dir)?
+        .ok_or_else(|| std::io::Error::other("mount not found in mountinfo"))?;
+    let knob = format!("/sys/class/bdi/{}/read_ahead_kb", m.dev);
+    std::fs::write(knob, READ_AHEAD_KB.to_string())
 }
 
 /// The `fuser::Filesystem` of a fossa volume.
