@@ -41,7 +41,9 @@ pub struct ContentOptions {
 impl Default for ContentOptions {
     fn default() -> Self {
         ContentOptions {
-            cache_bytes: 64 << 20,
+            // A random 4 KiB read that misses decrypts a whole chunk (64 KiB on average), so
+            // the cache has to cover the working set of random readers (databases, VM images).
+            cache_bytes: 256 << 20,
             max_fanout: MAX_FANOUT,
         }
     }
