@@ -83,9 +83,12 @@ pub(crate) fn write(
     }
 }
 
-/// `flush` (on every `close` of a descriptor).
-pub(crate) fn flush(fs: &Fs, ino: INodeNo, fh: FileHandle, reply: ReplyEmpty) {
-    reply_empty(reply, "flush", ino.0, fs.flush(ino.0, fh.0));
+/// `flush` (on every `close` of a descriptor). Answered ENOSYS, which makes the kernel stop
+/// sending it: `close` is not a durability point in fossa (fsync is), buffered data is
+/// visible to readers anyway, and `release` (asynchronous to `close`) stores the buffer. This
+/// takes one synchronous round trip and the sealing of small files off every `close`.
+pub(crate) fn flush(_fs: &Fs, _ino: INodeNo, _fh: FileHandle, reply: ReplyEmpty) {
+    reply.error(Errno::ENOSYS);
 }
 
 /// `fsync`.
