@@ -13,6 +13,9 @@ use crate::FsError;
 use fastcdc::v2020::FastCDC;
 use std::borrow::Cow;
 
+/// Regions up to this size are sealed without the thread pool (see `store_chunks_inline`).
+const INLINE_SEAL_MAX: usize = 256 << 10;
+
 /// The flattened old content: leaves plus their start offsets (`offs[i]..offs[i + 1]`).
 struct Leaves {
     v: Vec<Entry>,
@@ -165,6 +168,9 @@ impl ContentEngine {
     /// cores the other one is already encrypting; the cutter then joins in. Results come back
     /// by index so the order of completion does not matter.
     pub(crate) fn store_chunks(&self, buf: &[u8]) -> Result<Vec<Entry>, FsError> {
+        if buf.len() <= INLINE_SEAL_MAX {
+            return self.store_chunks_inline(buf);
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         rayon::scope(|s| {
             let cdc = FastCDC::new(buf, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
@@ -185,5 +191,20 @@ impl ContentEngine {
         let mut got: Vec<(usize, Result<Entry, FsError>)> = rx.into_iter().collect();
         got.sort_unstable_by_key(|(i, _)| *i);
         got.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Small regions (most files of an untar) are sealed on the calling thread: waking the
+    /// pool for a chunk or two costs more than the sealing (its idle workers spin in
+    /// `sched_yield`).
+    fn store_chunks_inline(&self, buf: &[u8]) -> Result<Vec<Entry>, FsError> {
+        FastCDC::new(buf, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+            .map(|c| {
+                let part = &buf[c.offset..c.offset + c.length];
+                Ok(Entry {
+                    r: Some(self.put_blob(BlockKind::Data, part)?),
+                    len: c.length as u64,
+                })
+            })
+            .collect()
     }
 }
