@@ -7,25 +7,14 @@ use blockstore::{BlockStore, StoreOptions};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fossa_fs::crypto::{VolumeKeys, VolumeSecret};
 use fossa_fs::file::{ContentEngine, ContentOptions, FileContent, WriteBuffer};
+mod common;
+use common::rand_bytes;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 use tempfile::TempDir;
 
 const FILE: usize = 64 << 20;
-
-fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
 
 /// User + system CPU time of this process (Linux `/proc/self/stat`, 100 ticks per second).
 fn cpu_time() -> Duration {

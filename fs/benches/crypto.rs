@@ -6,20 +6,9 @@
 use blockstore::BlockId;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fossa_fs::crypto::{BlockRef, VolumeKeys, VolumeSecret};
+mod common;
+use common::rand_bytes;
 use std::hint::black_box;
-
-fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(n);
-    while v.len() < n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(n);
-    v
-}
 
 fn blocks(c: &mut Criterion) {
     let keys = VolumeKeys::derive(&VolumeSecret([7; 32]));
