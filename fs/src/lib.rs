@@ -31,6 +31,7 @@ mod rename;
 mod setattr;
 mod snapshot;
 mod snapview;
+pub mod sync;
 pub mod volkey;
 mod volume;
 mod writeback;

@@ -1,10 +1,34 @@
-//! fossa's network layer: device identity, QUIC sessions, the sync protocol, block transfer,
-//! replication and the DHT.
+//! fossa's network layer: device identity, pinned QUIC sessions, the sync protocol
+//! (docs/protocol.md) and block transfer between the member devices of a volume.
 //!
-//! Status: a placeholder crate. The single-device filesystem does not use the network; the
-//! multi-device sync issue fills this in. It will depend only on `blockstore`.
+//! Invariants: a peer is who its key says (DeviceId = BLAKE3 of its Ed25519 public key, both TLS
+//! sides pinned against the member list); every message is length-bounded
+//! ([`MAX_MESSAGE_SIZE`]) and versioned in the ALPN; every block received is checked against its
+//! id before anyone sees it; every connect and remote wait has a deadline.
+//!
+//! Non-goals: the meaning of index updates (opaque signed blobs made and merged by `fossa_fs`,
+//! reached through the [`Replica`] trait), the filesystem, FUSE.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
+// The API is stubbed first so that fs, net and mountd can be written in parallel; removed
+// with the stubs.
+#![allow(clippy::unused_async)]
 
-/// The ALPN protocol id, carrying the protocol's major version.
+mod error;
+mod identity;
+mod invite;
+mod members;
+mod node;
+
+pub use error::NetError;
+pub use identity::{DeviceId, DeviceKey, verify_signature};
+pub use invite::{InviteCode, JoinResult, PendingInvite, join};
+pub use members::{MemberRecord, Members, SignedMember};
+pub use node::{Node, NodeConfig, Replica, ReplicaError};
+
+/// ALPN of the sync protocol between members: carries the major version.
 pub const ALPN: &[u8] = b"fossa/sync/1";
+/// ALPN of joining with an invitation.
+pub const ALPN_JOIN: &[u8] = b"fossa/join/1";
+/// Largest message body accepted on any stream (docs/protocol.md, "Framing").
+pub const MAX_MESSAGE_SIZE: usize = 4 << 20;
