@@ -178,6 +178,70 @@ fn aad(volume_id: &[u8; 16]) -> Vec<u8> {
     [AAD_PREFIX, &volume_id[..]].concat()
 }
 
+/// Version byte of a wrapped volume secret (crypto.md, "Invitations").
+const WRAP_VERSION: u8 = 0x01;
+/// Length of a wrapped volume secret: version, nonce, ciphertext, tag.
+pub const WRAPPED_LEN: usize = 1 + 12 + 32 + 16;
+
+/// Wraps `vs` for an invitation (crypto.md, "Invitations"):
+/// `W = 0x01 ‖ nonce (12 random) ‖ AES-256-GCM(K_wrap, nonce, aad = VolumeId, VS)`.
+pub fn wrap_for_invite(
+    vs: &VolumeSecret,
+    k_wrap: &[u8; 32],
+    volume_id: &[u8; 16],
+) -> Result<Vec<u8>, FsError> {
+    wrap_with(vs, k_wrap, volume_id, random_array()?)
+}
+
+/// [`wrap_for_invite`] with the nonce given.
+fn wrap_with(
+    vs: &VolumeSecret,
+    k_wrap: &[u8; 32],
+    volume_id: &[u8; 16],
+    nonce: [u8; 12],
+) -> Result<Vec<u8>, FsError> {
+    let mut ct = Zeroizing::new(vs.0);
+    let tag = aead_key(k_wrap)?
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&volume_id[..]),
+            &mut ct[..],
+        )
+        .map_err(|_| FsError::Crypto("wrapping the volume secret failed"))?;
+    let mut out = Vec::with_capacity(WRAPPED_LEN);
+    out.push(WRAP_VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct[..]);
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// Opens a secret wrapped by [`wrap_for_invite`]. A wrong key or volume id is
+/// [`FsError::WrongKey`]; a malformed `wrapped` is [`FsError::BadRecord`].
+pub fn unwrap_invite(
+    wrapped: &[u8],
+    k_wrap: &[u8; 32],
+    volume_id: &[u8; 16],
+) -> Result<VolumeSecret, FsError> {
+    if wrapped.len() != WRAPPED_LEN || wrapped[0] != WRAP_VERSION {
+        return Err(FsError::BadRecord("wrapped volume secret"));
+    }
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&wrapped[1..13]);
+    let mut buf = Zeroizing::new(wrapped[13..].to_vec());
+    let pt = aead_key(k_wrap)?
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&volume_id[..]),
+            &mut buf[..],
+        )
+        .map_err(|_| FsError::WrongKey)?;
+    let pt: &[u8; 32] = (&*pt)
+        .try_into()
+        .map_err(|_| FsError::BadRecord("wrapped volume secret"))?;
+    Ok(VolumeSecret(*pt))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +353,49 @@ mod tests {
         let mut old = sealed.clone();
         old[69..].copy_from_slice(&ct);
         assert_eq!(unseal(&old, &Unlock::KeyFile(&[5; 32])).unwrap().0, [8; 32]);
+    }
+
+    #[test]
+    fn invite_wrap_round_trip_and_refusals() {
+        let vs = VolumeSecret([7; 32]);
+        let (k, vol) = ([4u8; 32], [6u8; 16]);
+        let w = wrap_for_invite(&vs, &k, &vol).unwrap();
+        assert_eq!(w.len(), WRAPPED_LEN);
+        assert_eq!(w[0], 0x01);
+        assert_eq!(unwrap_invite(&w, &k, &vol).unwrap().0, [7; 32]);
+        // Fresh nonce every time.
+        assert_ne!(w, wrap_for_invite(&vs, &k, &vol).unwrap());
+        assert!(matches!(
+            unwrap_invite(&w, &[5; 32], &vol),
+            Err(FsError::WrongKey)
+        ));
+        assert!(matches!(
+            unwrap_invite(&w, &k, &[0; 16]),
+            Err(FsError::WrongKey)
+        ));
+        let mut bad = w.clone();
+        bad[20] ^= 1;
+        assert!(matches!(
+            unwrap_invite(&bad, &k, &vol),
+            Err(FsError::WrongKey)
+        ));
+        assert!(matches!(
+            unwrap_invite(&w[..40], &k, &vol),
+            Err(FsError::BadRecord(_))
+        ));
+        // Layout: version ‖ nonce ‖ AES-256-GCM(K_wrap, nonce, aad = VolumeId, VS).
+        let fixed = wrap_with(&vs, &k, &vol, [9; 12]).unwrap();
+        assert_eq!(&fixed[1..13], &[9; 12]);
+        let mut ct = vs.0.to_vec();
+        let tag = aead_key(&k)
+            .unwrap()
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key([9; 12]),
+                Aad::from(&vol[..]),
+                &mut ct,
+            )
+            .unwrap();
+        assert_eq!(&fixed[13..45], &ct[..]);
+        assert_eq!(&fixed[45..], tag.as_ref());
     }
 }

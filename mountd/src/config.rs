@@ -2,7 +2,7 @@
 //!
 //! Layout (docs/cli.md): `CONFIG/config.json`, `CONFIG/volume.keyfile` (generated key, if any),
 //! `DATA/volume.key`, `DATA/blocks/`, `DATA/meta.redb`, `DATA/lock`, `DATA/control.sock`,
-//! `DATA/fossa.log`.
+//! `DATA/fossa.log`, `DATA/device.key`, `DATA/members`.
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
@@ -96,6 +96,14 @@ impl Paths {
     pub(crate) fn log(&self) -> PathBuf {
         self.data.join("fossa.log")
     }
+    /// `DATA/device.key`: this device's Ed25519 key (PKCS#8, mode 0600).
+    pub(crate) fn device_key(&self) -> PathBuf {
+        self.data.join("device.key")
+    }
+    /// `DATA/members`: the signed member list.
+    pub(crate) fn members(&self) -> PathBuf {
+        self.data.join("members")
+    }
 
     /// Whether a volume has been created here.
     pub(crate) fn volume_exists(&self) -> bool {
@@ -125,6 +133,14 @@ pub(crate) struct Config {
 }
 
 impl Config {
+    /// The volume id as bytes.
+    pub(crate) fn volume_bytes(&self) -> Result<[u8; 16]> {
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(&self.volume_id, &mut id)
+            .with_context(|| format!("bad volume id {:?} in config.json", self.volume_id))?;
+        Ok(id)
+    }
+
     /// Reads `config.json`.
     pub(crate) fn load(paths: &Paths) -> Result<Self> {
         let p = paths.config_file();

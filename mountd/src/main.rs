@@ -9,6 +9,7 @@ mod config;
 mod control;
 mod fuse;
 mod mountinfo;
+mod sync;
 mod timefmt;
 mod unlock;
 mod volume;
@@ -40,7 +41,11 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Create a new volume and print its id.
-    Init,
+    Init {
+        /// This device's name (default: the host name).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Mount the volume at DIR (creating the volume first if there is none).
     Mount(MountArgs),
     /// Unmount DIR; the daemon syncs and exits.
@@ -48,11 +53,34 @@ pub(crate) enum Command {
         /// The mount point.
         dir: PathBuf,
     },
-    /// Show the volume's status.
+    /// Show the volume's status, or the sync state of PATH in the mount.
     Status {
+        /// A file or directory in the mounted volume.
+        path: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Print a one-time invitation code for another device (the volume must be mounted).
+    Invite {
+        /// How long the code stays valid (s, m, h or d).
+        #[arg(long, default_value = "1h")]
+        expires: String,
+        /// Address the joiner should call (default: where the daemon listens); repeatable.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Vec<String>,
+    },
+    /// Join a volume with an invitation code and mount it at DIR.
+    Join(JoinArgs),
+    /// List the volume's devices, or remove one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Devices {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// remove.
+        #[command(subcommand)]
+        cmd: Option<DevicesCmd>,
     },
     /// Verify every reachable block and the metadata (volume must not be mounted).
     Fsck {
@@ -94,6 +122,46 @@ pub(crate) struct MountArgs {
     /// Let other users access the mount.
     #[arg(long)]
     pub(crate) allow_other: bool,
+    #[command(flatten)]
+    pub(crate) net: NetArgs,
+    /// This device's name if the volume is created now (default: the host name).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+}
+
+/// Where the sync node listens and whom it calls.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub(crate) struct NetArgs {
+    /// UDP address to accept peers on (default 0.0.0.0:22000, or a free port if taken).
+    #[arg(long, value_name = "IP:PORT")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// A peer to call besides the members' known addresses; repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) peer: Vec<String>,
+}
+
+/// Arguments of `fossa join`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct JoinArgs {
+    /// The `FOSSA1-…` code printed by `fossa invite`.
+    pub(crate) code: String,
+    /// The mount point (an existing directory).
+    pub(crate) dir: PathBuf,
+    /// This device's name (default: the host name).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    #[command(flatten)]
+    pub(crate) net: NetArgs,
+}
+
+/// `fossa devices remove`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevicesCmd {
+    /// Revoke a device for good.
+    Remove {
+        /// Its id (display form, or a unique prefix).
+        id: String,
+    },
 }
 
 /// `fossa snapshot list|rm`.

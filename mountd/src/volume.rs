@@ -1,6 +1,7 @@
 //! Creating and opening a volume: the `DATA/lock` flock, the sealed key, the block store and
 //! the `Fs` core.
 use crate::config::{Config, FORMAT_VERSION, Paths, write_new_file};
+use crate::sync::{Identity, NetSource, SyncParts};
 use crate::unlock::Secret;
 use anyhow::{Context, Result, bail};
 use blockstore::{BlockSource, BlockStore, StoreOptions};
@@ -48,19 +49,33 @@ impl VolumeLock {
     }
 }
 
-/// Creates a volume: directories, sealed secret, `config.json`. Returns the volume id (hex).
+/// Creates a new volume: directories, sealed secret, `config.json`, device key, and this device
+/// as the first member (named `name`, default the host name). Returns the volume id (hex).
 ///
 /// The metadata database is created by the first `Fs::open` (at mount), so this needs no more
 /// of the core than the key sealing.
-pub(crate) fn create(paths: &Paths, secret: &Secret) -> Result<String> {
+pub(crate) fn create(paths: &Paths, secret: &Secret, name: Option<&str>) -> Result<String> {
+    let id: [u8; 16] = random_array()?;
+    let vs = VolumeSecret::generate()?;
+    let hex_id = create_with(paths, secret, id, &vs)?;
+    Identity::load_or_create(paths, id, name)?;
+    Ok(hex_id)
+}
+
+/// Creates the volume `id` with secret `vs` (a new one, or one joined by invitation): sealed
+/// secret and `config.json`. The member list is the caller's business.
+pub(crate) fn create_with(
+    paths: &Paths,
+    secret: &Secret,
+    id: [u8; 16],
+    vs: &VolumeSecret,
+) -> Result<String> {
     if paths.volume_exists() {
         bail!("a volume already exists in {}", paths.data.display());
     }
     paths.create_dirs()?;
     let _lock = VolumeLock::acquire(paths)?;
-    let id: [u8; 16] = random_array()?;
-    let vs = VolumeSecret::generate()?;
-    let sealed = volkey::seal(&vs, &id, &secret.as_unlock(), KdfParams::default())?;
+    let sealed = volkey::seal(vs, &id, &secret.as_unlock(), KdfParams::default())?;
     write_new_file(&paths.sealed_key(), &sealed, 0o600)?;
     std::fs::create_dir_all(paths.blocks())
         .with_context(|| format!("{}", paths.blocks().display()))?;
@@ -89,7 +104,7 @@ pub(crate) fn unseal(paths: &Paths, secret: &Secret) -> Result<(Config, VolumeSe
     Ok((config, vs))
 }
 
-/// An open volume: the lock, the store and the filesystem core.
+/// An open volume: the lock, the store, the filesystem core and its sync identity.
 pub(crate) struct Volume {
     /// The volume's configuration.
     pub(crate) config: Config,
@@ -97,6 +112,10 @@ pub(crate) struct Volume {
     pub(crate) store: Arc<BlockStore>,
     /// The filesystem core.
     pub(crate) fs: Arc<Fs>,
+    /// Device key, members, network block source.
+    pub(crate) sync: SyncParts,
+    /// Where the volume lives.
+    pub(crate) paths: Paths,
     _lock: VolumeLock,
 }
 
@@ -110,7 +129,8 @@ impl Volume {
     ) -> Result<Self> {
         let (config, vs) = unseal(paths, secret)?;
         let store = Arc::new(BlockStore::open(&paths.blocks(), StoreOptions::default())?);
-        let source: Arc<dyn BlockSource> = store.clone();
+        let net_source = Arc::new(NetSource::new(store.clone()));
+        let source: Arc<dyn BlockSource> = net_source.clone();
         let owner = Caller {
             uid: rustix::process::geteuid().as_raw(),
             gid: rustix::process::getegid().as_raw(),
@@ -121,10 +141,14 @@ impl Volume {
             ..FsOptions::default()
         };
         let fs = Fs::open(store.clone(), source, &paths.meta(), &vs, owner, opts)?;
+        let sync = SyncParts::new(paths, config.volume_bytes()?, vs, net_source)?;
+        sync.enable(&fs)?;
         Ok(Volume {
             config,
             store,
             fs: Arc::new(fs),
+            sync,
+            paths: paths.clone(),
             _lock: lock,
         })
     }

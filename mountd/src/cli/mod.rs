@@ -1,5 +1,6 @@
 //! The verbs, one module per group. Each returns `anyhow::Result`; `main` prints errors as
 //! `fossa: error: …`.
+mod devices;
 mod init;
 mod maint;
 mod mount;
@@ -10,7 +11,7 @@ use crate::config::Paths;
 use crate::control::{self, Request};
 use crate::unlock;
 use crate::volume::{Volume, VolumeLock};
-use crate::{Cli, Command, SnapshotCmd};
+use crate::{Cli, Command, DevicesCmd, SnapshotCmd};
 use anyhow::{Result, bail};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -36,10 +37,21 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         key_file: abs(cli.key_file)?,
     };
     match cli.cmd {
-        Command::Init => init::init(&ctx),
+        Command::Init { name } => init::init(&ctx, name.as_deref()),
         Command::Mount(args) => mount::mount(&ctx, &args),
         Command::Umount { dir } => mount::umount(&ctx, &dir),
-        Command::Status { json } => status::status(&ctx, json),
+        Command::Status { path: None, json } => status::status(&ctx, json),
+        Command::Status {
+            path: Some(p),
+            json,
+        } => status::path_status(&ctx, &p, json),
+        Command::Invite { expires, addr } => devices::invite(&ctx, &expires, addr),
+        Command::Join(args) => devices::join(&ctx, &args),
+        Command::Devices { json, cmd: None } => devices::list(&ctx, json),
+        Command::Devices {
+            cmd: Some(DevicesCmd::Remove { id }),
+            ..
+        } => devices::remove(&ctx, &id),
         Command::Fsck { repair, json } => return maint::fsck(&ctx, repair, json),
         Command::Gc { json } => maint::gc(&ctx, json),
         Command::Snapshot { cmd: None, name } => snapshot::create(&ctx, name),

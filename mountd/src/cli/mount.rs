@@ -1,9 +1,10 @@
 //! `fossa mount` (foreground or `--daemon`) and `fossa umount`.
 use super::{Ctx, init};
 use crate::MountArgs;
-use crate::control;
+use crate::control::{self, Served};
 use crate::fuse::{self, MountOpts};
 use crate::mountinfo;
+use crate::sync::{NetOpts, StartArgs, SyncDaemon, parse_addr_list};
 use crate::unlock::{self, PASSPHRASE_ENV, Secret};
 use crate::volume::{self, Volume, VolumeLock};
 use anyhow::{Context, Result, anyhow, bail};
@@ -24,27 +25,39 @@ const RELEASE_WAIT: Duration = Duration::from_secs(30);
 /// `fossa mount DIR [--daemon] [--read-only] [--allow-other]`.
 pub(crate) fn mount(ctx: &Ctx, args: &MountArgs) -> Result<()> {
     let dir = check_mountpoint(&args.dir)?;
+    let peers = parse_addr_list(&args.net.peer)?;
     if !ctx.paths.volume_exists() {
-        init::create(ctx, true)?;
+        init::create(ctx, true, args.name.as_deref())?;
     }
-    let lock = VolumeLock::acquire(&ctx.paths)?;
     let secret = unlock::for_existing(ctx.key_file.as_deref(), &ctx.paths)?;
     if args.daemon {
-        // Check the key here so that a wrong one is reported directly, then let the child
-        // take the lock.
-        volume::unseal(&ctx.paths, &secret)?;
-        drop(lock);
-        return spawn_daemon(ctx, args, &dir, &secret);
+        return spawn_existing(ctx, args, &secret);
     }
+    let lock = VolumeLock::acquire(&ctx.paths)?;
     let opts = MountOpts {
         read_only: args.read_only,
         allow_other: args.allow_other,
     };
-    serve(ctx, &dir, opts, lock, &secret)
+    let net = NetOpts {
+        listen: args.net.listen,
+        peers,
+    };
+    serve(ctx, &dir, (opts, &net), lock, &secret)
+}
+
+/// `mount --daemon` of an existing volume with `secret`: checks DIR and the key here, so that
+/// errors are reported directly, then starts the background process.
+pub(crate) fn spawn_existing(ctx: &Ctx, args: &MountArgs, secret: &Secret) -> Result<()> {
+    let dir = check_mountpoint(&args.dir)?;
+    let lock = VolumeLock::acquire(&ctx.paths)?;
+    volume::unseal(&ctx.paths, secret)?;
+    // The child takes the lock.
+    drop(lock);
+    spawn_daemon(ctx, args, &dir, secret)
 }
 
 /// Errors about DIR come first: missing, not a directory, already mounted.
-fn check_mountpoint(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn check_mountpoint(dir: &Path) -> Result<PathBuf> {
     let missing = || anyhow!("{}: no such directory", dir.display());
     let resolved = mountinfo::resolve(dir).map_err(|_| missing())?;
     if mountinfo::mount_at(&resolved)?.is_some() {
@@ -58,22 +71,42 @@ fn check_mountpoint(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Serves the mount in this process until it is unmounted (by `fossa umount`, `fusermount3
-/// -u`, SIGINT or SIGTERM), then syncs.
-fn serve(ctx: &Ctx, dir: &Path, opts: MountOpts, lock: VolumeLock, secret: &Secret) -> Result<()> {
+/// Serves the mount and the sync node in this process until it is unmounted (by `fossa
+/// umount`, `fusermount3 -u`, SIGINT or SIGTERM), then stops the node and syncs.
+fn serve(
+    ctx: &Ctx,
+    dir: &Path,
+    (opts, net): (MountOpts, &NetOpts),
+    lock: VolumeLock,
+    secret: &Secret,
+) -> Result<()> {
     let vol = Arc::new(Volume::open(&ctx.paths, lock, secret, opts.read_only)?);
+    let sync = Arc::new(SyncDaemon::start(StartArgs {
+        paths: &ctx.paths,
+        fs: &vol.fs,
+        store: &vol.store,
+        parts: &vol.sync,
+        opts: net,
+    })?);
     let sock = ctx.paths.control_socket();
+    let served = Arc::new(Served {
+        mountpoint: dir.to_owned(),
+        sync: sync.clone(),
+    });
     // The socket is up before DIR shows as mounted: `mount --daemon` returns at that moment
     // and the next command may need the daemon at once.
-    control::serve(&sock, vol.clone(), dir.to_owned())?;
+    control::serve(&sock, vol.clone(), served)?;
     let session = fuse::mount(vol.fs.clone(), dir, opts).map_err(|e| {
         let _ = std::fs::remove_file(&sock);
+        sync.shutdown();
         anyhow!("mounting at {}: {e}", dir.display())
     })?;
+    sync.set_notifier(session.notifier());
     unmount_on_signal(dir.to_owned())?;
     tracing::info!(volume = %vol.config.volume_id, "mounted at {}", dir.display());
     let ended = session.run();
     let _ = std::fs::remove_file(&sock);
+    sync.shutdown();
     vol.fs.sync()?;
     ended.context("FUSE session")?;
     tracing::info!("unmounted {}; all data synced", dir.display());
@@ -164,6 +197,12 @@ fn spawn_daemon(ctx: &Ctx, args: &MountArgs, dir: &Path, secret: &Secret) -> Res
     cmd.arg("mount").arg(dir);
     cmd.args(args.read_only.then_some("--read-only"));
     cmd.args(args.allow_other.then_some("--allow-other"));
+    if let Some(l) = args.net.listen {
+        cmd.arg("--listen").arg(l.to_string());
+    }
+    for p in &args.net.peer {
+        cmd.arg("--peer").arg(p);
+    }
     if let Secret::Passphrase(p) = secret {
         use std::os::unix::ffi::OsStrExt;
         cmd.env(PASSPHRASE_ENV, std::ffi::OsStr::from_bytes(p));

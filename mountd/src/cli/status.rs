@@ -1,4 +1,5 @@
 //! `fossa status [--json]`.
+pub(crate) use super::devices::path_status;
 use super::{Ctx, request};
 use crate::control::Request;
 use anyhow::Result;

@@ -1,6 +1,11 @@
 //! The daemon's control socket (`DATA/control.sock`, mode 0600): one JSON request per line,
 //! one JSON response line each. The same [`handle`] serves a volume the CLI opened itself, so
 //! a command behaves the same whether the volume is mounted or not.
+mod devices;
+
+pub(crate) use devices::{NOT_MOUNTED, member_rows};
+
+use crate::sync::SyncDaemon;
 use crate::timefmt;
 use crate::volume::{IN_USE, Volume};
 use anyhow::{Context, Result, anyhow};
@@ -38,6 +43,34 @@ pub(crate) enum Request {
     Gc,
     /// Make everything written so far durable.
     Sync,
+    /// Make a one-time invitation (mounted only).
+    Invite {
+        /// Validity in seconds.
+        expires_secs: u64,
+        /// Addresses to put in the code instead of the listening address.
+        #[serde(default)]
+        addrs: Vec<String>,
+    },
+    /// Sync state of a path relative to the volume root (mounted only).
+    PathStatus {
+        /// The path, `/`-separated, relative to the root.
+        path: String,
+    },
+    /// The member list.
+    Devices,
+    /// Revoke a device.
+    DevicesRemove {
+        /// Its display id or a unique prefix.
+        id: String,
+    },
+}
+
+/// What a mounted daemon adds to a request's context.
+pub(crate) struct Served {
+    /// Where the volume is mounted.
+    pub(crate) mountpoint: PathBuf,
+    /// The running sync node.
+    pub(crate) sync: Arc<SyncDaemon>,
 }
 
 /// The answer to a [`Request`]: `{"ok":true,"result":…}` or `{"ok":false,"error":"…"}`.
@@ -82,14 +115,21 @@ impl From<Result<Value>> for Response {
     }
 }
 
-/// Executes `req` on an open volume; `mountpoint` is where it is mounted, if it is.
-pub(crate) fn handle(vol: &Volume, mountpoint: Option<&Path>, req: &Request) -> Response {
-    run(vol, mountpoint, req).into()
+/// Executes `req` on an open volume; `served` is the mounted daemon's context, if mounted.
+pub(crate) fn handle(vol: &Volume, served: Option<&Served>, req: &Request) -> Response {
+    run(vol, served, req).into()
 }
 
-fn run(vol: &Volume, mountpoint: Option<&Path>, req: &Request) -> Result<Value> {
+fn run(vol: &Volume, served: Option<&Served>, req: &Request) -> Result<Value> {
     Ok(match req {
-        Request::Status => status(vol, mountpoint)?,
+        Request::Status => status(vol, served)?,
+        Request::Invite {
+            expires_secs,
+            addrs,
+        } => devices::invite(vol, served, *expires_secs, addrs)?,
+        Request::PathStatus { path } => devices::path_status(vol, served, path)?,
+        Request::Devices => devices::list(vol, served),
+        Request::DevicesRemove { id } => devices::remove(vol, served, id)?,
         Request::Snapshot { name } => snapshot_json(&vol.fs.snapshot(name)?),
         Request::SnapshotList => {
             Value::Array(vol.fs.snapshots()?.iter().map(snapshot_json).collect())
@@ -118,9 +158,10 @@ fn run(vol: &Volume, mountpoint: Option<&Path>, req: &Request) -> Result<Value> 
 }
 
 /// The `status --json` object.
-pub(crate) fn status(vol: &Volume, mountpoint: Option<&Path>) -> Result<Value> {
+pub(crate) fn status(vol: &Volume, served: Option<&Served>) -> Result<Value> {
     let s = vol.fs.stats()?;
     let st = vol.store.stats();
+    let mountpoint = served.map(|s| s.mountpoint.as_path());
     Ok(json!({
         "volume_id": vol.config.volume_id,
         "mounted": mountpoint.is_some(),
@@ -135,6 +176,7 @@ pub(crate) fn status(vol: &Volume, mountpoint: Option<&Path>) -> Result<Value> {
         "cached_bytes": st.cached_bytes,
         "disk_bytes": st.disk_bytes,
         "snapshots": s.snapshots,
+        "sync": devices::sync_status(vol, served)?,
     }))
 }
 
@@ -144,7 +186,7 @@ fn snapshot_json(s: &fossa_fs::SnapshotInfo) -> Value {
 
 /// Serves requests on `path` in background threads, one per connection, until the process
 /// exits. Any stale socket file is replaced: the caller holds the volume lock.
-pub(crate) fn serve(path: &Path, vol: Arc<Volume>, mountpoint: PathBuf) -> Result<()> {
+pub(crate) fn serve(path: &Path, vol: Arc<Volume>, served: Arc<Served>) -> Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => {
             return Err(e).with_context(|| format!("{}", path.display()));
@@ -158,10 +200,10 @@ pub(crate) fn serve(path: &Path, vol: Arc<Volume>, mountpoint: PathBuf) -> Resul
         .spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (vol, mp) = (vol.clone(), mountpoint.clone());
+                let (vol, served) = (vol.clone(), served.clone());
                 let spawned = std::thread::Builder::new()
                     .name("control-conn".into())
-                    .spawn(move || serve_conn(conn, &vol, &mp));
+                    .spawn(move || serve_conn(conn, &vol, &served));
                 if let Err(e) = spawned {
                     tracing::warn!("control socket: cannot start a thread: {e}");
                 }
@@ -170,14 +212,14 @@ pub(crate) fn serve(path: &Path, vol: Arc<Volume>, mountpoint: PathBuf) -> Resul
     Ok(())
 }
 
-fn serve_conn(conn: UnixStream, vol: &Volume, mountpoint: &Path) {
+fn serve_conn(conn: UnixStream, vol: &Volume, served: &Served) {
     let Ok(mut out) = conn.try_clone() else {
         return;
     };
     let mut lines = BufReader::new(conn.take(MAX_LINE)).lines();
     while let Some(Ok(line)) = lines.next() {
         let resp = match serde_json::from_str::<Request>(&line) {
-            Ok(req) => handle(vol, Some(mountpoint), &req),
+            Ok(req) => handle(vol, Some(served), &req),
             Err(e) => Result::<Value>::Err(anyhow!("bad request: {e}")).into(),
         };
         if write_line(&mut out, &resp).is_err() {
@@ -222,6 +264,22 @@ mod tests {
             ),
             (Request::Gc, r#"{"op":"gc"}"#),
             (Request::Sync, r#"{"op":"sync"}"#),
+            (Request::Devices, r#"{"op":"devices"}"#),
+            (
+                Request::DevicesRemove { id: "AB".into() },
+                r#"{"op":"devices_remove","id":"AB"}"#,
+            ),
+            (
+                Request::PathStatus { path: "a/b".into() },
+                r#"{"op":"path_status","path":"a/b"}"#,
+            ),
+            (
+                Request::Invite {
+                    expires_secs: 60,
+                    addrs: vec![],
+                },
+                r#"{"op":"invite","expires_secs":60,"addrs":[]}"#,
+            ),
         ];
         for (req, text) in cases {
             assert_eq!(serde_json::to_string(&req).unwrap(), text);

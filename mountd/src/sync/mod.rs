@@ -1,0 +1,309 @@
+//! Multi-device sync in the daemon: the device identity, the [`Replica`](fossa_net::Replica)
+//! over the filesystem, the network-backed block source, the scan and pull threads, and the
+//! node on its own tokio runtime (docs/protocol.md, docs/ARCHITECTURE.md "Sync").
+//!
+//! Threads: the runtime (2 workers) runs the node; `fossa-scan` turns local changes into
+//! signed updates; `fossa-pull` invalidates kernel caches after applies and fetches missing
+//! blocks; `fossa-members` saves the member list when it changes. FUSE threads reach the
+//! network only through [`NetSource`], under a deadline.
+mod identity;
+mod invite;
+mod puller;
+mod replica;
+mod scanner;
+mod source;
+
+pub(crate) use identity::{Identity, find_member, hostname, load_key, load_members, save_members};
+pub(crate) use invite::{parse_addr_list, parse_duration, wrap_code};
+pub(crate) use replica::{DeviceSigner, MemberVerifier};
+pub(crate) use scanner::Wake;
+pub(crate) use source::NetSource;
+
+use crate::config::Paths;
+use anyhow::{Context, Result, anyhow};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use fossa_fs::Fs;
+use fossa_fs::crypto::VolumeSecret;
+use fossa_fs::sync::SyncConfig;
+use fossa_net::{Node, NodeConfig, PendingInvite};
+use fuser::Notifier;
+use parking_lot::Mutex;
+use puller::{PullMsg, Puller};
+use replica::FsReplica;
+use source::NetHandle;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+/// Default listening address (docs/cli.md).
+pub(crate) const DEFAULT_LISTEN: &str = "0.0.0.0:22000";
+/// Deadline of every connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the member list is compared with what was saved.
+const MEMBERS_POLL: Duration = Duration::from_millis(500);
+
+/// The sync half of an open volume: identity, block source, the scan channel, the secret
+/// (for invitations).
+pub(crate) struct SyncParts {
+    /// Device key and members.
+    pub(crate) identity: Identity,
+    /// The block source the `Fs` reads through.
+    pub(crate) source: Arc<NetSource>,
+    /// The volume id.
+    pub(crate) volume: [u8; 16],
+    /// The volume secret, wrapped into invitations.
+    pub(crate) vs: VolumeSecret,
+    scan_tx: Sender<Wake>,
+    scan_rx: Receiver<Wake>,
+}
+
+impl SyncParts {
+    /// Loads (or creates) the identity and a block source over `store`.
+    pub(crate) fn new(
+        paths: &Paths,
+        volume: [u8; 16],
+        vs: VolumeSecret,
+        source: Arc<NetSource>,
+    ) -> Result<Self> {
+        let identity = Identity::load_or_create(paths, volume, None)?;
+        let (scan_tx, scan_rx) = scanner::channel();
+        Ok(SyncParts {
+            identity,
+            source,
+            volume,
+            vs,
+            scan_tx,
+            scan_rx,
+        })
+    }
+
+    /// Turns sync on in `fs`: updates signed by this device, checked against the members,
+    /// local changes reported to the scan thread.
+    pub(crate) fn enable(&self, fs: &Fs) -> Result<()> {
+        let tx = self.scan_tx.clone();
+        let hook: fossa_fs::sync::ChangeHook = Arc::new(move || {
+            let _ = tx.try_send(Wake::Change);
+        });
+        fs.enable_sync(SyncConfig {
+            volume: self.volume,
+            signer: Arc::new(DeviceSigner(self.identity.key.clone())),
+            verifier: Arc::new(MemberVerifier(self.identity.members.clone())),
+            on_change: hook,
+        })
+        .context("enabling sync")
+    }
+}
+
+/// Where the node listens and whom it calls.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NetOpts {
+    /// `--listen` (None: [`DEFAULT_LISTEN`], falling back to a free port).
+    pub(crate) listen: Option<SocketAddr>,
+    /// `--peer`s.
+    pub(crate) peers: Vec<SocketAddr>,
+}
+
+/// The running sync machinery of a mounted volume.
+pub(crate) struct SyncDaemon {
+    rt: Mutex<Option<tokio::runtime::Runtime>>,
+    net: NetHandle,
+    paths: Paths,
+    identity_members: Arc<fossa_net::Members>,
+    notifier: Arc<OnceLock<Notifier>>,
+    scan_tx: Sender<Wake>,
+    pull_tx: Sender<PullMsg>,
+    stop_tx: Sender<()>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What [`SyncDaemon::start`] needs from the volume.
+pub(crate) struct StartArgs<'a> {
+    /// The volume's directories.
+    pub(crate) paths: &'a Paths,
+    /// The filesystem core (sync enabled).
+    pub(crate) fs: &'a Arc<Fs>,
+    /// The local store.
+    pub(crate) store: &'a Arc<blockstore::BlockStore>,
+    /// Identity, source, scan channel.
+    pub(crate) parts: &'a SyncParts,
+    /// Listening address and peers.
+    pub(crate) opts: &'a NetOpts,
+}
+
+impl SyncDaemon {
+    /// Starts the runtime, the node and the threads.
+    pub(crate) fn start(a: StartArgs<'_>) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fossa-net")
+            .enable_all()
+            .build()
+            .context("starting the network runtime")?;
+        let (pull_tx, pull_rx) = crossbeam_channel::unbounded();
+        let replica = Arc::new(FsReplica {
+            fs: a.fs.clone(),
+            store: a.store.clone(),
+            applied: pull_tx.clone(),
+        });
+        let node = rt.block_on(start_node(a.parts, a.opts, replica))?;
+        let net = NetHandle {
+            node: node.clone(),
+            rt: rt.handle().clone(),
+        };
+        a.parts.source.connect(net.clone());
+        let notifier = Arc::new(OnceLock::new());
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
+        let threads = spawn_threads(&a, &net, &notifier, pull_rx, stop_rx)?;
+        tracing::info!(
+            device = %a.parts.identity.key.id(),
+            listen = %node.local_addr(),
+            "sync node started"
+        );
+        Ok(SyncDaemon {
+            rt: Mutex::new(Some(rt)),
+            net,
+            paths: a.paths.clone(),
+            identity_members: a.parts.identity.members.clone(),
+            notifier,
+            scan_tx: a.parts.scan_tx.clone(),
+            pull_tx,
+            stop_tx,
+            threads: Mutex::new(threads),
+        })
+    }
+
+    /// The node.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.net.node
+    }
+
+    /// Bytes sent, bytes received, open connections since the node started.
+    pub(crate) fn wire_stats(&self) -> (u64, u64, usize) {
+        // TODO(net merge): Node::stats.
+        (0, 0, 0)
+    }
+
+    /// Called after `device` was revoked: the node refuses it from now on (pinning checks the
+    /// member list) and drops a live session.
+    pub(crate) fn revoked(&self, device: &fossa_net::DeviceId) {
+        tracing::debug!(%device, "revoked while running");
+    }
+
+    /// Lets the pull thread invalidate the mount's kernel caches.
+    pub(crate) fn set_notifier(&self, n: Notifier) {
+        let _ = self.notifier.set(n);
+    }
+
+    /// Registers a one-time invitation valid for `valid`.
+    pub(crate) fn add_invite(&self, secret: [u8; 32], k_wrap: [u8; 32], valid: Duration) {
+        self.net.node.add_invite(PendingInvite {
+            secret,
+            k_wrap,
+            expiry: SystemTime::now() + valid,
+        });
+    }
+
+    /// Final scan, then closes every connection, stops the threads and the runtime.
+    pub(crate) fn shutdown(&self) {
+        let _ = self
+            .scan_tx
+            .send_timeout(Wake::Stop, Duration::from_secs(5));
+        let _ = self.pull_tx.send(PullMsg::Stop);
+        let _ = self.stop_tx.try_send(());
+        let Some(rt) = self.rt.lock().take() else {
+            return;
+        };
+        for t in self.threads.lock().drain(..) {
+            let name = t.thread().name().unwrap_or("?").to_owned();
+            if t.join().is_err() {
+                tracing::error!("thread {name} panicked");
+            }
+        }
+        rt.block_on(self.net.node.shutdown());
+        rt.shutdown_timeout(Duration::from_secs(2));
+        if let Err(e) = save_members(&self.paths, &self.identity_members) {
+            tracing::warn!("{e:#}");
+        }
+        tracing::info!("sync node stopped");
+    }
+}
+
+async fn start_node(
+    parts: &SyncParts,
+    opts: &NetOpts,
+    replica: Arc<FsReplica>,
+) -> Result<Arc<Node>> {
+    let cfg = |listen: SocketAddr| NodeConfig {
+        volume: parts.volume,
+        name: parts.identity.name(),
+        listen,
+        peers: opts.peers.clone(),
+        connect_timeout: CONNECT_TIMEOUT,
+    };
+    let (key, members) = (&parts.identity.key, &parts.identity.members);
+    let start = |listen| Node::start(cfg(listen), key.clone(), members.clone(), replica.clone());
+    if let Some(listen) = opts.listen {
+        return start(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"));
+    }
+    let default: SocketAddr = DEFAULT_LISTEN
+        .parse()
+        .map_err(|e| anyhow!("{DEFAULT_LISTEN}: {e}"))?;
+    match start(default).await {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen on {default}; using a free port");
+            let any = SocketAddr::from(([0, 0, 0, 0], 0));
+            start(any).await.context("listening on a free port")
+        }
+    }
+}
+
+fn spawn_threads(
+    a: &StartArgs<'_>,
+    net: &NetHandle,
+    notifier: &Arc<OnceLock<Notifier>>,
+    pull_rx: Receiver<PullMsg>,
+    stop_rx: Receiver<()>,
+) -> Result<Vec<JoinHandle<()>>> {
+    let node = net.node.clone();
+    let notify: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>> = Arc::new(OnceLock::new());
+    let _ = notify.set(Box::new(move || node.notify_local_change()));
+    let scan = scanner::spawn(a.fs.clone(), a.parts.scan_rx.clone(), notify)?;
+    let pull = Puller {
+        fs: a.fs.clone(),
+        store: a.store.clone(),
+        net: net.clone(),
+        notifier: notifier.clone(),
+    }
+    .spawn(pull_rx)?;
+    let members = spawn_member_saver(a.paths.clone(), a.parts.identity.members.clone(), stop_rx)?;
+    // Changes made before the node ran (or while it was down) are pushed at once.
+    let _ = a.parts.scan_tx.try_send(Wake::Change);
+    Ok(vec![scan, pull, members])
+}
+
+/// Saves `DATA/members` whenever the list (or an address hint) changes.
+fn spawn_member_saver(
+    paths: Paths,
+    members: Arc<fossa_net::Members>,
+    stop: Receiver<()>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("fossa-members".into())
+        .spawn(move || {
+            let mut saved = members.signed();
+            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(MEMBERS_POLL) {
+                let now = members.signed();
+                if now != saved {
+                    match save_members(&paths, &members) {
+                        Ok(()) => tracing::info!(members = now.len(), "member list saved"),
+                        Err(e) => tracing::warn!("{e:#}"),
+                    }
+                    saved = now;
+                }
+            }
+        })
+}

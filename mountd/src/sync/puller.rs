@@ -1,0 +1,145 @@
+//! The pull thread: after every apply it invalidates the kernel's caches of what changed, then
+//! fetches the blocks that live files need and the store lacks (`Fs::sync_missing`), in
+//! batches, until none are missing. Missing blocks are found again from the metadata after a
+//! restart, so an interrupted pull resumes without refetching what is stored.
+use super::source::{NetHandle, keep};
+use blockstore::{BlockId, BlockStore};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use fossa_fs::Fs;
+use fossa_fs::sync::ApplyReport;
+use fuser::{INodeNo, Notifier};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Arc, OnceLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Blocks asked for per round.
+const BATCH: usize = 256;
+/// Deadline of one round's fetch.
+const ROUND_DEADLINE: Duration = Duration::from_secs(30);
+/// Wait before retrying when no peer had the blocks.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// What the pull thread is told.
+pub(crate) enum PullMsg {
+    /// Peer updates were applied.
+    Applied(ApplyReport),
+    /// Finish.
+    Stop,
+}
+
+/// What the pull thread works with.
+pub(crate) struct Puller {
+    /// The filesystem core.
+    pub(crate) fs: Arc<Fs>,
+    /// The local store.
+    pub(crate) store: Arc<BlockStore>,
+    /// The node.
+    pub(crate) net: NetHandle,
+    /// The mount's notifier, set once mounted.
+    pub(crate) notifier: Arc<OnceLock<Notifier>>,
+}
+
+enum Round {
+    Done,
+    Progress,
+    Stuck,
+}
+
+impl Puller {
+    /// Starts the thread.
+    pub(crate) fn spawn(self, rx: Receiver<PullMsg>) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("fossa-pull".into())
+            .spawn(move || self.run(&rx))
+    }
+
+    fn run(&self, rx: &Receiver<PullMsg>) {
+        let mut wait = Some(Duration::ZERO);
+        loop {
+            let msg = match wait {
+                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                Some(t) => rx.recv_timeout(t),
+            };
+            match msg {
+                Ok(PullMsg::Applied(r)) => self.invalidate(&r),
+                Ok(PullMsg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            // Take every report already queued before the (slow) pull.
+            while let Ok(m) = rx.try_recv() {
+                match m {
+                    PullMsg::Applied(r) => self.invalidate(&r),
+                    PullMsg::Stop => return,
+                }
+            }
+            wait = match self.round() {
+                Round::Done => None,
+                Round::Progress => Some(Duration::ZERO),
+                Round::Stuck => Some(RETRY),
+            };
+        }
+    }
+
+    /// Fetches one batch of missing blocks and makes them durable.
+    fn round(&self) -> Round {
+        let ids = match self.fs.sync_missing(BATCH) {
+            Ok(ids) if ids.is_empty() => return Round::Done,
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing missing blocks failed");
+                return Round::Stuck;
+            }
+        };
+        let stored = self.fetch_and_keep(ids);
+        if let Err(e) = self.store.commit() {
+            tracing::warn!(error = %e, "committing fetched blocks failed");
+            return Round::Stuck;
+        }
+        if stored == 0 {
+            Round::Stuck
+        } else {
+            Round::Progress
+        }
+    }
+
+    fn fetch_and_keep(&self, ids: Vec<BlockId>) -> usize {
+        let asked = ids.len();
+        let mut stored = 0;
+        for (id, r) in self.net.fetch(ids, ROUND_DEADLINE) {
+            match r {
+                Ok(data) if BlockId::of(&data) == id => {
+                    keep(&self.store, &data);
+                    stored += 1;
+                }
+                Ok(_) => tracing::warn!(block = %id, "a peer sent bytes that do not match"),
+                Err(e) => tracing::debug!(block = %id, error = %e, "block not fetched"),
+            }
+        }
+        tracing::debug!(asked, stored, "pulled blocks");
+        stored
+    }
+
+    /// Drops the kernel's cached attributes, pages and names of what the apply changed.
+    fn invalidate(&self, r: &ApplyReport) {
+        let Some(n) = self.notifier.get() else {
+            return;
+        };
+        for &ino in &r.changed_inodes {
+            quiet(n.inval_inode(INodeNo(ino), 0, 0));
+        }
+        for (parent, name) in &r.changed_entries {
+            quiet(n.inval_entry(INodeNo(*parent), OsStr::from_bytes(name)));
+        }
+    }
+}
+
+/// ENOENT means the kernel had nothing cached: not an error.
+fn quiet(r: std::io::Result<()>) {
+    if let Err(e) = r
+        && e.raw_os_error() != Some(libc::ENOENT)
+    {
+        tracing::debug!(error = %e, "cache invalidation failed");
+    }
+}

@@ -1,0 +1,104 @@
+//! [`NetSource`]: the `BlockSource` of a synced volume. Local blocks answer at once; a block
+//! the store lacks is fetched from connected peers under a deadline (docs/protocol.md, "Block
+//! streams"), checked against its id and kept as an own block.
+use blockstore::{BlockId, BlockSource, BlockStore, Class, StoreError};
+use fossa_net::{NetError, Node};
+use std::sync::{Arc, OnceLock, mpsc};
+use std::time::Duration;
+
+/// Default deadline of a read that needs blocks from peers.
+const FETCH_DEADLINE: Duration = Duration::from_secs(10);
+/// Environment variable overriding [`FETCH_DEADLINE`], in milliseconds (tests, slow links).
+pub(crate) const FETCH_TIMEOUT_ENV: &str = "FOSSA_FETCH_TIMEOUT_MS";
+
+/// The running node and its runtime, set once the node has started.
+#[derive(Clone)]
+pub(crate) struct NetHandle {
+    /// The node.
+    pub(crate) node: Arc<Node>,
+    /// The daemon's runtime.
+    pub(crate) rt: tokio::runtime::Handle,
+}
+
+impl NetHandle {
+    /// Fetches `ids` from peers, waiting at most `deadline` (plus a second of grace for the
+    /// runtime). Safe on any thread, the runtime's included: the wait is a channel receive,
+    /// never a `block_on`.
+    pub(crate) fn fetch(
+        &self,
+        ids: Vec<BlockId>,
+        deadline: Duration,
+    ) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        let node = self.node.clone();
+        self.rt.spawn(async move {
+            let got = node.fetch_blocks(&ids, deadline).await;
+            let _ = tx.send(got);
+        });
+        rx.recv_timeout(deadline + Duration::from_secs(1))
+            .unwrap_or_default()
+    }
+}
+
+/// The local store first, the network second.
+pub(crate) struct NetSource {
+    store: Arc<BlockStore>,
+    net: OnceLock<NetHandle>,
+    deadline: Duration,
+}
+
+impl NetSource {
+    /// A source over `store`; remote fetches start once [`NetSource::connect`] is called.
+    pub(crate) fn new(store: Arc<BlockStore>) -> Self {
+        NetSource {
+            store,
+            net: OnceLock::new(),
+            deadline: fetch_deadline(),
+        }
+    }
+
+    /// Starts answering misses from the network.
+    pub(crate) fn connect(&self, net: NetHandle) {
+        let _ = self.net.set(net);
+    }
+
+    fn remote(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
+        let missing = || StoreError::NotFound(*id);
+        let net = self.net.get().ok_or_else(missing)?;
+        for (got, r) in net.fetch(vec![*id], self.deadline) {
+            match r {
+                Ok(data) if got == *id && BlockId::of(&data) == *id => {
+                    keep(&self.store, &data);
+                    return Ok(data);
+                }
+                Ok(_) => tracing::warn!(block = %id, "a peer sent bytes that do not match"),
+                Err(e) => tracing::warn!(block = %id, error = %e, "read: block not fetched"),
+            }
+        }
+        Err(missing())
+    }
+}
+
+/// Stores a fetched block as our own; a failure only costs a later refetch.
+pub(crate) fn keep(store: &BlockStore, data: &[u8]) {
+    if let Err(e) = store.put(data, Class::Own) {
+        tracing::warn!(error = %e, "could not store a fetched block");
+    }
+}
+
+impl BlockSource for NetSource {
+    fn get_block(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
+        match self.store.get(id) {
+            Err(StoreError::NotFound(_)) => self.remote(id),
+            r => r,
+        }
+    }
+}
+
+/// [`FETCH_DEADLINE`], or `$FOSSA_FETCH_TIMEOUT_MS`.
+fn fetch_deadline() -> Duration {
+    std::env::var(FETCH_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(FETCH_DEADLINE, Duration::from_millis)
+}
