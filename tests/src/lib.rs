@@ -12,6 +12,7 @@
 //! The binary is `$FOSSA_BIN`, or `target/<profile>/fossa` next to the test executable.
 
 mod data;
+mod device;
 mod mounts;
 mod process;
 mod sample;
@@ -19,6 +20,7 @@ pub mod tree;
 mod volume;
 
 pub use data::{hash_hex, random_bytes, set_mtime, write_synced};
+pub use device::{Device, SYNC_TIMEOUT};
 pub use mounts::{TmpfsMount, fuse_mounted, lazy_unmount, mount_fstype};
 pub use process::{
     Output, assert_exit, assert_success, fossa, fossa_bin, require_tool, run, run_timeout,

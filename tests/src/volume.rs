@@ -28,6 +28,7 @@ const DEFAULT_WATCHDOG_SECS: u64 = 600;
 #[derive(Debug)]
 pub struct Volume {
     daemon: Option<Daemon>,
+    env: Vec<(String, String)>,
     mounts: usize,
     volume_id: String,
     _tmpfs: Option<TmpfsMount>,
@@ -70,6 +71,7 @@ impl Volume {
         std::fs::create_dir(root.join("mnt"))?;
         Ok(Self {
             daemon: None,
+            env: Vec::new(),
             mounts: 0,
             volume_id: String::new(),
             _tmpfs: None,
@@ -152,7 +154,17 @@ impl Volume {
             .arg("--key-file")
             .arg(self.key_file())
             .args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
         Ok(cmd)
+    }
+
+    /// Sets an environment variable for every later `fossa` command of this fixture (mounts
+    /// included), e.g. a test knob of the daemon.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
     }
 
     /// Whether our mount point has a FUSE mount.
@@ -315,6 +327,11 @@ impl Volume {
             &std::fs::read_to_string(self.data_dir().join("fossa.log")).unwrap_or_default(),
         );
         text
+    }
+
+    /// The last `lines` lines of [`Volume::daemon_log`], for failure messages.
+    pub fn log_tail_lines(&self, lines: usize) -> String {
+        tail(&self.daemon_log(), lines)
     }
 
     fn log_tail(&self) -> String {

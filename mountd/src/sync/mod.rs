@@ -277,6 +277,7 @@ fn spawn_threads(
         store: a.store.clone(),
         net: net.clone(),
         notifier: notifier.clone(),
+        no_pull: std::env::var_os(puller::NO_PULL_ENV).is_some(),
     }
     .spawn(pull_rx)?;
     let members = spawn_member_saver(a.paths.clone(), a.parts.identity.members.clone(), stop_rx)?;

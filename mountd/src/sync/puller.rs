@@ -20,6 +20,8 @@ const BATCH: usize = 256;
 const ROUND_DEADLINE: Duration = Duration::from_secs(30);
 /// Wait before retrying when no peer had the blocks.
 const RETRY: Duration = Duration::from_secs(2);
+/// Test knob: set to leave blocks remote until read (docs/cli.md).
+pub(crate) const NO_PULL_ENV: &str = "FOSSA_SYNC_NO_PULL";
 
 /// What the pull thread is told.
 pub(crate) enum PullMsg {
@@ -39,6 +41,8 @@ pub(crate) struct Puller {
     pub(crate) net: NetHandle,
     /// The mount's notifier, set once mounted.
     pub(crate) notifier: Arc<OnceLock<Notifier>>,
+    /// Only invalidate, never pull ([`NO_PULL_ENV`]).
+    pub(crate) no_pull: bool,
 }
 
 enum Round {
@@ -84,6 +88,9 @@ impl Puller {
 
     /// Fetches one batch of missing blocks and makes them durable.
     fn round(&self) -> Round {
+        if self.no_pull {
+            return Round::Done;
+        }
         let ids = match self.fs.sync_missing(BATCH) {
             Ok(ids) if ids.is_empty() => return Round::Done,
             Ok(ids) => ids,
