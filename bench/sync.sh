@@ -1,0 +1,188 @@
+#!/usr/bin/env bash
+# Sync benchmark: two fossa devices on loopback against rsync to an rsync daemon on 127.0.0.1,
+# same data, same run. Prints a Markdown table (and JSON with --json). See bench/README.md.
+#
+#   bench/sync.sh [--size-mib N] [--json] [--fossa-bin PATH] [--keep]
+#
+# Steps: (a) initial sync of N MiB (default 1024) of random data A→B: from the end of A's fsync
+# until B holds every block (`fossa status --json`: sync.blocks_missing = 0), vs `rsync -a`;
+# (b) 100 bytes inserted near the start of that file (whole file rewritten on A): from A's
+# fsync until B reads the new bytes, and bytes on the wire once B holds every block, vs
+# `rsync -a --no-whole-file --stats`; (c) rename of the file: bytes on the wire, vs
+# `rsync -a --fuzzy --delete-after --stats`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SIZE_MIB=1024
+JSON=0
+KEEP=0
+FOSSA=${FOSSA_BIN:-}
+while (($#)); do
+    case $1 in
+        --size-mib) SIZE_MIB=$2; shift 2 ;;
+        --json) JSON=1; shift ;;
+        --fossa-bin) FOSSA=$2; shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        *) echo "usage: $0 [--size-mib N] [--json] [--fossa-bin PATH] [--keep]" >&2; exit 2 ;;
+    esac
+done
+if [[ -z $FOSSA ]]; then
+    for f in target/release/fossa "${CARGO_TARGET_DIR:-target}/release/fossa"; do
+        [[ -x $f ]] && FOSSA=$f && break
+    done
+fi
+[[ -n $FOSSA && -x $FOSSA ]] || { echo "sync.sh: no fossa binary (build with cargo build --release -p fossa-mountd, or --fossa-bin)" >&2; exit 1; }
+FOSSA=$(realpath "$FOSSA")
+if ! command -v rsync >/dev/null; then
+    echo "sync.sh: installing rsync" >&2
+    apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y rsync >/dev/null
+fi
+
+PA=127.0.0.1:24101
+PB=127.0.0.2:24102
+RSYNC_PORT=24873
+W=$(mktemp -d /var/tmp/fossa-sync-bench.XXXXXX)
+log() { echo "sync.sh: $*" >&2; }
+cleanup() {
+    for d in A B; do
+        mountpoint -q "$W/$d/mnt" && { "$FOSSA" --home "$W/$d/home" umount "$W/$d/mnt" >/dev/null 2>&1 || fusermount3 -uz "$W/$d/mnt"; }
+    done
+    [[ -f $W/rsyncd.pid ]] && kill "$(cat "$W/rsyncd.pid")" 2>/dev/null
+    ((KEEP)) || rm -rf "$W"
+}
+trap cleanup EXIT
+
+fa() { "$FOSSA" --home "$W/A/home" --key-file "$W/A/key" "$@"; }
+fb() { "$FOSSA" --home "$W/B/home" --key-file "$W/B/key" "$@"; }
+now() { date +%s.%N; }
+# stat DEVICE KEY: a number from the sync object of `fossa status --json`.
+stat() { "f${1,,}" status --json | python3 -c "import json,sys; print(json.load(sys.stdin)['sync']['$2'])"; }
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 50 ms.
+wait_for() {
+    local limit=$1 what=$2; shift 2
+    local end=$(( $(date +%s) + limit ))
+    until "$@"; do
+        (( $(date +%s) < end )) || { log "timed out waiting for $what"; exit 1; }
+        sleep 0.05
+    done
+}
+b_complete() { [[ $(stat B blocks_missing) == 0 ]]; }
+
+mkdir -p "$W"/{A,B}/{home,mnt} "$W/src" "$W/dst"
+log "work dir $W; generating ${SIZE_MIB} MiB of random data"
+head -c $((SIZE_MIB << 20)) /dev/urandom > "$W/src/big.bin"
+
+log "setting up devices A ($PA) and B ($PB)"
+fa init --name bench-a >/dev/null
+fa mount "$W/A/mnt" --daemon --listen "$PA" --peer "$PB"
+code=$(fa invite)
+fb join "$code" "$W/B/mnt" --name bench-b --listen "$PB" >/dev/null
+b_connected() { fb status --json | python3 -c "import json,sys; sys.exit(0 if json.load(sys.stdin)['sync']['connected'] else 1)"; }
+wait_for 30 "B to connect" b_connected
+
+cat > "$W/rsyncd.conf" <<CONF
+pid file = $W/rsyncd.pid
+use chroot = no
+[dst]
+    path = $W/dst
+    read only = no
+    uid = root
+    gid = root
+CONF
+rsync --daemon --config="$W/rsyncd.conf" --address=127.0.0.1 --port=$RSYNC_PORT
+RS=rsync://127.0.0.1:$RSYNC_PORT/dst/
+wait_for 10 "the rsync daemon" bash -c "rsync $RS >/dev/null 2>&1"
+
+# rsync_run OUTVAR ARGS...: runs rsync with --stats, sets OUTVAR_s (seconds) and OUTVAR_b (bytes).
+rsync_run() {
+    local var=$1; shift
+    local t0 t1 out
+    t0=$(now)
+    out=$(rsync --stats "$@")
+    t1=$(now)
+    printf -v "${var}_s" '%s' "$(python3 -c "print($t1-$t0)")"
+    printf -v "${var}_b" '%s' "$(awk -F: '/Total bytes (sent|received)/ {gsub(/[ ,]/,"",$2); s+=$2} END {print s}' <<<"$out")"
+}
+wire() { echo $(( $(stat A bytes_sent) + $(stat B bytes_received) )); }
+
+# (a) initial sync
+log "(a) initial sync of ${SIZE_MIB} MiB"
+dd if="$W/src/big.bin" of="$W/A/mnt/big.bin" bs=1M conv=fsync status=none
+t0=$(now)
+wait_for 1800 "B to hold every block" bash -c "[[ -e '$W/B/mnt/big.bin' ]]"
+wait_for 1800 "B to hold every block" b_complete
+a_s=$(python3 -c "print($(now)-$t0)")
+sent_a=$(stat A bytes_sent); recv_b=$(stat B bytes_received)
+a_b=$((sent_a + recv_b))
+cmp -s "$W/src/big.bin" "$W/B/mnt/big.bin" || { log "B's copy differs"; exit 1; }
+rsync_run ra -a "$W/src/" "$RS"
+
+# (b) 100 bytes inserted near the start
+log "(b) 100 bytes inserted at offset 4096"
+python3 - "$W/src/big.bin" "$W/insert.bin" <<'PY'
+import os, sys
+src, ins = sys.argv[1], sys.argv[2]
+new = os.urandom(100)
+open(ins, "wb").write(new)
+with open(src, "rb") as f:
+    head = f.read(4096); rest = f.read()
+with open(src + ".new", "wb") as f:
+    f.write(head + new + rest)
+os.replace(src + ".new", src)
+PY
+w0=$(wire)
+dd if="$W/src/big.bin" of="$W/A/mnt/big.bin" bs=1M conv=fsync status=none
+t0=$(now)
+b_has_insert() {
+    python3 - "$W/B/mnt/big.bin" "$W/insert.bin" "$((SIZE_MIB << 20))" <<'PY'
+import os, sys
+p, ins, size = sys.argv[1], open(sys.argv[2], "rb").read(), int(sys.argv[3])
+try:
+    if os.stat(p).st_size != size + 100: sys.exit(1)
+    with open(p, "rb") as f:
+        f.seek(4096); sys.exit(0 if f.read(100) == ins else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+wait_for 600 "B to read the inserted bytes" b_has_insert
+b_s=$(python3 -c "print($(now)-$t0)")
+wait_for 600 "B to hold every block" b_complete
+b_b=$(( $(wire) - w0 ))
+cmp -s "$W/src/big.bin" "$W/B/mnt/big.bin" || { log "B's copy differs after the insert"; exit 1; }
+rsync_run rb -a --no-whole-file "$W/src/" "$RS"
+
+# (c) rename
+log "(c) rename"
+w0=$(wire)
+t0=$(now)
+mv "$W/A/mnt/big.bin" "$W/A/mnt/renamed.bin"
+wait_for 120 "the rename to reach B" bash -c "[[ -e '$W/B/mnt/renamed.bin' && ! -e '$W/B/mnt/big.bin' ]]"
+c_s=$(python3 -c "print($(now)-$t0)")
+wait_for 120 "B to hold every block" b_complete
+c_b=$(( $(wire) - w0 ))
+mv "$W/src/big.bin" "$W/src/renamed.bin"
+rsync_run rc -a --fuzzy --delete-after "$W/src/" "$RS"
+
+python3 - "$JSON" "$SIZE_MIB" "$a_s" "$a_b" "$ra_s" "$ra_b" "$b_s" "$b_b" "$rb_s" "$rb_b" "$c_s" "$c_b" "$rc_s" "$rc_b" <<'PY'
+import json, sys
+j, size = sys.argv[1] == "1", int(sys.argv[2])
+v = [float(x) for x in sys.argv[3:]]
+rows = [
+    (f"(a) initial sync, {size} MiB", *v[0:4]),
+    ("(b) 100 B inserted near the start", *v[4:8]),
+    ("(c) rename", *v[8:12]),
+]
+def ratio(a, b): return f"{a / b:.2f}" if b else "n/a"
+def mib(b): return f"{b / 2**20:,.2f}"
+print("| step | fossa s | fossa MiB on the wire | rsync s | rsync MiB (sent+received) | time fossa/rsync | bytes fossa/rsync |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for name, fs, fb, rs, rb in rows:
+    print(f"| {name} | {fs:.2f} | {mib(fb)} | {rs:.2f} | {mib(rb)} | {ratio(fs, rs)} | {ratio(fb, rb)} |")
+print("\nfossa bytes: UDP payload sent by A + received by B (`fossa status --json`); fossa time of (a) and (b):\n"
+      "from the end of A's fsync until B holds every block / reads the new bytes; rsync: wall time of\n"
+      "`rsync -a` (b: `--no-whole-file`, c: `--fuzzy --delete-after`) to an rsync daemon on 127.0.0.1.")
+if j:
+    out = [dict(step=n, fossa_s=fs, fossa_bytes=int(fb), rsync_s=rs, rsync_bytes=int(rb)) for n, fs, fb, rs, rb in rows]
+    print("\n```json\n" + json.dumps({"size_mib": size, "rows": out}, indent=2) + "\n```")
+PY
