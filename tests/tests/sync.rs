@@ -192,15 +192,19 @@ fn revoked_device_can_no_longer_sync() -> Result<()> {
 
     write_synced(&b.path("after.txt"), b"written after revocation\n")?;
     // B keeps calling A; A must refuse and log it. Then the file must still be absent.
+    let mut refusal = String::new();
     wait_until(SYNC_TIMEOUT, "A's log to show B refused", || {
         let log = a.vol.daemon_log();
-        Ok(log.lines().any(|l| {
+        let hit = log.lines().find(|l| {
             let l = l.to_lowercase();
             (l.contains("revoked") || l.contains("not a member") || l.contains("refus"))
                 && !l.contains("device revoked")
-        }))
+        });
+        refusal = hit.unwrap_or_default().to_owned();
+        Ok(hit.is_some())
     })
     .with_context(|| a.vol.log_tail_lines(30))?;
+    eprintln!("A refused B: {refusal}");
     ensure!(
         !a.path("after.txt").exists(),
         "a file written by a revoked device reached A"
