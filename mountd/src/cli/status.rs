@@ -26,7 +26,7 @@ fn human(v: &Value) -> String {
     format!(
         "volume:     {}\nmounted:    {}\ninodes:     {} ({} files, {} directories)\n\
          logical:    {} bytes\nstored:     {} blocks, {} bytes ({} bytes on disk)\n\
-         snapshots:  {}\n",
+         snapshots:  {}\n{}",
         v["volume_id"].as_str().unwrap_or("?"),
         mounted,
         n("inodes"),
@@ -37,6 +37,39 @@ fn human(v: &Value) -> String {
         n("own_bytes"),
         n("disk_bytes"),
         n("snapshots"),
+        sync_lines(&v["sync"]),
+    )
+}
+
+/// The sync part of the human status.
+fn sync_lines(s: &Value) -> String {
+    if s.is_null() {
+        return String::new();
+    }
+    let n = |k: &str| s[k].as_u64().unwrap_or(0);
+    let peers: Vec<&str> = s["connected"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let listen = s["listen"]
+        .as_str()
+        .map_or(String::new(), |l| format!(", listening on {l}"));
+    format!(
+        "device:     {} ({}){listen}\npeers:      {}\nsync:       local sequence {}, {} blocks missing, \
+         {} bytes sent, {} received\n",
+        s["device_id"].as_str().unwrap_or("?"),
+        s["device_name"].as_str().unwrap_or("?"),
+        if peers.is_empty() {
+            "none connected".to_owned()
+        } else {
+            peers.join(", ")
+        },
+        n("local_seq"),
+        n("blocks_missing"),
+        n("bytes_sent"),
+        n("bytes_received"),
     )
 }
 
@@ -54,5 +87,15 @@ mod tests {
         let h = human(&v);
         assert!(h.contains("yes, at /m"), "{h}");
         assert!(h.contains("3 (1 files, 2 directories)"), "{h}");
+        assert!(!h.contains("device:"), "{h}");
+        let mut v = v;
+        v["sync"] = serde_json::json!({
+            "device_id": "AAA", "device_name": "lap", "listen": null, "connected": ["BBB"],
+            "local_seq": 4, "blocks_missing": 2, "bytes_sent": 1, "bytes_received": 3
+        });
+        let h = human(&v);
+        assert!(h.contains("device:     AAA (lap)\n"), "{h}");
+        assert!(h.contains("peers:      BBB\n"), "{h}");
+        assert!(h.contains("2 blocks missing"), "{h}");
     }
 }
