@@ -157,11 +157,13 @@ pub(crate) fn join(ctx: &Ctx, args: &JoinArgs) -> Result<()> {
     ctx.paths.create_dirs()?;
     let key = sync::load_key(&ctx.paths)?;
     let name = args.name.clone().unwrap_or_else(hostname);
+    // The local secret first: a code is spent by the join, so nothing may fail after it that
+    // the user could have avoided.
+    let (secret, made) = unlock::for_new(ctx.key_file.as_deref(), &ctx.paths, false)?;
     let joined = run_join(&code, &key, &name)?;
     let vs = volkey::unwrap_invite(&code.wrapped, &joined.k_wrap, &code.volume)
         .context("opening the invitation's volume secret")?;
     save_joined_members(ctx, &code, &key, &joined)?;
-    let (secret, made) = unlock::for_new(ctx.key_file.as_deref(), &ctx.paths, false)?;
     let id = volume::create_with(&ctx.paths, &secret, code.volume, &vs)?;
     if let Some(f) = made {
         super::init::announce_key_file(&f);

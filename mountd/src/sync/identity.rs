@@ -54,8 +54,13 @@ pub(crate) fn load_members(paths: &Paths, volume: [u8; 16]) -> Result<Members> {
     Members::load(volume, &p).with_context(|| format!("{}", p.display()))
 }
 
+/// Serialises saves within the process: `Members::save` writes through one temporary file
+/// name, so two concurrent saves (a revocation and the saver thread) would race on it.
+static SAVING: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
 /// Saves `DATA/members` atomically.
 pub(crate) fn save_members(paths: &Paths, members: &Members) -> Result<()> {
+    let _one_at_a_time = SAVING.lock();
     let p = paths.members();
     members
         .save(&p)
