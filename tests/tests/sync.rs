@@ -80,6 +80,11 @@ fn three_devices_pair_by_invitation_and_see_each_others_files() -> Result<()> {
     write_synced(&a.path("hello.bin"), &data)?;
     b.wait_content("hello.bin", &data)?;
     c.wait_content("hello.bin", &data)?;
+    // B and C have it cached now; an overwrite of the same size must not be served stale.
+    let newer = random_bytes(2, 300_000);
+    write_synced(&a.path("hello.bin"), &newer)?;
+    b.wait_content("hello.bin", &newer)?;
+    c.wait_content("hello.bin", &newer)?;
 
     let mut times = Vec::new();
     for i in 0..100u64 {
@@ -245,6 +250,55 @@ fn rename_of_a_large_file_moves_no_data() -> Result<()> {
     ensure!(sent < 1 << 20, "the rename cost A {sent} bytes");
     let got = std::fs::read(b.path("moved.bin"))?;
     ensure!(hash_hex(&got) == hash_hex(&data), "moved.bin differs on B");
+
+    // A restart of B resumes from its saved positions: nothing is fetched again.
+    b.stop()?;
+    b.mount()?;
+    b.wait_connected(&[&a])?;
+    b.wait_all_blocks()?;
+    let got = std::fs::read(b.path("moved.bin"))?;
+    ensure!(
+        hash_hex(&got) == hash_hex(&data),
+        "moved.bin differs on B after a restart"
+    );
+    let recv = b.sync_stat("bytes_received")?;
+    ensure!(recv < 1 << 20, "B received {recv} bytes after a restart");
+    Ok(())
+}
+
+#[test]
+fn invitation_needs_the_daemon_and_works_once() -> Result<()> {
+    let (pa, pb, pc) = (addr(1, 23601), addr(2, 23602), addr(3, 23603));
+    let mut a = Device::init("alpha", &pa)?;
+    let out = a.fossa(&["invite"])?;
+    fossa_tests::assert_exit(&out, 1, "not mounted: run `fossa mount` first", "invite")?;
+    a.mount()?;
+    let code = a.invite()?;
+    let mut b = Device::fresh("beta", &pb)?;
+    b.join(&code, &pa)?;
+    let c = Device::fresh("gamma", &pc)?;
+    let mnt = c.vol.mnt();
+    let args = [
+        "join",
+        &code,
+        mnt.to_str().context("utf-8")?,
+        "--listen",
+        &pc,
+    ];
+    let out = c.fossa(&args)?;
+    fossa_tests::assert_exit(&out, 1, "join", "a second join with a used code")?;
+    ensure!(
+        !c.vol.is_mounted()?,
+        "a refused join mounted {}",
+        mnt.display()
+    );
+    let out = c.fossa(&["join", "FOSSA1-NOTACODE", mnt.to_str().context("utf-8")?])?;
+    fossa_tests::assert_exit(&out, 1, "bad invitation code", "join with garbage")?;
+    ensure!(
+        names(&a.devices()?) == ["alpha", "beta"],
+        "{:?}",
+        a.devices()?
+    );
     Ok(())
 }
 
