@@ -224,7 +224,7 @@ fn revoked_device_can_no_longer_sync() -> Result<()> {
 
 #[test]
 fn rename_of_a_large_file_moves_no_data() -> Result<()> {
-    let (a, b) = pair(23401, &[])?;
+    let (a, mut b) = pair(23401, &[])?;
     let data = random_bytes(4, 64 << 20);
     write_synced(&a.path("big.bin"), &data)?;
     let what = "big.bin (64 MiB) to arrive on B";
