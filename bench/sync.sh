@@ -103,7 +103,9 @@ rsync_run() {
     printf -v "${var}_s" '%s' "$(python3 -c "print($t1-$t0)")"
     printf -v "${var}_b" '%s' "$(awk -F: '/Total bytes (sent|received)/ {gsub(/[ ,]/,"",$2); s+=$2} END {print s}' <<<"$out")"
 }
-wire() { echo $(( $(stat A bytes_sent) + $(stat B bytes_received) )); }
+# Bytes on the wire in both directions, seen from A (its only peer is B), like rsync's
+# client-side "Total bytes sent" + "Total bytes received".
+wire() { echo $(( $(stat A bytes_sent) + $(stat A bytes_received) )); }
 
 # (a) initial sync
 log "(a) initial sync of ${SIZE_MIB} MiB"
@@ -112,8 +114,7 @@ t0=$(now)
 wait_for 1800 "B to hold every block" bash -c "[[ -e '$W/B/mnt/big.bin' ]]"
 wait_for 1800 "B to hold every block" b_complete
 a_s=$(python3 -c "print($(now)-$t0)")
-sent_a=$(stat A bytes_sent); recv_b=$(stat B bytes_received)
-a_b=$((sent_a + recv_b))
+a_b=$(wire)
 cmp -s "$W/src/big.bin" "$W/B/mnt/big.bin" || { log "B's copy differs"; exit 1; }
 rsync_run ra -a "$W/src/" "$RS"
 
@@ -179,7 +180,7 @@ print("| step | fossa s | fossa MiB on the wire | rsync s | rsync MiB (sent+rece
 print("|---|---:|---:|---:|---:|---:|---:|")
 for name, fs, fb, rs, rb in rows:
     print(f"| {name} | {fs:.2f} | {mib(fb)} | {rs:.2f} | {mib(rb)} | {ratio(fs, rs)} | {ratio(fb, rb)} |")
-print("\nfossa bytes: UDP payload sent by A + received by B (`fossa status --json`); fossa time of (a) and (b):\n"
+print("\nfossa bytes: UDP payload sent + received by A, whose only peer is B (`fossa status --json`); fossa time of (a) and (b):\n"
       "from the end of A's fsync until B holds every block / reads the new bytes; rsync: wall time of\n"
       "`rsync -a` (b: `--no-whole-file`, c: `--fuzzy --delete-after`) to an rsync daemon on 127.0.0.1.")
 if j:

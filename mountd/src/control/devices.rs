@@ -97,17 +97,16 @@ pub(crate) fn member_rows(members: &Members, me: Option<DeviceId>, live: &[Devic
 }
 
 /// `devices remove ID`: revokes for good and saves the list; a running node drops the device.
-pub(crate) fn remove(vol: &Volume, served: Option<&Served>, id: &str) -> Result<Value> {
+pub(crate) fn remove(vol: &Volume, id: &str) -> Result<Value> {
     let ident = &vol.sync.identity;
     let device = find_member(&ident.members, id)?;
     if device == ident.key.id() {
         bail!("{device} is this device: remove it from another member");
     }
     ident.members.revoke(&ident.key, &device)?;
+    // A running node watches the list: it closes the device's session (REVOKED) and pinning
+    // refuses it from now on.
     save_members(&vol.paths, &ident.members)?;
-    if let Some(s) = served {
-        s.sync.revoked(&device);
-    }
     tracing::info!(%device, "device revoked");
     Ok(Value::Null)
 }

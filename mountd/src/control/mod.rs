@@ -129,7 +129,7 @@ fn run(vol: &Volume, served: Option<&Served>, req: &Request) -> Result<Value> {
         } => devices::invite(vol, served, *expires_secs, addrs)?,
         Request::PathStatus { path } => devices::path_status(vol, served, path)?,
         Request::Devices => devices::list(vol, served),
-        Request::DevicesRemove { id } => devices::remove(vol, served, id)?,
+        Request::DevicesRemove { id } => devices::remove(vol, id)?,
         Request::Snapshot { name } => snapshot_json(&vol.fs.snapshot(name)?),
         Request::SnapshotList => {
             Value::Array(vol.fs.snapshots()?.iter().map(snapshot_json).collect())

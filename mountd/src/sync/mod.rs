@@ -184,12 +184,6 @@ impl SyncDaemon {
         (0, 0, 0)
     }
 
-    /// Called after `device` was revoked: the node refuses it from now on (pinning checks the
-    /// member list) and drops a live session.
-    pub(crate) fn revoked(&self, device: &fossa_net::DeviceId) {
-        tracing::debug!(%device, "revoked while running");
-    }
-
     /// Lets the pull thread invalidate the mount's kernel caches.
     pub(crate) fn set_notifier(&self, n: Notifier) {
         let _ = self.notifier.set(n);
