@@ -272,6 +272,7 @@ fn spawn_threads(
         net: net.clone(),
         notifier: notifier.clone(),
         no_pull: std::env::var_os(puller::NO_PULL_ENV).is_some(),
+        last_commit: std::cell::Cell::new(std::time::Instant::now()),
     }
     .spawn(pull_rx)?;
     let members = spawn_member_saver(a.paths.clone(), a.parts.identity.members.clone(), stop_rx)?;

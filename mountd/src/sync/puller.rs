@@ -12,12 +12,15 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
 /// Blocks asked for per round.
 const BATCH: usize = 256;
 /// Deadline of one round's fetch.
 const ROUND_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest time fetched blocks stay uncommitted while a pull is running.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
 /// Wait before retrying when no peer had the blocks.
 const RETRY: Duration = Duration::from_secs(2);
 /// Test knob: set to leave blocks remote until read (docs/cli.md).
@@ -43,6 +46,8 @@ pub(crate) struct Puller {
     pub(crate) notifier: Arc<OnceLock<Notifier>>,
     /// Only invalidate, never pull ([`NO_PULL_ENV`]).
     pub(crate) no_pull: bool,
+    /// When fetched blocks were last committed.
+    pub(crate) last_commit: Cell<Instant>,
 }
 
 enum Round {
@@ -79,7 +84,10 @@ impl Puller {
                 }
             }
             wait = match self.round() {
-                Round::Done => None,
+                Round::Done => {
+                    self.commit();
+                    None
+                }
                 Round::Progress => Some(Duration::ZERO),
                 Round::Stuck => Some(RETRY),
             };
@@ -100,14 +108,27 @@ impl Puller {
             }
         };
         let stored = self.fetch_and_keep(ids);
-        if let Err(e) = self.store.commit() {
-            tracing::warn!(error = %e, "committing fetched blocks failed");
+        // Fetched blocks are a copy of what peers hold: losing the uncommitted ones in a crash
+        // only costs a refetch, so commit about once a second, not after every round.
+        let due = self.last_commit.get().elapsed() >= COMMIT_EVERY;
+        if (stored == 0 || due) && !self.commit() {
             return Round::Stuck;
         }
         if stored == 0 {
             Round::Stuck
         } else {
             Round::Progress
+        }
+    }
+
+    fn commit(&self) -> bool {
+        self.last_commit.set(Instant::now());
+        match self.store.commit() {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "committing fetched blocks failed");
+                false
+            }
         }
     }
 
