@@ -5,6 +5,7 @@
 //! (`session.rs`) plus a block-serving loop (`transfer.rs`). Replica calls run on
 //! `spawn_blocking`; no lock is held across an `.await`.
 use crate::proto::code;
+use crate::session::{self, Negotiated};
 use crate::tls;
 use crate::{ALPN, ALPN_JOIN, DeviceId, DeviceKey, Members, NetError, PendingInvite};
 use blockstore::BlockId;
@@ -321,15 +322,41 @@ impl Node {
             conn.close(code::DONE.into(), b"self");
             return Err(NetError::Protocol("connected to self"));
         }
-        let (send, recv) = conn.open_bi().await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        let neg = self.negotiate(&conn, peer, &mut send, &mut recv).await?;
         let node = self.clone();
         let me = self.key.id();
         let task = tokio::spawn(async move {
-            node.run_connection(conn, peer, me, Some((send, recv)))
-                .await;
+            node.run_connection(conn, peer, me, send, recv, neg).await;
             drop(guard);
         });
         Ok((peer, task))
+    }
+
+    /// Runs the opening exchange under `connect_timeout`; on failure closes `conn`.
+    async fn negotiate(
+        self: &Arc<Self>,
+        conn: &quinn::Connection,
+        peer: DeviceId,
+        send: &mut quinn::SendStream,
+        recv: &mut quinn::RecvStream,
+    ) -> Result<Negotiated, NetError> {
+        let neg = tokio::time::timeout(
+            self.cfg.connect_timeout,
+            session::negotiate(self, conn, peer, send, recv),
+        )
+        .await;
+        match neg {
+            Ok(Ok(n)) => Ok(n),
+            Ok(Err(e)) => {
+                session::close_for(conn, peer, &e);
+                Err(e.into())
+            }
+            Err(_) => {
+                conn.close(code::DONE.into(), b"timeout");
+                Err(NetError::Timeout)
+            }
+        }
     }
 
     async fn handle_incoming(self: Arc<Self>, incoming: quinn::Incoming) {
@@ -357,7 +384,7 @@ impl Node {
         match alpn.as_deref() {
             Some(a) if a == ALPN_JOIN => crate::invite::serve_join(&self, conn, peer).await,
             Some(a) if a == ALPN && self.members.is_member(&peer) => {
-                self.run_connection(conn, peer, peer, None).await;
+                self.accept_session(conn, peer).await;
             }
             _ => {
                 info!(%peer, %remote, "refused: not a member");
@@ -367,14 +394,37 @@ impl Node {
         drop(guard);
     }
 
-    /// Runs one member connection until it closes. `control` is the control stream if we
-    /// opened the connection; otherwise it is the first stream the peer opens.
+    /// Takes the peer's control stream (its first stream) and negotiates, then runs.
+    async fn accept_session(self: &Arc<Self>, conn: quinn::Connection, peer: DeviceId) {
+        let control = tokio::time::timeout(self.cfg.connect_timeout, conn.accept_bi()).await;
+        let (mut send, mut recv) = match control {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "no control stream");
+                return;
+            }
+            Err(_) => {
+                debug!(%peer, "no control stream in time");
+                conn.close(code::PROTOCOL.into(), b"no control stream");
+                return;
+            }
+        };
+        if let Ok(neg) = self.negotiate(&conn, peer, &mut send, &mut recv).await {
+            self.clone()
+                .run_connection(conn, peer, peer, send, recv, neg)
+                .await;
+        }
+    }
+
+    /// Runs one negotiated member connection until it closes.
     async fn run_connection(
         self: Arc<Self>,
         conn: quinn::Connection,
         peer: DeviceId,
         opener: DeviceId,
-        control: Option<(quinn::SendStream, quinn::RecvStream)>,
+        send: quinn::SendStream,
+        recv: quinn::RecvStream,
+        neg: Negotiated,
     ) {
         if !self.register(peer, &conn, opener) {
             conn.close(code::DONE.into(), b"duplicate");
@@ -382,24 +432,9 @@ impl Node {
         }
         self.members.set_addrs(&peer, vec![conn.remote_address()]);
         info!(%peer, addr = %conn.remote_address(), "session up");
-        let control = match control {
-            Some(c) => Ok(c),
-            None => tokio::time::timeout(self.cfg.connect_timeout, conn.accept_bi())
-                .await
-                .map_err(|_| NetError::Timeout)
-                .and_then(|r| r.map_err(NetError::from)),
-        };
-        match control {
-            Ok((send, recv)) => {
-                let serve = tokio::spawn(crate::transfer::serve(self.clone(), conn.clone(), peer));
-                crate::session::run(&self, &conn, peer, send, recv).await;
-                serve.abort();
-            }
-            Err(e) => {
-                debug!(%peer, error = %e, "no control stream");
-                conn.close(code::PROTOCOL.into(), b"no control stream");
-            }
-        }
+        let serve = tokio::spawn(crate::transfer::serve(self.clone(), conn.clone(), peer));
+        session::run(&self, &conn, peer, send, recv, neg).await;
+        serve.abort();
         self.unregister(&peer, &conn);
         info!(%peer, reason = ?conn.close_reason(), "session down");
     }

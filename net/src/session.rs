@@ -12,45 +12,61 @@ use std::sync::Arc;
 use tracing::{debug, warn};
 
 /// What the peer told us before transferring.
-struct Negotiated {
+pub(crate) struct Negotiated {
     minor: u16,
     /// Where to start pushing our index.
     after: u64,
 }
 
-/// Runs the control stream until the connection ends.
+/// Exchanges Hello, Members and Want; the session exists only once this succeeded (in TLS
+/// 1.3 the client finishes its handshake before the server has judged its certificate, so
+/// a dialer learns it was accepted from the peer's Hello).
+pub(crate) async fn negotiate(
+    node: &Arc<Node>,
+    conn: &quinn::Connection,
+    peer: DeviceId,
+    send: &mut quinn::SendStream,
+    recv: &mut quinn::RecvStream,
+) -> Result<Negotiated, FrameError> {
+    send_opening(node, peer, send).await?;
+    read_opening(node, conn, peer, recv).await
+}
+
+/// Runs the negotiated control stream until the connection ends.
 pub(crate) async fn run(
     node: &Arc<Node>,
     conn: &quinn::Connection,
     peer: DeviceId,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
+    neg: Negotiated,
 ) {
-    let result = async {
-        send_opening(node, peer, &mut send).await?;
-        let neg = read_opening(node, conn, peer, &mut recv).await?;
-        tokio::select! {
-            r = push(node, conn, peer, &mut send, neg.after) => r,
-            r = receive(node, conn, peer, &mut recv, neg.minor) => r,
-        }
+    let result = tokio::select! {
+        r = push(node, conn, peer, &mut send, neg.after) => r,
+        r = receive(node, conn, peer, &mut recv, neg.minor) => r,
+    };
+    if let Err(e) = result {
+        close_for(conn, peer, &e);
     }
-    .await;
-    match result {
-        Ok(()) => {}
-        Err(e) if e.is_protocol() => protocol_violation(conn, &peer, &e),
-        Err(FrameError::Stream(NetError::WrongVolume)) => {
+}
+
+/// Closes `conn` with the code that fits `e` (PROTOCOL for peer violations, logged).
+pub(crate) fn close_for(conn: &quinn::Connection, peer: DeviceId, e: &FrameError) {
+    match e {
+        e if e.is_protocol() => protocol_violation(conn, &peer, e),
+        FrameError::Stream(NetError::WrongVolume) => {
             warn!(%peer, "peer belongs to another volume");
             conn.close(code::WRONG_VOLUME.into(), b"wrong volume");
         }
-        Err(FrameError::Stream(NetError::NotMember(_))) => {
-            warn!(%peer, "peer revoked; closing");
+        FrameError::Stream(NetError::NotMember(_)) => {
+            warn!(%peer, "peer is not a member (revoked); closing");
             conn.close(code::REVOKED.into(), b"revoked");
         }
-        Err(FrameError::Stream(NetError::Replica(e))) => {
+        FrameError::Stream(NetError::Replica(e)) => {
             warn!(%peer, error = %e, "local replica failed; closing");
             conn.close(code::INTERNAL.into(), b"internal");
         }
-        Err(e) => {
+        e => {
             debug!(%peer, error = %e, "control stream ended");
             conn.close(code::DONE.into(), b"");
         }

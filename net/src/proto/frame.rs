@@ -29,6 +29,18 @@ impl FrameError {
     }
 }
 
+impl From<FrameError> for crate::NetError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Stream(e) => e,
+            FrameError::Finished => crate::NetError::StreamEnded,
+            FrameError::TooLarge(_) => crate::NetError::Protocol("oversized message"),
+            FrameError::UnknownTag(_) => crate::NetError::Protocol("unknown message tag"),
+            FrameError::Malformed => crate::NetError::Protocol("malformed or unexpected message"),
+        }
+    }
+}
+
 /// Encodes a message as one frame.
 pub(crate) fn encode(msg: &Message) -> Result<Vec<u8>, FrameError> {
     let mut out = postcard::to_extend(msg, vec![0u8; 4]).map_err(|_| FrameError::Malformed)?;
