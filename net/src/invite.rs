@@ -219,7 +219,7 @@ pub(crate) async fn serve_join(node: &Node, conn: quinn::Connection, peer: Devic
         let Message::JoinRequest(req) = read_msg(&mut recv).await.map_err(frame_to_net)? else {
             return Err(NetError::Protocol("expected JoinRequest"));
         };
-        let k_wrap = admit(node, peer, &req, conn.remote_address())?;
+        let k_wrap = admit(node, peer, &req)?;
         let members = node
             .members
             .signed()
@@ -248,12 +248,7 @@ pub(crate) async fn serve_join(node: &Node, conn: quinn::Connection, peer: Devic
 }
 
 /// Checks a JoinRequest; on success consumes the invitation and adds the joiner.
-fn admit(
-    node: &Node,
-    peer: DeviceId,
-    req: &JoinRequest,
-    addr: SocketAddr,
-) -> Result<[u8; 32], NetError> {
+fn admit(node: &Node, peer: DeviceId, req: &JoinRequest) -> Result<[u8; 32], NetError> {
     if req.volume != node.cfg.volume
         || req.device != peer.0
         || DeviceId::of_public_key(&req.public_key) != peer
@@ -279,7 +274,8 @@ fn admit(
         name: req.name.clone(),
         added_by: node.key.id(),
         revoked: false,
-        addrs: vec![addr],
+        // The join connection comes from a throwaway endpoint, not the joiner's node.
+        addrs: vec![],
     };
     node.members.add_own(&node.key, record)?;
     info!(device = %peer, name = %req.name, "device joined");

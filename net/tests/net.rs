@@ -5,7 +5,8 @@ mod common;
 use blockstore::BlockId;
 use common::*;
 use fossa_net::{
-    ALPN, DeviceKey, InviteCode, Members, NetError, PendingInvite, join, raw_client_config,
+    ALPN, DeviceKey, InviteCode, Members, NetError, Node, NodeConfig, PendingInvite, join,
+    raw_client_config,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -362,7 +363,7 @@ async fn connect_to_a_silent_port_fails_within_the_timeout() {
     let base = members_of(&[&ka]);
     let mut cfg = config("a", vec![]);
     cfg.connect_timeout = Duration::from_millis(500);
-    let a = fossa_net::Node::start(cfg, ka.clone(), copy_of(&base), FakeReplica::new(1))
+    let a = Node::start(cfg, ka.clone(), copy_of(&base), FakeReplica::new(1))
         .await
         .unwrap();
     // A bound socket that never answers, and a port nobody listens on.
@@ -395,4 +396,73 @@ async fn connect_to_a_silent_port_fails_within_the_timeout() {
     assert!(matches!(r, Err(NetError::Timeout)));
     assert!(t.elapsed() < Duration::from_millis(2000));
     a.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_dials_keep_one_connection() {
+    init_tracing();
+    let (ka, kb) = (key(), key());
+    let base = members_of(&[&ka, &kb]);
+    let (fa, fb) = (FakeReplica::new(1), FakeReplica::new(2));
+    // Reserve b's port so that each can name the other from the start.
+    let b_addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let a = start("a", &ka, copy_of(&base), fa.clone(), vec![b_addr]).await;
+    let b = Node::start(
+        NodeConfig {
+            listen: b_addr,
+            ..config("b", vec![a.local_addr()])
+        },
+        kb.clone(),
+        copy_of(&base),
+        fb.clone(),
+    )
+    .await
+    .unwrap();
+    wait_until("one session each way", LIMIT, || {
+        a.connected() == vec![kb.id()]
+            && b.connected() == vec![ka.id()]
+            && a.stats().connections == 1
+            && b.stats().connections == 1
+    })
+    .await;
+    fa.add_update(b"x");
+    a.notify_local_change();
+    wait_until("push over the kept connection", LIMIT, || {
+        fb.received_from(&ka.id()).len() == 1
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_propagate_and_revocation_closes_the_session() {
+    init_tracing();
+    let (ka, kb, kd) = (key(), key(), key());
+    let base = members_of(&[&ka, &kb]);
+    let (ma, mb) = (copy_of(&base), copy_of(&base));
+    let (fa, fb) = (FakeReplica::new(1), FakeReplica::new(2));
+    let a = start("a", &ka, ma.clone(), fa.clone(), vec![]).await;
+    let b = start("b", &kb, mb.clone(), fb.clone(), vec![a.local_addr()]).await;
+    wait_until("session", LIMIT, || a.connected() == vec![kb.id()]).await;
+
+    ma.add_own(&ka, record(&kd, ka.id(), "d")).unwrap();
+    wait_until("b learns d", LIMIT, || mb.is_member(&kd.id())).await;
+
+    ma.revoke(&ka, &kb.id()).unwrap();
+    wait_until("a drops b", LIMIT, || {
+        a.connected().is_empty() && b.connected().is_empty()
+    })
+    .await;
+    fa.add_update(b"after revocation");
+    a.notify_local_change();
+    // b keeps redialing and is refused each time: nothing reaches it.
+    let r = bounded(LIMIT, b.connect(a.local_addr())).await;
+    assert!(r.is_err());
+    assert!(fb.received_from(&ka.id()).is_empty());
+    a.shutdown().await;
+    b.shutdown().await;
 }
