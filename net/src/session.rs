@@ -16,6 +16,8 @@ pub(crate) struct Negotiated {
     minor: u16,
     /// Where to start pushing our index.
     after: u64,
+    /// Version of our member list when we sent it.
+    members_sent: u64,
 }
 
 /// Exchanges Hello, Members and Want; the session exists only once this succeeded (in TLS
@@ -28,8 +30,10 @@ pub(crate) async fn negotiate(
     send: &mut quinn::SendStream,
     recv: &mut quinn::RecvStream,
 ) -> Result<Negotiated, FrameError> {
-    send_opening(node, peer, send).await?;
-    read_opening(node, conn, peer, recv).await
+    let members_sent = send_opening(node, peer, send).await?;
+    let mut neg = read_opening(node, conn, peer, recv).await?;
+    neg.members_sent = members_sent;
+    Ok(neg)
 }
 
 /// Runs the negotiated control stream until the connection ends.
@@ -42,7 +46,7 @@ pub(crate) async fn run(
     neg: Negotiated,
 ) {
     let result = tokio::select! {
-        r = push(node, conn, peer, &mut send, neg.after) => r,
+        r = push(node, conn, peer, &mut send, &neg) => r,
         r = receive(node, conn, peer, &mut recv, neg.minor) => r,
     };
     if let Err(e) = result {
@@ -95,11 +99,12 @@ fn members_msg(node: &Node) -> Message {
     })
 }
 
+/// Sends Hello, Members, Want; returns the member list version sent.
 async fn send_opening(
     node: &Arc<Node>,
     peer: DeviceId,
     send: &mut quinn::SendStream,
-) -> Result<(), FrameError> {
+) -> Result<u64, FrameError> {
     let replica = node.replica.clone();
     let (index_id, seq, (want_index, want_after)) = blocking(move || {
         Ok((
@@ -118,12 +123,14 @@ async fn send_opening(
         seq,
     };
     write_msg(send, &Message::Hello(hello)).await?;
+    let members_sent = *node.members.subscribe().borrow();
     write_msg(send, &members_msg(node)).await?;
     let want = Want {
         index_id: want_index,
         after: want_after,
     };
-    write_msg(send, &Message::Want(want)).await
+    write_msg(send, &Message::Want(want)).await?;
+    Ok(members_sent)
 }
 
 /// Reads the next message, ignoring unknown tags from a peer of a newer minor version.
@@ -174,6 +181,7 @@ async fn read_opening(
     Ok(Negotiated {
         minor: hello.minor,
         after,
+        members_sent: 0,
     })
 }
 
@@ -203,11 +211,15 @@ async fn push(
     conn: &quinn::Connection,
     peer: DeviceId,
     send: &mut quinn::SendStream,
-    mut after: u64,
+    neg: &Negotiated,
 ) -> Result<(), FrameError> {
+    let mut after = neg.after;
     let mut changes = node.changes.subscribe();
     let mut members = node.members.subscribe();
-    members.mark_unchanged();
+    if *members.borrow_and_update() != neg.members_sent {
+        // Changed while negotiating.
+        write_msg(send, &members_msg(node)).await?;
+    }
     let replica = node.replica.clone();
     let index_id = blocking(move || Ok(replica.index_id())).await?;
     loop {
