@@ -99,6 +99,46 @@ pub struct PendingInvite {
     pub expiry: SystemTime,
 }
 
+impl PendingInvite {
+    /// A fresh invitation (random `s` and `K_wrap` from the OS) valid for `valid_for`.
+    pub fn generate(valid_for: Duration) -> Result<Self, NetError> {
+        use ring::rand::SecureRandom;
+        let rng = ring::rand::SystemRandom::new();
+        let mut secret = [0u8; 32];
+        let mut k_wrap = [0u8; 32];
+        rng.fill(&mut secret)
+            .and_then(|()| rng.fill(&mut k_wrap))
+            .map_err(|_| NetError::Io(std::io::Error::other("OS randomness unavailable")))?;
+        Ok(PendingInvite {
+            secret,
+            k_wrap,
+            expiry: SystemTime::now() + valid_for,
+        })
+    }
+    /// The code to hand to the joiner: `wrapped` is the volume secret sealed under
+    /// [`PendingInvite::k_wrap`] by the fs layer; `addrs` where this node listens.
+    pub fn code(
+        &self,
+        volume: [u8; 16],
+        wrapped: Vec<u8>,
+        inviter: DeviceId,
+        addrs: Vec<SocketAddr>,
+    ) -> InviteCode {
+        let expiry = self
+            .expiry
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        InviteCode {
+            volume,
+            secret: self.secret,
+            wrapped,
+            inviter,
+            addrs,
+            expiry,
+        }
+    }
+}
+
 /// What a successful join returns.
 pub struct JoinResult {
     /// The key that unwraps [`InviteCode::wrapped`].
@@ -336,6 +376,22 @@ mod tests {
         ] {
             assert!(InviteCode::decode(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn generated_invites_are_random_and_make_codes() {
+        let a = PendingInvite::generate(Duration::from_secs(60)).unwrap();
+        let b = PendingInvite::generate(Duration::from_secs(60)).unwrap();
+        assert_ne!(a.secret, b.secret);
+        assert_ne!(a.secret, a.k_wrap);
+        let code = a.code([1; 16], vec![9], DeviceId([2; 32]), vec![]);
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(code.expiry >= now + 58 && code.expiry <= now + 61);
+        assert_eq!(code.secret, a.secret);
+        assert_eq!(InviteCode::decode(&code.encode()).unwrap(), code);
     }
 
     #[test]

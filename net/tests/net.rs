@@ -219,6 +219,43 @@ async fn raw_send(
     }
 }
 
+/// A member connection that completes the opening exchange by hand (empty name, member list
+/// and position), then sends `bytes` on a second stream (a block stream).
+async fn raw_block_stream(
+    key: &DeviceKey,
+    server: fossa_net::DeviceId,
+    addr: std::net::SocketAddr,
+    bytes: &[u8],
+) -> u64 {
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let cfg = raw_client_config(key, server, ALPN).unwrap();
+    let conn = bounded(LIMIT, endpoint.connect_with(cfg, addr, "fossa").unwrap())
+        .await
+        .unwrap();
+    let (mut control, mut control_recv) = conn.open_bi().await.unwrap();
+    let mut hello = vec![0u8, 0]; // tag Hello, minor 0
+    hello.extend_from_slice(&VOL);
+    hello.extend_from_slice(&key.id().0);
+    hello.extend_from_slice(&[0, 0, 0]); // name "", index_id 0, seq 0
+    let mut opening = u32::try_from(hello.len()).unwrap().to_le_bytes().to_vec();
+    opening.extend_from_slice(&hello);
+    opening.extend_from_slice(&[2, 0, 0, 0, 1, 0]); // Members { records: [] }
+    opening.extend_from_slice(&[3, 0, 0, 0, 2, 0, 0]); // Want { 0, 0 }
+    control.write_all(&opening).await.unwrap();
+    // The node's Hello shows that it accepted us.
+    let mut first = [0u8; 5];
+    bounded(LIMIT, control_recv.read_exact(&mut first))
+        .await
+        .unwrap();
+    assert_eq!(first[4], 0, "Hello tag");
+    let (mut send, _recv) = conn.open_bi().await.unwrap();
+    send.write_all(bytes).await.unwrap();
+    match bounded(LIMIT, conn.closed()).await {
+        quinn::ConnectionError::ApplicationClosed(c) => c.error_code.into_inner(),
+        other => panic!("unexpected close: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_and_oversized_messages_close_only_that_connection() {
     init_tracing();
@@ -243,6 +280,16 @@ async fn malformed_and_oversized_messages_close_only_that_connection() {
     // Length prefix above MAX_MESSAGE_SIZE.
     let code = raw_send(&km, ka.id(), a.local_addr(), &[0xff, 0xff, 0xff, 0xff, 0]).await;
     assert_eq!(code, 1, "PROTOCOL");
+
+    // Same on a block stream, after a valid opening exchange.
+    for garbage in [
+        vec![0xff, 0xff, 0xff, 0xff],
+        vec![2, 0, 0, 0, 4, 65],
+        vec![1, 0, 0, 0, 3],
+    ] {
+        let code = raw_block_stream(&km, ka.id(), a.local_addr(), &garbage).await;
+        assert_eq!(code, 1, "PROTOCOL for {garbage:?}");
+    }
 
     // The node still serves another peer.
     let fb = FakeReplica::new(2);
