@@ -197,15 +197,6 @@ async fn try_join(
 ) -> Result<JoinResult, NetError> {
     let cfg = tls::client_config(key, Some(code.inviter), None, ALPN_JOIN)?;
     let conn = endpoint.connect_with(cfg, addr, "fossa")?.await?;
-    let refused = |e: NetError| match &e {
-        NetError::Stream(quinn::ConnectionError::ApplicationClosed(c))
-        | NetError::Connection(quinn::ConnectionError::ApplicationClosed(c))
-            if c.error_code == code::JOIN_REFUSED.into() =>
-        {
-            NetError::JoinRefused
-        }
-        _ => e,
-    };
     let run = async {
         let (mut send, mut recv) = conn.open_bi().await?;
         let req = JoinRequest {
@@ -224,9 +215,28 @@ async fn try_join(
             _ => Err(NetError::Protocol("expected JoinAccept")),
         }
     };
-    let accept = run.await.map_err(refused);
+    let accept = match run.await {
+        Ok(a) => a,
+        Err(e) => {
+            // However the refusal surfaced on the stream, the close code says what it was.
+            let reason = match conn.close_reason() {
+                Some(r) => Some(r),
+                None => tokio::time::timeout(Duration::from_millis(500), conn.closed())
+                    .await
+                    .ok(),
+            };
+            conn.close(code::DONE.into(), b"");
+            return Err(match reason {
+                Some(quinn::ConnectionError::ApplicationClosed(c))
+                    if c.error_code == code::JOIN_REFUSED.into() =>
+                {
+                    NetError::JoinRefused
+                }
+                _ => e,
+            });
+        }
+    };
     conn.close(code::DONE.into(), b"");
-    let accept = accept?;
     let members = Members::new(code.volume);
     let records: Vec<SignedMember> = accept
         .members
