@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -71,13 +71,6 @@ pub struct NetStats {
     /// Connections open now (sessions, joins, duplicates being closed).
     pub connections: usize,
 }
-
-/// First reconnect delay; doubled after each failure up to [`BACKOFF_MAX`].
-const BACKOFF_MIN: Duration = Duration::from_millis(500);
-/// Longest reconnect delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// How often the dial loop looks for members to call.
-const DIAL_TICK: Duration = Duration::from_millis(250);
 
 /// The live session with one peer.
 #[derive(Clone)]
@@ -163,7 +156,7 @@ impl Node {
         });
         info!(device = %node.key.id(), addr = %node.local_addr(), "node listening");
         tokio::spawn(accept_loop(node.endpoint.clone(), Arc::downgrade(&node)));
-        tokio::spawn(dial_loop(Arc::downgrade(&node)));
+        tokio::spawn(crate::dial::dial_loop(Arc::downgrade(&node)));
         Ok(node)
     }
     /// The bound address.
@@ -306,7 +299,7 @@ impl Node {
 
     /// Dials `addr` (server pinned to `expected` if given, and to the member list); on success
     /// the session runs in the returned task.
-    async fn dial(
+    pub(crate) async fn dial(
         self: &Arc<Self>,
         addr: SocketAddr,
         expected: Option<DeviceId>,
@@ -458,93 +451,5 @@ async fn accept_loop(endpoint: quinn::Endpoint, node: Weak<Node>) {
             continue;
         }
         tokio::spawn(node.handle_incoming(incoming));
-    }
-}
-
-struct DialState {
-    next: Instant,
-    backoff: Duration,
-    device: Option<DeviceId>,
-    busy: bool,
-}
-
-/// Keeps calling `cfg.peers` and members' last known addresses while not connected to them.
-async fn dial_loop(node: Weak<Node>) {
-    let state: Arc<Mutex<HashMap<SocketAddr, DialState>>> = Arc::new(Mutex::new(HashMap::new()));
-    loop {
-        let Some(n) = node.upgrade() else { return };
-        if n.is_stopped() {
-            return;
-        }
-        let connected = n.connected();
-        let me = n.key.id();
-        let mut targets: Vec<(SocketAddr, Option<DeviceId>)> =
-            n.cfg.peers.iter().map(|a| (*a, None)).collect();
-        for m in n.members.list() {
-            if m.revoked || m.device == me || connected.contains(&m.device) {
-                continue;
-            }
-            targets.extend(m.addrs.iter().map(|a| (*a, Some(m.device))));
-        }
-        let local = n.local_addr();
-        let now = Instant::now();
-        for (addr, device) in targets {
-            if addr == local {
-                continue;
-            }
-            {
-                let mut st = state.lock();
-                let s = st.entry(addr).or_insert(DialState {
-                    next: now,
-                    backoff: BACKOFF_MIN,
-                    device,
-                    busy: false,
-                });
-                if device.is_some() {
-                    s.device = device;
-                }
-                if s.busy || now < s.next || s.device.is_some_and(|d| connected.contains(&d)) {
-                    continue;
-                }
-                s.busy = true;
-            }
-            let expected = state.lock().get(&addr).and_then(|s| s.device);
-            tokio::spawn(dial_once(n.clone(), state.clone(), addr, expected));
-        }
-        drop(n);
-        tokio::time::sleep(DIAL_TICK).await;
-    }
-}
-
-async fn dial_once(
-    node: Arc<Node>,
-    state: Arc<Mutex<HashMap<SocketAddr, DialState>>>,
-    addr: SocketAddr,
-    expected: Option<DeviceId>,
-) {
-    let result = node.dial(addr, expected).await;
-    drop(node);
-    let ok = match result {
-        Ok((peer, task)) => {
-            if let Some(s) = state.lock().get_mut(&addr) {
-                s.device = Some(peer);
-            }
-            let _ = task.await;
-            true
-        }
-        Err(e) => {
-            debug!(%addr, error = %e, "dial failed");
-            false
-        }
-    };
-    if let Some(s) = state.lock().get_mut(&addr) {
-        s.busy = false;
-        if ok {
-            s.backoff = BACKOFF_MIN;
-            s.next = Instant::now() + BACKOFF_MIN;
-        } else {
-            s.next = Instant::now() + s.backoff;
-            s.backoff = (s.backoff * 2).min(BACKOFF_MAX);
-        }
     }
 }
