@@ -14,12 +14,14 @@
 // with the stubs.
 #![allow(clippy::unused_async)]
 
+mod discovery;
 mod error;
 mod identity;
 mod invite;
 mod members;
 mod node;
 
+pub use discovery::{DISCOVERY_PORT, Discovery, DiscoveryConfig, Sighting};
 pub use error::NetError;
 pub use identity::{DeviceId, DeviceKey, verify_signature};
 pub use invite::{InviteCode, JoinResult, PendingInvite, join};
