@@ -10,6 +10,9 @@ pub enum NetError {
     /// The peer is not a current member (unknown or revoked key).
     #[error("device {0} is not a member of this volume")]
     NotMember(DeviceId),
+    /// The LAN discovery socket failed.
+    #[error("LAN discovery: {0}")]
+    Discovery(String),
     /// No peer answered in time.
     #[error("timed out")]
     Timeout,

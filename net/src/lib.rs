@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod dial;
+mod discovery;
 mod error;
 mod identity;
 mod invite;
@@ -22,6 +23,7 @@ mod session;
 mod tls;
 mod transfer;
 
+pub use discovery::{DISCOVERY_PORT, Discovery, DiscoveryConfig, Sighting};
 pub use error::NetError;
 pub use identity::{DeviceId, DeviceKey, verify_signature};
 pub use invite::{InviteCode, JoinResult, PendingInvite, join, join_proof};
