@@ -133,6 +133,10 @@ impl SyncState {
         if let Some(c) = copy {
             self.make_copy(ap, c, b)?;
         }
+        let held = self.entries.get(&state.path).map(|x| &x.entry);
+        if !realize && held.is_some_and(|h| h.version == state.version) {
+            return Ok(());
+        }
         state.author = self.cfg.signer.device();
         let seq = self.next_seq();
         self.store_own(&ap.core.keys, state, seq, b)

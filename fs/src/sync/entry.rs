@@ -60,6 +60,19 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Same state apart from version and author: both tombstones, or the same kind, perm,
+    /// content, target and (except directories, whose mtime moves with their entries) mtime.
+    pub(crate) fn same_state(&self, o: &Entry) -> bool {
+        (self.deleted && o.deleted)
+            || (!self.deleted
+                && !o.deleted
+                && self.kind == o.kind
+                && self.perm == o.perm
+                && self.content == o.content
+                && self.target == o.target
+                && (self.kind == EntryKind::Dir || self.mtime == o.mtime))
+    }
+
     /// Rule 3's "equal content": same kind, deleted flag, content and target (two
     /// tombstones are always equal).
     pub(crate) fn same_content(&self, o: &Entry) -> bool {

@@ -4,6 +4,7 @@ use super::live::split;
 use super::scan::join;
 use super::version::{Order, compare, device_display, merge};
 use crate::dir::NAME_MAX;
+use crate::format::sync::encode_entry;
 use std::time::UNIX_EPOCH;
 
 /// What to do with a received entry.
@@ -33,16 +34,24 @@ pub(crate) struct Merged {
 pub(crate) fn plan(l: Option<&Entry>, r: &Entry) -> Plan {
     let Some(l) = l else { return Plan::Adopt };
     match compare(&r.version, &l.version) {
-        Order::Equal | Order::Less => Plan::Ignore,
+        Order::Equal if l.same_state(r) => Plan::Ignore,
+        Order::Less => Plan::Ignore,
         Order::Greater => Plan::Adopt,
-        Order::Concurrent => concurrent(l, r),
+        // Equal versions with different states come from different merges that reached the
+        // same vector: resolved like concurrent ones, so every device picks the same state.
+        Order::Concurrent | Order::Equal => concurrent(l, r),
     }
 }
 
 fn concurrent(l: &Entry, r: &Entry) -> Plan {
     let version = merge(&l.version, &r.version);
     let (winner, loser, realize) = if l.same_content(r) {
-        (l, None, false)
+        // Content is equal; the attributes follow rule 5's order so every device agrees.
+        if r_wins(l, r) {
+            (r, None, true)
+        } else {
+            (l, None, false)
+        }
     } else if l.deleted != r.deleted {
         if l.deleted {
             (r, None, true)
@@ -68,13 +77,11 @@ fn concurrent(l: &Entry, r: &Entry) -> Plan {
     }))
 }
 
-/// Rule 5: a directory beats a file; then the later mtime; then the greater author.
+/// Rule 5: a directory beats a file; then the later mtime; then the greater author; then
+/// (a total order, so that every device picks the same winner) the greater encoding.
 fn r_wins(l: &Entry, r: &Entry) -> bool {
-    match (l.kind == EntryKind::Dir, r.kind == EntryKind::Dir) {
-        (true, false) => false,
-        (false, true) => true,
-        _ => (r.mtime, r.author) > (l.mtime, l.author),
-    }
+    let key = |e: &Entry| (e.kind == EntryKind::Dir, e.mtime, e.author, encode_entry(e));
+    key(r) > key(l)
 }
 
 /// The loser `e` as a new entry at its conflict copy path (version left empty).
