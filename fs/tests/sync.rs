@@ -500,3 +500,42 @@ fn seeds() -> Vec<u64> {
         .and_then(|s| s.parse().ok());
     (1..=n.unwrap_or(3)).collect()
 }
+
+#[test]
+fn a_directory_beats_a_file() {
+    let d = devices(2);
+    let (a, b) = (&d[0], &d[1]);
+    put(a.fs(), "x", b"file on a");
+    b.fs().mkdir(WHO, ROOT_INO, b"x", 0o755).unwrap();
+    put(b.fs(), "x/inner", b"inside");
+    pump(a, b);
+    pump(b, a);
+    pump(a, b);
+    converged(&[a, b]);
+    assert_eq!(get(a.fs(), "x/inner"), b"inside");
+    let copies = conflict_copies(a);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(get(a.fs(), &copies[0]), b"file on a");
+}
+
+#[test]
+fn unflushed_writes_are_scanned_before_merging() {
+    let d = devices(2);
+    let (a, b) = (&d[0], &d[1]);
+    put(a.fs(), "f", b"base");
+    pump(a, b);
+    let fb = b.fs();
+    let ino = resolve(fb, "f").unwrap().ino;
+    let fh = fb.open_file(ino, RW).unwrap();
+    fb.write(ino, fh, 0, b"B's unflushed").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    put(a.fs(), "f", b"A's later edit");
+    let p = pump(a, b);
+    assert_eq!(p.report.conflicts, 1);
+    assert_eq!(fb.read(ino, fh, 0, 100).unwrap(), b"B's unflushed");
+    fb.release(ino, fh).unwrap();
+    pump(b, a);
+    converged(&[a, b]);
+    assert_eq!(get(a.fs(), "f"), b"A's later edit");
+    assert_eq!(get(a.fs(), &conflict_copies(a)[0]), b"B's unflushed");
+}

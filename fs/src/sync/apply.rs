@@ -4,7 +4,7 @@ use super::ApplyReport;
 use super::entry::{Entry, open_verified};
 use super::index::{Rec, SyncState};
 use super::live::{Applier, Outcome};
-use super::merge::{Merged, Plan, plan};
+use super::merge::{Merged, Plan, conflict_copy, plan};
 use super::scan::{live_state, matches};
 use super::version::{Version, bump, merge};
 use crate::FsError;
@@ -52,6 +52,7 @@ impl SyncState {
             report,
             created_dirs: Vec::new(),
             files: Vec::new(),
+            displaced: Vec::new(),
         };
         let r = updates
             .into_iter()
@@ -102,7 +103,7 @@ impl SyncState {
                 &r.version,
                 &local.map(|l| l.version.clone()).unwrap_or_default(),
             );
-            return self.keep_live(ap, &r.path, base, b);
+            return self.keep_dir(ap, &r, base, b);
         }
         let seq = self.next_seq();
         self.store(
@@ -128,7 +129,8 @@ impl SyncState {
         b: &mut Batch,
     ) -> Result<(), FsError> {
         if realize && ap.realize(&state)? == Outcome::Kept {
-            return self.keep_live(ap, &state.path.clone(), state.version, b);
+            let base = state.version.clone();
+            return self.keep_dir(ap, &state, base, b);
         }
         if let Some(c) = copy {
             self.make_copy(ap, c, b)?;
@@ -156,8 +158,22 @@ impl SyncState {
         self.record_local(&ap.core.keys, c, b)
     }
 
-    /// A directory tombstone met live children: the directory stays, as a new local version
-    /// over `base`.
+    /// `r` would delete or replace a directory that has live children: the directory stays,
+    /// as a new local version over `base`; a file or symlink `r` becomes a conflict copy.
+    fn keep_dir(
+        &mut self,
+        ap: &mut Applier,
+        r: &Entry,
+        base: Version,
+        b: &mut Batch,
+    ) -> Result<(), FsError> {
+        if !r.deleted {
+            self.make_copy(ap, conflict_copy(r), b)?;
+        }
+        self.keep_live(ap, &r.path, base, b)
+    }
+
+    /// The live directory at `path` stays, as a new local version over `base`.
     fn keep_live(
         &mut self,
         ap: &mut Applier,
@@ -182,6 +198,12 @@ impl SyncState {
 
     /// Index entries for directories created as missing parents.
     fn record_created(&mut self, ap: &mut Applier, b: &mut Batch) -> Result<(), FsError> {
+        for path in std::mem::take(&mut ap.displaced) {
+            let held = self.entries.get(&path).map(|x| x.entry.clone());
+            if let Some(l) = held.filter(|l| !l.deleted) {
+                self.make_copy(ap, conflict_copy(&l), b)?;
+            }
+        }
         for path in std::mem::take(&mut ap.created_dirs) {
             let state = Entry {
                 path: path.clone(),

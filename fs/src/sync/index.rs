@@ -30,10 +30,9 @@ pub(crate) struct SyncState {
     pub(crate) entries: BTreeMap<Vec<u8>, Rec>,
     by_seq: BTreeMap<u64, Vec<u8>>,
     peers: HashMap<[u8; 32], (u64, u64)>,
-    /// Files whose blocks may not all be local.
+    /// Files whose blocks may not all be local (every file when sync is enabled, then the
+    /// files that merges set).
     pub(crate) incomplete: BTreeSet<Ino>,
-    /// True until the first scan (which marks every file possibly incomplete).
-    pub(crate) fresh: bool,
 }
 
 impl SyncState {
@@ -63,7 +62,6 @@ impl SyncState {
             by_seq: BTreeMap::new(),
             peers: HashMap::new(),
             incomplete: BTreeSet::new(),
-            fresh: true,
         };
         for p in db.load_sync_index()? {
             let (seq, blob) = fmt::decode_index_rec(&p)?;

@@ -20,7 +20,7 @@ const IMPLIED_DIR_PERM: u16 = 0o755;
 pub(crate) enum Outcome {
     /// The tree now matches the entry.
     Done,
-    /// A directory tombstone found live children: the directory stays.
+    /// A directory with live children was to be deleted or replaced: it stays.
     Kept,
 }
 
@@ -33,6 +33,8 @@ pub(crate) struct Applier<'a> {
     pub(crate) created_dirs: Vec<Vec<u8>>,
     /// Files whose content was set (their blocks may not be local).
     pub(crate) files: Vec<Ino>,
+    /// Paths of non-directories removed because a directory had to take their place.
+    pub(crate) displaced: Vec<Vec<u8>>,
 }
 
 fn file_kind(k: EntryKind) -> FileKind {
@@ -60,8 +62,14 @@ impl Applier<'_> {
             at = join(&at, c);
             dir = match self.core.entry(self.st, dir, c)?.1 {
                 Some(d) if d.kind == FileKind::Dir => d.ino,
-                Some(_) => return Err(FsError::NotDir),
-                None if !create => return Ok(None),
+                None | Some(_) if !create => return Ok(None),
+                Some(d) => {
+                    // A directory beats a file: the file moves to its conflict copy.
+                    self.displaced.push(at.clone());
+                    self.remove(dir, c, &d)?;
+                    self.created_dirs.push(at.clone());
+                    self.create(dir, c, &implied_dir(&at))?
+                }
                 None => {
                     let e = implied_dir(&at);
                     self.created_dirs.push(at.clone());
@@ -81,6 +89,9 @@ impl Applier<'_> {
         let dir = self.dir_at(parent, true)?.ok_or(FsError::NotFound)?;
         match self.core.entry(self.st, dir, name)?.1 {
             Some(d) if self.fits(&d, e)? => self.update(d.ino, e)?,
+            Some(d) if d.kind == FileKind::Dir && !self.st.dir(d.ino)?.is_empty() => {
+                return Ok(Outcome::Kept);
+            }
             Some(d) => {
                 self.remove(dir, name, &d)?;
                 self.create(dir, name, e)?;

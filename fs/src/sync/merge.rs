@@ -85,7 +85,7 @@ fn r_wins(l: &Entry, r: &Entry) -> bool {
 }
 
 /// The loser `e` as a new entry at its conflict copy path (version left empty).
-fn conflict_copy(e: &Entry) -> Entry {
+pub(crate) fn conflict_copy(e: &Entry) -> Entry {
     Entry {
         path: conflict_path(e),
         version: Vec::new(),

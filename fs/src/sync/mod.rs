@@ -146,7 +146,7 @@ impl Core {
             self.st.lock().sync_hook = Some(cfg.on_change);
             return Ok(());
         }
-        let (s, new_super) = SyncState::load(&self.db, &self.keys, cfg.clone())?;
+        let (mut s, new_super) = SyncState::load(&self.db, &self.keys, cfg.clone())?;
         if let Some(sup) = new_super {
             let b = Batch {
                 sync_super: Some(sup),
@@ -155,6 +155,9 @@ impl Core {
             self.db.commit(&b, true)?;
         }
         let mut st = self.st.lock();
+        let files = scan::walk(&mut st)?.into_values();
+        let files = files.filter(|l| l.state.kind == EntryKind::File);
+        s.incomplete = files.map(|l| l.ino).collect();
         st.sync_hook = Some(cfg.on_change);
         st.sync_dirty = true;
         *g = Some(s);

@@ -139,10 +139,6 @@ impl SyncState {
             return Ok(());
         }
         let live = walk(st)?;
-        if std::mem::take(&mut self.fresh) {
-            let files = live.values().filter(|l| l.state.kind == EntryKind::File);
-            self.incomplete.extend(files.map(|l| l.ino));
-        }
         let now = SystemTime::now();
         let gone: Vec<Entry> = (self.entries.iter().rev())
             .filter(|(p, r)| !r.entry.deleted && !live.contains_key(*p))
