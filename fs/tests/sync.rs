@@ -386,19 +386,25 @@ fn remove_all(fs: &fossa_fs::Fs, path: &str) {
     }
 }
 
-fn mkdirs(fs: &fossa_fs::Fs, dir: &str) {
+/// Creates the directories of `dir`; false if a file is in the way.
+fn mkdirs(fs: &fossa_fs::Fs, dir: &str) -> bool {
     let mut at = String::new();
     for c in dir.split('/').filter(|c| !c.is_empty()) {
-        let p = resolve(fs, &at).unwrap().ino;
-        let _ = fs.mkdir(WHO, p, c.as_bytes(), 0o755);
+        let Ok(p) = resolve(fs, &at) else {
+            return false;
+        };
+        let _ = fs.mkdir(WHO, p.ino, c.as_bytes(), 0o755);
         at = format!("{at}{c}/");
     }
+    resolve(fs, dir).is_ok_and(|a| a.kind == fossa_fs::FileKind::Dir)
 }
 
 /// One random local operation on `fs`; failures of the operation itself (ENOENT…) are fine.
 fn random_op(fs: &fossa_fs::Fs, r: &mut Rng, seed: u64) {
     let dir = rand_dir(r);
-    mkdirs(fs, &dir);
+    if !mkdirs(fs, &dir) {
+        return;
+    }
     let f = format!("{dir}{}", r.pick(&["f0", "f1", "f2.txt"]));
     let exists = |p: &str| resolve(fs, p).is_ok();
     match r.below(10) {
@@ -409,10 +415,10 @@ fn random_op(fs: &fossa_fs::Fs, r: &mut Rng, seed: u64) {
         4 if exists(&f) => remove_all(fs, &f),
         5 if exists(&f) => {
             let to = format!("{}{}", rand_dir(r), r.pick(&["f0", "f1", "f2.txt"]));
-            let (ta, tb) = (parent_of(fs, &f), {
-                mkdirs(fs, to.rsplit_once('/').map_or("", |x| x.0));
-                parent_of(fs, &to)
-            });
+            if !mkdirs(fs, to.rsplit_once('/').map_or("", |x| x.0)) {
+                return;
+            }
+            let (ta, tb) = (parent_of(fs, &f), parent_of(fs, &to));
             let _ = fs.rename(
                 ta.0,
                 ta.1.as_bytes(),
@@ -442,6 +448,10 @@ fn random_op(fs: &fossa_fs::Fs, r: &mut Rng, seed: u64) {
                 fs.symlink(WHO, p.0, p.1.as_bytes(), format!("t{seed}").as_bytes())
                     .unwrap();
             }
+        }
+        9 if !exists("d1") && r.below(3) == 0 => {
+            // A file where other devices may have a directory (kind conflicts).
+            put(fs, "d1", b"a file named like a directory");
         }
         _ => {}
     }
