@@ -269,3 +269,50 @@ pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+pub fn converged(devs: &[&Dev]) {
+    let first = summary(devs[0].fs());
+    for d in &devs[1..] {
+        let other = summary(d.fs());
+        let diff: Vec<_> = first
+            .iter()
+            .filter(|(k, v)| other.get(*k) != Some(v))
+            .chain(other.iter().filter(|(k, v)| first.get(*k) != Some(v)))
+            .collect();
+        if !diff.is_empty() {
+            for (k, _) in &diff {
+                for x in devs {
+                    let st = x.fs().sync_status(k.as_bytes());
+                    eprintln!(
+                        "{k}: live {:?} status {st:?}",
+                        crate::common::resolve(x.fs(), k).map(|a| a.ino)
+                    );
+                }
+            }
+        }
+        assert!(diff.is_empty(), "differences: {diff:?}");
+    }
+}
+
+/// The listing with file bytes replaced by (length, hash prefix).
+pub fn summary(fs: &Fs) -> BTreeMap<String, String> {
+    let short = |b: &[u8]| format!("{}:{}", b.len(), &blake3::hash(b).to_hex()[..8]);
+    listing(fs)
+        .into_iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Node::Dir(p) => format!("dir {p:o}"),
+                Node::File(p, b) => format!("file {p:o} {}", short(&b)),
+                Node::Link(t) => format!("link {}", String::from_utf8_lossy(&t)),
+            };
+            (k, s)
+        })
+        .collect()
+}
+
+pub fn conflict_copies(d: &Dev) -> Vec<String> {
+    listing(d.fs())
+        .into_keys()
+        .filter(|p| p.contains(".sync-conflict-"))
+        .collect()
+}
