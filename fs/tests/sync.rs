@@ -35,8 +35,17 @@ fn creates_edits_and_deletes_propagate() {
     let p = pump(a, b);
     assert_eq!(p.report.rejected, 0);
     assert!(p.blocks > 0);
+    assert!(
+        p.report
+            .changed_entries
+            .contains(&(ROOT_INO, b"big".to_vec()))
+    );
     converged(&[a, b]);
     let fb = b.fs();
+    // What was applied is not a local change.
+    let seq = fb.sync_seq();
+    assert_eq!(fb.sync_scan().unwrap(), seq);
+    assert!(!fb.sync_status(b"d/inner").unwrap().pending);
     assert_eq!(get(fb, "big"), big);
     let s = fb.getattr(resolve(fb, "small").unwrap().ino).unwrap();
     assert_eq!((s.perm, s.mtime), (0o600, t));

@@ -87,7 +87,11 @@ impl SyncState {
                 tracing::warn!(error = %e, "sync update does not fit the local tree");
             }
         }
-        self.record_created(ap, b)
+        // Directories made on the way exist in the tree whatever happened to the update.
+        if let Err(e) = self.record_created(ap, b) {
+            tracing::warn!(error = %e, "sync: recording created directories failed");
+        }
+        Ok(())
     }
 
     fn adopt(
