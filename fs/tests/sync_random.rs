@@ -4,7 +4,7 @@ mod common;
 mod sync_support;
 
 use common::{WHO, resolve};
-use fossa_fs::{RenameMode, SetAttr};
+use fossa_fs::{ROOT_INO, RenameMode, SetAttr};
 use sync_support::*;
 
 /// A small deterministic generator (xorshift64*).
@@ -112,6 +112,25 @@ fn random_op(fs: &fossa_fs::Fs, r: &mut Rng, seed: u64) {
                 let p = parent_of(fs, &l);
                 fs.symlink(WHO, p.0, p.1.as_bytes(), format!("t{seed}").as_bytes())
                     .unwrap();
+            }
+        }
+        9 if r.below(2) == 0 => {
+            // Directory renames (moving whole subtrees), and hard links.
+            let (from, to) =
+                [("d0/d2", "d1/d3"), ("d1", "d0/d2"), ("d0", "d1")][r.below(3) as usize];
+            if exists(from) && mkdirs(fs, to.rsplit_once('/').map_or("", |x| x.0)) {
+                let (a, b) = (parent_of(fs, from), parent_of(fs, to));
+                let _ = fs.rename(
+                    a.0,
+                    a.1.as_bytes(),
+                    b.0,
+                    b.1.as_bytes(),
+                    RenameMode::Replace,
+                );
+            } else if exists(&f) {
+                let l = parent_of(fs, &f);
+                let ino = fs.lookup(l.0, l.1.as_bytes()).unwrap().ino;
+                let _ = fs.link(ino, ROOT_INO, b"f1");
             }
         }
         9 if !exists("d1") && r.below(3) == 0 => {

@@ -53,13 +53,20 @@ impl SyncState {
             created_dirs: Vec::new(),
             files: Vec::new(),
             displaced: Vec::new(),
+            moved: Vec::new(),
         };
         let r = updates
             .into_iter()
             .try_for_each(|u| self.apply_one(&mut ap, u, b));
         self.incomplete.extend(ap.files.drain(..));
+        for (p, ino) in ap.moved.drain(..) {
+            self.paths.set(p, ino);
+        }
+        // The tree now matches the index: what the merge changed is not a local change.
         ap.st.sync_quiet = false;
         ap.st.sync_dirty = false;
+        ap.st.sync_dirs.clear();
+        ap.st.sync_inos.clear();
         ap.report.changed_inodes.sort_unstable();
         ap.report.changed_inodes.dedup();
         r

@@ -1,6 +1,7 @@
 //! The in-memory path index, its persistence in meta.redb and peer progress.
 use super::SyncConfig;
 use super::entry::{self, Entry};
+use super::paths::PathMap;
 use super::version::short_id;
 use crate::FsError;
 use crate::attr::Ino;
@@ -30,6 +31,10 @@ pub(crate) struct SyncState {
     pub(crate) entries: BTreeMap<Vec<u8>, Rec>,
     by_seq: BTreeMap<u64, Vec<u8>>,
     peers: HashMap<[u8; 32], (u64, u64)>,
+    /// Where synced inodes are (kept by scans and merges).
+    pub(crate) paths: PathMap,
+    /// The next scan walks the whole tree (after enabling, or a failed commit).
+    pub(crate) full: bool,
     /// Files whose blocks may not all be local (every file when sync is enabled, then the
     /// files that merges set).
     pub(crate) incomplete: BTreeSet<Ino>,
@@ -62,6 +67,8 @@ impl SyncState {
             by_seq: BTreeMap::new(),
             peers: HashMap::new(),
             incomplete: BTreeSet::new(),
+            paths: PathMap::default(),
+            full: true,
         };
         for p in db.load_sync_index()? {
             let (seq, blob) = fmt::decode_index_rec(&p)?;

@@ -35,6 +35,8 @@ pub(crate) struct Applier<'a> {
     pub(crate) files: Vec<Ino>,
     /// Paths of non-directories removed because a directory had to take their place.
     pub(crate) displaced: Vec<Vec<u8>>,
+    /// Paths whose node was removed (`None`) or created, in order (for the path map).
+    pub(crate) moved: Vec<(Vec<u8>, Option<Ino>)>,
 }
 
 fn file_kind(k: EntryKind) -> FileKind {
@@ -66,7 +68,7 @@ impl Applier<'_> {
                 Some(d) => {
                     // A directory beats a file: the file moves to its conflict copy.
                     self.displaced.push(at.clone());
-                    self.remove(dir, c, &d)?;
+                    self.remove((dir, c), &at, &d)?;
                     self.created_dirs.push(at.clone());
                     self.create(dir, c, &implied_dir(&at))?
                 }
@@ -93,7 +95,7 @@ impl Applier<'_> {
                 return Ok(Outcome::Kept);
             }
             Some(d) => {
-                self.remove(dir, name, &d)?;
+                self.remove((dir, name), &e.path, &d)?;
                 self.create(dir, name, e)?;
             }
             None => {
@@ -113,7 +115,7 @@ impl Applier<'_> {
         if d.kind == FileKind::Dir && !self.st.dir(d.ino)?.is_empty() {
             return Ok(Outcome::Kept);
         }
-        self.remove(dir, name, &d)?;
+        self.remove((dir, name), &join(parent, name), &d)?;
         Ok(Outcome::Done)
     }
 
@@ -155,6 +157,7 @@ impl Applier<'_> {
         };
         let now = SystemTime::now();
         let ino = self.st.alloc_ino();
+        self.moved.push((e.path.clone(), Some(ino)));
         let kind = file_kind(e.kind);
         let mut i = Inode::new(ino, kind, who, e.perm, now);
         if kind == FileKind::Dir {
@@ -180,7 +183,13 @@ impl Applier<'_> {
         Ok(ino)
     }
 
-    fn remove(&mut self, dir: Ino, name: &[u8], d: &Dirent) -> Result<(), FsError> {
+    fn remove(
+        &mut self,
+        (dir, name): (Ino, &[u8]),
+        path: &[u8],
+        d: &Dirent,
+    ) -> Result<(), FsError> {
+        self.moved.push((path.to_vec(), None));
         if d.kind == FileKind::Dir && !self.st.dir(d.ino)?.is_empty() {
             return Err(FsError::NotEmpty);
         }

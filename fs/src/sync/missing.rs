@@ -1,7 +1,7 @@
 //! Blocks that live files need and the local store lacks; per-path status.
 use super::PathStatus;
 use super::live::split;
-use super::scan::{live_state, matches};
+use super::scan::{live_state, matches, walk};
 use crate::FsError;
 use crate::attr::{FileKind, Ino};
 use crate::core::Core;
@@ -80,6 +80,28 @@ impl Core {
             version: rec.map(|r| r.entry.version.clone()).unwrap_or_default(),
             author: rec.map_or([0; 32], |r| r.entry.author),
         })
+    }
+
+    /// Paths where the live tree and the index differ (a full walk; for tests and fsck-like
+    /// checks). Empty right after a scan.
+    pub(crate) fn sync_check(&self) -> Result<Vec<Vec<u8>>, FsError> {
+        let g = self.sync.lock();
+        let ss = g.as_ref().ok_or(FsError::NotSupported)?;
+        let live = walk(&mut self.st.lock())?;
+        let mut out: Vec<Vec<u8>> = (live.iter())
+            .filter(|(p, l)| {
+                !ss.entries
+                    .get(*p)
+                    .is_some_and(|r| matches(&r.entry, &l.state))
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        let gone = ss
+            .entries
+            .iter()
+            .filter(|(p, r)| !r.entry.deleted && !live.contains_key(*p));
+        out.extend(gone.map(|(p, _)| p.clone()));
+        Ok(out)
     }
 
     /// The inode at `path` in the live tree.

@@ -5,11 +5,13 @@
 //! The network never sees plaintext: updates leave this module sealed (crypto.md, "Index
 //! updates") and signed through [`UpdateSigner`]; `fossa_net` moves them as opaque bytes.
 mod apply;
+mod delta;
 mod entry;
 mod index;
 mod live;
 mod merge;
 mod missing;
+mod paths;
 mod scan;
 mod version;
 
@@ -136,6 +138,12 @@ impl Fs {
     pub fn sync_status(&self, path: &[u8]) -> Result<PathStatus, FsError> {
         self.core().sync_status(path)
     }
+    /// Paths where the live tree differs from the index, by a full walk (a consistency check
+    /// for tests: empty right after [`Fs::sync_scan`] when nothing changed since).
+    #[doc(hidden)]
+    pub fn sync_check(&self) -> Result<Vec<Vec<u8>>, FsError> {
+        self.core().sync_check()
+    }
 }
 
 impl Core {
@@ -167,7 +175,7 @@ impl Core {
     fn sync_scan(&self) -> Result<u64, FsError> {
         let mut g = self.sync.lock();
         let ss = g.as_mut().ok_or(FsError::NotSupported)?;
-        let r = self.flush_with(true, |st, b| ss.scan(st, &self.keys, b));
+        let r = self.flush_with(true, |st, b| ss.scan(self, st, b));
         self.settle(ss, r)?;
         Ok(ss.seq)
     }
@@ -183,7 +191,7 @@ impl Core {
         let mut report = ApplyReport::default();
         let updates = apply::open_all(self, ss, blobs, &mut report);
         let r = self.flush_with(true, |st, b| {
-            ss.scan(st, &self.keys, b)?;
+            ss.scan(self, st, b)?;
             ss.apply(self, st, updates, (&mut report, b))?;
             ss.set_progress(peer, at, b);
             Ok(())

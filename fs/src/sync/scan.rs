@@ -6,11 +6,19 @@ use super::version::bump;
 use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO};
 use crate::cache::State;
+use crate::core::Core;
 use crate::crypto::VolumeKeys;
 use crate::file::FileContent;
 use crate::meta::Batch;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
+
+/// Paths a scan found vanished (`gone`) or possibly changed (`changed`, with live state).
+#[derive(Default)]
+pub(crate) struct Diff {
+    pub(crate) gone: BTreeSet<Vec<u8>>,
+    pub(crate) changed: BTreeMap<Vec<u8>, Entry>,
+}
 
 /// A path of the live tree: its state (as an unversioned entry) and inode.
 pub(crate) struct Live {
@@ -68,8 +76,17 @@ pub(crate) fn live_state(st: &mut State, ino: Ino, path: Vec<u8>) -> Result<Opti
 
 /// Every synced path of the live tree.
 pub(crate) fn walk(st: &mut State) -> Result<BTreeMap<Vec<u8>, Live>, FsError> {
+    walk_from(st, ROOT_INO, Vec::new())
+}
+
+/// Every synced path below directory `top` (at path `prefix`).
+pub(crate) fn walk_from(
+    st: &mut State,
+    top: Ino,
+    prefix: Vec<u8>,
+) -> Result<BTreeMap<Vec<u8>, Live>, FsError> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![(ROOT_INO, Vec::new())];
+    let mut stack = vec![(top, prefix)];
     while let Some((dir, prefix)) = stack.pop() {
         let ents: Vec<_> = st.dir(dir)?.values().cloned().collect();
         for d in ents {
@@ -127,34 +144,64 @@ impl SyncState {
     }
 
     /// Records every difference between the live tree and the index (if the tree changed
-    /// since the last scan). Tombstones come first, deepest paths first; then new or changed
-    /// paths, parents before children.
+    /// since the last scan): the whole tree after enabling (or a failed commit), otherwise
+    /// only the directories and inodes marked changed. Tombstones come first, deepest paths
+    /// first; then new or changed paths, parents before children.
     pub(crate) fn scan(
         &mut self,
+        core: &Core,
         st: &mut State,
-        keys: &VolumeKeys,
         b: &mut Batch,
     ) -> Result<(), FsError> {
         if !std::mem::take(&mut st.sync_dirty) {
             return Ok(());
         }
+        let dirs = std::mem::take(&mut st.sync_dirs);
+        let inos = std::mem::take(&mut st.sync_inos);
+        let mut d = Diff::default();
+        if std::mem::take(&mut self.full) {
+            self.full_diff(st, &mut d)?;
+        } else {
+            self.delta(core, st, (dirs, inos), &mut d)?;
+        }
+        self.record_diff(&core.keys, d, b)
+    }
+
+    fn full_diff(&mut self, st: &mut State, d: &mut Diff) -> Result<(), FsError> {
         let live = walk(st)?;
+        self.paths.clear();
+        for (p, l) in &live {
+            self.paths.set(p.clone(), Some(l.ino));
+        }
+        let gone = self
+            .entries
+            .iter()
+            .filter(|(p, r)| !r.entry.deleted && !live.contains_key(*p));
+        d.gone.extend(gone.map(|(p, _)| p.clone()));
+        d.changed
+            .extend(live.into_iter().map(|(p, l)| (p, l.state)));
+        Ok(())
+    }
+
+    /// Tombstones for `d.gone`, then new versions for what in `d.changed` differs.
+    fn record_diff(&mut self, keys: &VolumeKeys, d: Diff, b: &mut Batch) -> Result<(), FsError> {
         let now = SystemTime::now();
-        let gone: Vec<Entry> = (self.entries.iter().rev())
-            .filter(|(p, r)| !r.entry.deleted && !live.contains_key(*p))
-            .map(|(_, r)| tombstone(&r.entry, now))
-            .collect();
-        let changed: Vec<Entry> = (live.into_values())
-            .filter(|l| {
-                !self
-                    .entries
-                    .get(&l.state.path)
-                    .is_some_and(|r| matches(&r.entry, &l.state))
-            })
-            .map(|l| l.state)
-            .collect();
-        for e in gone.into_iter().chain(changed) {
-            self.record_local(keys, e, b)?;
+        for p in d.gone.iter().rev() {
+            self.paths.set(p.clone(), None);
+            let Some(r) = self.entries.get(p).filter(|r| !r.entry.deleted) else {
+                continue;
+            };
+            let t = tombstone(&r.entry, now);
+            self.record_local(keys, t, b)?;
+        }
+        for (p, state) in d.changed {
+            let same = self
+                .entries
+                .get(&p)
+                .is_some_and(|r| matches(&r.entry, &state));
+            if !same {
+                self.record_local(keys, state, b)?;
+            }
         }
         Ok(())
     }

@@ -133,6 +133,10 @@ pub fn pump(a: &Dev, b: &Dev) -> Pumped {
 pub fn pump_updates(a: &Dev, b: &Dev) -> Pumped {
     let (fa, fb) = (a.fs(), b.fs());
     fa.sync_scan().unwrap();
+    // The incremental scan saw every change, and merges left tree and index in step.
+    assert_eq!(fa.sync_check().unwrap(), Vec::<Vec<u8>>::new());
+    fb.sync_scan().unwrap();
+    assert_eq!(fb.sync_check().unwrap(), Vec::<Vec<u8>>::new());
     let (iid, mut after) = fb.sync_progress(&a.id);
     if iid != fa.sync_index_id() {
         after = 0;
@@ -146,6 +150,7 @@ pub fn pump_updates(a: &Dev, b: &Dev) -> Pumped {
         let r = fb
             .sync_apply(&a.id, fa.sync_index_id(), upto, &blobs)
             .unwrap();
+        assert_eq!(fb.sync_check().unwrap(), Vec::<Vec<u8>>::new());
         add(&mut p.report, r);
         if blobs.is_empty() || upto >= fa.sync_seq() {
             break;
