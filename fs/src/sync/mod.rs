@@ -4,6 +4,17 @@
 //!
 //! The network never sees plaintext: updates leave this module sealed (crypto.md, "Index
 //! updates") and signed through [`UpdateSigner`]; `fossa_net` moves them as opaque bytes.
+//!
+//! Threading (for the daemon): every `sync_*` method takes the sync lock, so they run one at
+//! a time. [`Fs::sync_scan`] and [`Fs::sync_apply`] flush buffered data and commit durably
+//! (they block on disk I/O) and hold the state lock while they compare and merge, so FUSE
+//! operations wait for them; keep apply batches bounded (≤ 1,000 updates). The first scan
+//! after [`Fs::enable_sync`] walks the whole tree; later scans look only at directories and
+//! inodes changed since. [`Fs::sync_updates`], [`Fs::sync_progress`], [`Fs::sync_seq`] and
+//! [`Fs::sync_index_id`] only read memory; [`Fs::sync_missing`] and [`Fs::sync_status`]
+//! check the block store and read local pointer blocks. The change hook is called under the
+//! state lock on every change of the tree (each write included): it must only set a flag
+//! or send on a channel, never call back into [`Fs`]. Merges do not call it.
 mod apply;
 mod delta;
 mod entry;
