@@ -16,6 +16,7 @@ mod discovery;
 mod error;
 mod identity;
 mod invite;
+mod limit;
 mod members;
 mod node;
 mod proto;

@@ -4,6 +4,7 @@
 //! addresses with a bounded backoff), and per connection a control session
 //! (`session.rs`) plus a block-serving loop (`transfer.rs`). Replica calls run on
 //! `spawn_blocking`; no lock is held across an `.await`.
+use crate::limit::Limiter;
 use crate::proto::code;
 use crate::session::{self, Negotiated};
 use crate::tls;
@@ -96,6 +97,10 @@ pub struct Node {
     closed_tx: AtomicU64,
     closed_rx: AtomicU64,
     pub(crate) rr: AtomicUsize,
+    /// `--max-send`: block data served to peers.
+    pub(crate) send_limit: Arc<Limiter>,
+    /// `--max-recv`: block data fetched from peers.
+    pub(crate) recv_limit: Arc<Limiter>,
 }
 
 /// Removes a connection from the live set and adds its bytes to the totals when dropped.
@@ -153,6 +158,8 @@ impl Node {
             closed_tx: AtomicU64::new(0),
             closed_rx: AtomicU64::new(0),
             rr: AtomicUsize::new(0),
+            send_limit: Arc::new(Limiter::new()),
+            recv_limit: Arc::new(Limiter::new()),
         });
         info!(device = %node.key.id(), addr = %node.local_addr(), "node listening");
         tokio::spawn(accept_loop(node.endpoint.clone(), Arc::downgrade(&node)));
@@ -203,6 +210,12 @@ impl Node {
         let mut invites = self.invites.lock();
         invites.retain(|i| i.expiry > now);
         invites.push(inv);
+    }
+    /// Limits block data sent to and received from all peers together, in bytes per second
+    /// (0: unlimited). Index updates are not limited.
+    pub fn set_rate_limits(&self, max_send: u64, max_recv: u64) {
+        self.send_limit.set_rate(max_send);
+        self.recv_limit.set_rate(max_recv);
     }
     /// Total bytes on the wire since start.
     pub fn stats(&self) -> NetStats {

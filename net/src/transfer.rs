@@ -1,5 +1,6 @@
 //! Block streams (docs/protocol.md, "Block streams"): serving `GetBlocks` from the replica and
 //! fetching blocks from peers, every received block checked against its id.
+use crate::limit::Limiter;
 use crate::node::{Node, protocol_violation};
 use crate::proto::{
     Block, FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_msg, write_msg,
@@ -48,6 +49,9 @@ async fn serve_stream(
                 }
                 Err(_) => None,
             };
+            node.send_limit
+                .take(data.as_ref().map_or(0, Vec::len))
+                .await;
             write_msg(&mut send, &Message::Block(Block { id, data })).await?;
         }
         send.finish().map_err(|e| FrameError::Stream(e.into()))?;
@@ -63,6 +67,7 @@ async fn serve_stream(
 
 /// Asks `peer` for `ids` on a new stream; the answers, in order.
 async fn request(
+    limit: Arc<Limiter>,
     conn: quinn::Connection,
     peer: DeviceId,
     ids: Vec<BlockId>,
@@ -77,7 +82,10 @@ async fn request(
         let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
             match read_msg(&mut recv).await? {
-                Message::Block(b) if b.id == id.0 => out.push((*id, b.data)),
+                Message::Block(b) if b.id == id.0 => {
+                    limit.take(b.data.as_ref().map_or(0, Vec::len)).await;
+                    out.push((*id, b.data));
+                }
                 _ => return Err(FrameError::Malformed),
             }
         }
@@ -125,7 +133,10 @@ pub(crate) async fn fetch(
         }
         let mut set = JoinSet::new();
         for (peer, conn, chunk) in plan {
-            set.spawn(async move { (peer, chunk.clone(), request(conn, peer, chunk).await) });
+            let limit = node.recv_limit.clone();
+            set.spawn(
+                async move { (peer, chunk.clone(), request(limit, conn, peer, chunk).await) },
+            );
         }
         let round = tokio::time::timeout_at(end, async {
             while let Some(joined) = set.join_next().await {

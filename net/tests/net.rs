@@ -513,3 +513,38 @@ async fn members_propagate_and_revocation_closes_the_session() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// `--max-recv` on the fetching side and `--max-send` on the serving side both hold the
+/// block data rate down (2 MiB at 1 MiB/s cannot arrive in much under 2 s; unlimited it takes
+/// milliseconds on loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bandwidth_limits_hold_the_rate() {
+    init_tracing();
+    let (ka, kb) = (key(), key());
+    let base = members_of(&[&ka, &kb]);
+    let (fa, fb) = (FakeReplica::new(1), FakeReplica::new(2));
+    let ids: Vec<BlockId> = (0..16u8)
+        .map(|i| fb.add_block(&vec![i; 128 << 10]))
+        .collect();
+    let b = start("b", &kb, copy_of(&base), fb.clone(), vec![]).await;
+    let a = start("a", &ka, copy_of(&base), fa, vec![b.local_addr()]).await;
+    wait_until("a connected to b", LIMIT, || a.connected().len() == 1).await;
+    let fetch_all = |a: Arc<Node>, ids: Vec<BlockId>| async move {
+        let t = Instant::now();
+        let got = a.fetch_blocks(&ids, Duration::from_secs(20)).await;
+        assert!(got.iter().all(|(_, r)| r.is_ok()));
+        t.elapsed()
+    };
+    for (recv_side, send_side) in [(1u64 << 20, 0u64), (0, 1 << 20)] {
+        a.set_rate_limits(0, recv_side);
+        b.set_rate_limits(send_side, 0);
+        let took = bounded(LIMIT, fetch_all(a.clone(), ids.clone())).await;
+        assert!(
+            took >= Duration::from_millis(1500),
+            "2 MiB at 1 MiB/s (recv {recv_side}, send {send_side}) took only {took:?}"
+        );
+    }
+    for n in [a, b] {
+        n.shutdown().await;
+    }
+}
