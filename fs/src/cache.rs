@@ -27,6 +27,16 @@ pub(crate) struct State {
     sup_dirty: bool,
     /// Open files and handles.
     pub(crate) files: Files,
+    /// Sync bookkeeping (see `sync`): whether the tree changed since the last scan.
+    pub(crate) sync_dirty: bool,
+    /// Directories whose entries changed since the last scan (tracked while sync is on).
+    pub(crate) sync_dirs: HashSet<Ino>,
+    /// Inodes whose attributes, content or target changed since the last scan.
+    pub(crate) sync_inos: HashSet<Ino>,
+    /// Suppresses the change hook while sync applies peers' updates.
+    pub(crate) sync_quiet: bool,
+    /// Told about local changes (set by `Fs::enable_sync`).
+    pub(crate) sync_hook: Option<crate::sync::ChangeHook>,
 }
 
 impl State {
@@ -44,7 +54,23 @@ impl State {
             sup,
             sup_dirty: false,
             files: Files::default(),
+            sync_dirty: false,
+            sync_dirs: HashSet::new(),
+            sync_inos: HashSet::new(),
+            sync_quiet: false,
+            sync_hook: None,
         }
+    }
+
+    /// Notes a change of the tree for the next sync scan and tells the hook.
+    fn changed(&mut self, dir: Option<Ino>, ino: Option<Ino>) {
+        self.sync_dirty = true;
+        let Some(h) = &self.sync_hook else { return };
+        if !self.sync_quiet {
+            h();
+        }
+        self.sync_dirs.extend(dir);
+        self.sync_inos.extend(ino);
     }
 
     /// The inode, loading it on a cache miss.
@@ -62,12 +88,14 @@ impl State {
     /// The inode, marked dirty (to be written at the next flush).
     pub(crate) fn inode_mut(&mut self, ino: Ino) -> Result<&mut Inode, FsError> {
         self.inode(ino)?;
+        self.changed(None, Some(ino));
         self.dirty_inodes.insert(ino);
         self.inodes.get_mut(&ino).ok_or(FsError::NotFound)
     }
 
     /// Adds a new inode.
     pub(crate) fn insert_inode(&mut self, i: Inode) {
+        self.changed(None, Some(i.ino));
         self.dirty_inodes.insert(i.ino);
         self.inodes.insert(i.ino, i);
     }
@@ -114,6 +142,7 @@ impl State {
             None => m.remove(&tag),
         };
         self.dirty_dents.insert((dir, tag));
+        self.changed(Some(dir), None);
     }
 
     /// The xattrs of `ino`, loaded on first access.
@@ -133,6 +162,7 @@ impl State {
             None => m.remove(&tag),
         };
         self.dirty_xattrs.insert((ino, tag));
+        self.changed(None, None);
     }
 
     /// Inodes currently in memory (including open unlinked ones).

@@ -30,6 +30,8 @@ pub(crate) struct Core {
     flush_lock: Mutex<()>,
     pub(crate) opts: FsOptions,
     pub(crate) snaps: Mutex<SnapView>,
+    /// Sync index and bookkeeping, `None` until `Fs::enable_sync` (lock before `flush_lock`).
+    pub(crate) sync: Mutex<Option<crate::sync::SyncState>>,
 }
 
 impl Core {
@@ -70,6 +72,7 @@ impl Core {
             flush_lock: Mutex::new(()),
             opts,
             snaps: Mutex::new(SnapView::default()),
+            sync: Mutex::new(None),
         })
     }
 
@@ -90,13 +93,30 @@ impl Core {
     /// metadata in one redb transaction (durable if asked). The store commit always comes
     /// first: the database must never reference a block the store has not made durable.
     pub(crate) fn flush_all(&self, durable: bool) -> Result<(), FsError> {
+        self.flush_with(durable, |_, _| Ok(()))
+    }
+
+    /// [`Core::flush_all`] that also runs `extra` under the state lock after the data flush
+    /// and before the batch is taken; what `extra` adds to the batch commits with it. If
+    /// `extra` fails, nothing is committed beyond what it had already done in memory.
+    pub(crate) fn flush_with(
+        &self,
+        durable: bool,
+        extra: impl FnOnce(&mut State, &mut Batch) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
         let _order = self.flush_lock.lock();
         let batch = {
             let mut st = self.st.lock();
             for ino in st.files.dirty() {
                 writeback::flush_data(&self.engine, &mut st, ino, None)?;
             }
-            st.take_batch()
+            let mut extra_batch = Batch::default();
+            extra(&mut st, &mut extra_batch)?;
+            let mut b = st.take_batch();
+            b.sync_index = extra_batch.sync_index;
+            b.sync_peers = extra_batch.sync_peers;
+            b.sync_super = extra_batch.sync_super;
+            b
         };
         let r = self
             .store

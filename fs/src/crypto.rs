@@ -8,6 +8,9 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 const CTX_CONV: &str = "fossa 2026-11-23 chunk convergence key v1";
 const CTX_META: &str = "fossa 2026-11-23 metadata record key v1";
 const CTX_NAME: &str = "fossa 2026-11-23 name tag key v1";
+const CTX_SYNC: &str = "fossa 2026-11-23 sync update key v1";
+/// AAD of a sealed index update (docs/crypto.md, "Index updates").
+const UPDATE_AAD: &[u8] = b"fossa update v1";
 /// Crypto version byte that starts every sealed block and record.
 pub const CRYPTO_VERSION: u8 = 0x01;
 const ZERO_NONCE: [u8; 12] = [0; 12];
@@ -31,6 +34,7 @@ pub struct VolumeKeys {
     conv: [u8; 32],
     meta: [u8; 32],
     name: [u8; 32],
+    sync: [u8; 32],
 }
 
 /// A reference to an encrypted block: its id in the store and its decryption key.
@@ -76,6 +80,7 @@ impl VolumeKeys {
             conv: blake3::derive_key(CTX_CONV, &vs.0),
             meta: blake3::derive_key(CTX_META, &vs.0),
             name: blake3::derive_key(CTX_NAME, &vs.0),
+            sync: blake3::derive_key(CTX_SYNC, &vs.0),
         }
     }
 
@@ -101,27 +106,30 @@ impl VolumeKeys {
 
     /// Decrypts a block fetched (and id-verified) from the store.
     pub fn open_block(&self, r: &BlockRef, stored: &[u8]) -> Result<Vec<u8>, FsError> {
+        self.open_block_owned(r, stored.to_vec())
+    }
+
+    /// [`Self::open_block`] on a buffer it may reuse: decrypts in place, shifting the
+    /// plaintext over the version byte in the same pass (no second buffer, no copy).
+    pub fn open_block_owned(&self, r: &BlockRef, mut stored: Vec<u8>) -> Result<Vec<u8>, FsError> {
         let bad = || FsError::BadBlock(r.id);
         if stored.len() < 1 + TAG_LEN || stored[0] != CRYPTO_VERSION {
             return Err(bad());
         }
-        // One allocation: ciphertext ‖ tag, decrypted in place, then the tag is cut off.
-        let mut p = stored[1..].to_vec();
+        // No re-derivation of the key from the plaintext: the id (checked by the store) pins
+        // the ciphertext and the GCM tag pins the plaintext to the key (crypto.md).
         let n = aead_key(&r.key)
             .map_err(|_| bad())?
-            .open_in_place(
+            .open_within(
                 Nonce::assume_unique_for_key(ZERO_NONCE),
                 Aad::from(&[CRYPTO_VERSION]),
-                &mut p,
+                &mut stored,
+                1..,
             )
             .map_err(|_| bad())?
             .len();
-        p.truncate(n);
-        let h = blake3::hash(&p);
-        if blake3::keyed_hash(&self.conv, h.as_bytes()).as_bytes() != &r.key {
-            return Err(bad());
-        }
-        Ok(p)
+        stored.truncate(n);
+        Ok(stored)
     }
 
     /// Seals a metadata record bound to its table and database key.
@@ -143,45 +151,23 @@ impl VolumeKeys {
         plaintext: &[u8],
         salt: &[u8; SALT_LEN],
     ) -> Result<Vec<u8>, FsError> {
-        let k = Zeroizing::new(*blake3::keyed_hash(&self.meta, salt).as_bytes());
-        let aad = record_aad(table, db_key);
-        // One allocation: version ‖ salt ‖ plaintext (encrypted in place) ‖ tag.
-        let mut out = Vec::with_capacity(1 + SALT_LEN + plaintext.len() + TAG_LEN);
-        out.push(CRYPTO_VERSION);
-        out.extend_from_slice(salt);
-        out.extend_from_slice(plaintext);
-        let tag = aead_key(&k)?
-            .seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(ZERO_NONCE),
-                Aad::from(&aad[..]),
-                &mut out[1 + SALT_LEN..],
-            )
-            .map_err(|_| FsError::Crypto("record encryption failed"))?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(out)
+        seal_salted(&self.meta, &record_aad(table, db_key), plaintext, salt)
     }
 
     /// Opens a record sealed by [`VolumeKeys::seal_record`] under the same table and key.
     pub fn open_record(&self, table: u8, db_key: &[u8], record: &[u8]) -> Result<Vec<u8>, FsError> {
-        if record.len() < 1 + SALT_LEN + TAG_LEN || record[0] != CRYPTO_VERSION {
-            return Err(FsError::BadRecord("sealed record header"));
-        }
-        let salt = &record[1..1 + SALT_LEN];
-        let k = Zeroizing::new(*blake3::keyed_hash(&self.meta, salt).as_bytes());
-        let aad = record_aad(table, db_key);
-        let bad = || FsError::BadRecord("sealed record does not authenticate");
-        let mut p = record[1 + SALT_LEN..].to_vec();
-        let n = aead_key(&k)
-            .map_err(|_| bad())?
-            .open_in_place(
-                Nonce::assume_unique_for_key(ZERO_NONCE),
-                Aad::from(&aad[..]),
-                &mut p,
-            )
-            .map_err(|_| bad())?
-            .len();
-        p.truncate(n);
-        Ok(p)
+        open_salted(&self.meta, &record_aad(table, db_key), record)
+    }
+
+    /// Seals an index update for the wire under K_sync (docs/crypto.md, "Index updates").
+    pub fn seal_update(&self, entry: &[u8]) -> Result<Vec<u8>, FsError> {
+        let salt: [u8; SALT_LEN] = random_array()?;
+        seal_salted(&self.sync, UPDATE_AAD, entry, &salt)
+    }
+
+    /// Opens an update sealed by [`VolumeKeys::seal_update`].
+    pub fn open_update(&self, sealed: &[u8]) -> Result<Vec<u8>, FsError> {
+        open_salted(&self.sync, UPDATE_AAD, sealed)
     }
 
     /// The tag under which a name is indexed in directory `ino` (or xattr of inode `ino`).
@@ -191,6 +177,52 @@ impl VolumeKeys {
         h.update(name);
         *h.finalize().as_bytes()
     }
+}
+
+/// `0x01 ‖ salt ‖ AES-256-GCM(keyed_hash(base, salt), zero nonce, aad, plaintext)`.
+fn seal_salted(
+    base: &[u8; 32],
+    aad: &[u8],
+    plaintext: &[u8],
+    salt: &[u8; SALT_LEN],
+) -> Result<Vec<u8>, FsError> {
+    let k = Zeroizing::new(*blake3::keyed_hash(base, salt).as_bytes());
+    // One allocation: version ‖ salt ‖ plaintext (encrypted in place) ‖ tag.
+    let mut out = Vec::with_capacity(1 + SALT_LEN + plaintext.len() + TAG_LEN);
+    out.push(CRYPTO_VERSION);
+    out.extend_from_slice(salt);
+    out.extend_from_slice(plaintext);
+    let tag = aead_key(&k)?
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(ZERO_NONCE),
+            Aad::from(aad),
+            &mut out[1 + SALT_LEN..],
+        )
+        .map_err(|_| FsError::Crypto("record encryption failed"))?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// Opens what [`seal_salted`] made under the same base key and AAD.
+fn open_salted(base: &[u8; 32], aad: &[u8], record: &[u8]) -> Result<Vec<u8>, FsError> {
+    if record.len() < 1 + SALT_LEN + TAG_LEN || record[0] != CRYPTO_VERSION {
+        return Err(FsError::BadRecord("sealed record header"));
+    }
+    let salt = &record[1..1 + SALT_LEN];
+    let k = Zeroizing::new(*blake3::keyed_hash(base, salt).as_bytes());
+    let bad = || FsError::BadRecord("sealed record does not authenticate");
+    let mut p = record[1 + SALT_LEN..].to_vec();
+    let n = aead_key(&k)
+        .map_err(|_| bad())?
+        .open_in_place(
+            Nonce::assume_unique_for_key(ZERO_NONCE),
+            Aad::from(aad),
+            &mut p,
+        )
+        .map_err(|_| bad())?
+        .len();
+    p.truncate(n);
+    Ok(p)
 }
 
 fn record_aad(table: u8, db_key: &[u8]) -> Vec<u8> {

@@ -83,6 +83,11 @@ impl Fs {
         })
     }
 
+    /// The shared core (for the sync module).
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
+
     /// Fails with `ReadOnly` on a read-only mount, in a snapshot, or on `.snapshots` itself.
     fn writable(&self, ino: Ino, name: Option<&[u8]>) -> Result<(), FsError> {
         let snapdir = ino == ROOT_INO && name == Some(SNAP_DIR);

@@ -10,21 +10,27 @@
 //! reached through the [`Replica`] trait), the filesystem, FUSE.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
-// The API is stubbed first so that fs, net and mountd can be written in parallel; removed
-// with the stubs.
-#![allow(clippy::unused_async)]
 
+mod dial;
+mod discovery;
 mod error;
 mod identity;
 mod invite;
+mod limit;
 mod members;
 mod node;
+mod proto;
+mod session;
+mod tls;
+mod transfer;
 
+pub use discovery::{DISCOVERY_PORT, Discovery, DiscoveryConfig, Sighting};
 pub use error::NetError;
 pub use identity::{DeviceId, DeviceKey, verify_signature};
-pub use invite::{InviteCode, JoinResult, PendingInvite, join};
+pub use invite::{InviteCode, JoinResult, PendingInvite, join, join_proof};
 pub use members::{MemberRecord, Members, SignedMember};
-pub use node::{Node, NodeConfig, Replica, ReplicaError};
+pub use node::{NetStats, Node, NodeConfig, Replica, ReplicaError};
+pub use tls::raw_client_config;
 
 /// ALPN of the sync protocol between members: carries the major version.
 pub const ALPN: &[u8] = b"fossa/sync/1";

@@ -357,6 +357,19 @@ impl ContentEngine {
         self.visit(&root, height, f)
     }
 
+    /// Blocks of `c` that `has` says are not local, at most `max` (pointer blocks that are
+    /// missing are listed, their children not yet). True if the content is complete.
+    pub fn missing_blocks(
+        &self,
+        c: &FileContent,
+        has: &dyn Fn(&BlockId) -> bool,
+        out: &mut Vec<BlockId>,
+        max: usize,
+    ) -> Result<bool, FsError> {
+        let (root, height) = Self::root_entry(c)?;
+        self.missing((&root, height), has, out, max)
+    }
+
     /// Bytes held by the read cache.
     pub fn cache_bytes(&self) -> usize {
         self.fetch.cache.bytes()

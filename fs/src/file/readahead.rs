@@ -58,7 +58,7 @@ impl Fetcher {
     /// The block's plaintext, type byte first.
     pub(crate) fn plaintext(&self, r: &BlockRef) -> Result<Vec<u8>, FsError> {
         let stored = self.source.get_block(&r.id)?;
-        self.keys.open_block(r, &stored)
+        self.keys.open_block_owned(r, stored)
     }
 
     /// The payload of data chunk `r`, which must be exactly `len` bytes.

@@ -290,6 +290,34 @@ impl ContentEngine {
         Ok(())
     }
 
+    /// Pushes onto `out` (up to `max` ids) blocks under `e` that `has` says are not local;
+    /// a missing pointer block is listed and not descended. True if nothing was missing.
+    pub(crate) fn missing(
+        &self,
+        (e, height): (&Entry, u8),
+        has: &dyn Fn(&BlockId) -> bool,
+        out: &mut Vec<BlockId>,
+        max: usize,
+    ) -> Result<bool, FsError> {
+        let Some(r) = &e.r else { return Ok(true) };
+        if !has(&r.id) {
+            if out.len() < max && !out.contains(&r.id) {
+                out.push(r.id);
+            }
+            return Ok(false);
+        }
+        let mut complete = true;
+        if height > 0 {
+            for k in self.pointer(r, height, e.len)?.iter() {
+                if out.len() >= max {
+                    return Ok(false);
+                }
+                complete &= self.missing((k, height - 1), has, out, max)?;
+            }
+        }
+        Ok(complete)
+    }
+
     /// Builds the pointer levels above `leaves`; `None` when the file is empty or one hole.
     pub(crate) fn build(&self, mut level: Vec<Entry>) -> Result<Option<TreeRoot>, FsError> {
         merge_holes(&mut level);

@@ -5,6 +5,7 @@
 mod inode;
 mod records;
 mod snapdir;
+pub(crate) mod sync;
 
 pub(crate) use inode::{decode_inode, encode_inode};
 pub(crate) use records::{

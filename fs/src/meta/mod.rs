@@ -21,6 +21,8 @@ const DIRENTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("dirents");
 const XATTRS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("xattrs");
 const SNAPS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("snapshots");
 const META: TableDefinition<&[u8], &[u8]> = TableDefinition::new("meta");
+const SYNC_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sync_index");
+const SYNC_PEERS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sync_peers");
 
 /// Table tags bound into each record's AAD.
 const T_INODE: u8 = 1;
@@ -28,7 +30,10 @@ const T_DIRENT: u8 = 2;
 const T_XATTR: u8 = 3;
 const T_SNAP: u8 = 4;
 const T_META: u8 = 5;
+const T_SYNC_INDEX: u8 = 6;
+const T_SYNC_PEER: u8 = 7;
 const SUPER_KEY: &[u8] = b"super";
+const SYNC_KEY: &[u8] = b"sync";
 
 /// Database key of an entry under `ino` (dirents and xattrs): ino LE ‖ tag.
 pub(crate) fn pair_key(ino: Ino, tag: &Tag) -> [u8; 40] {
@@ -41,6 +46,9 @@ pub(crate) fn pair_key(ino: Ino, tag: &Tag) -> [u8; 40] {
 /// An inode, or the number of one whose record does not open and why.
 pub(crate) type InodeOrBad = Result<Inode, (Ino, FsError)>;
 
+/// (database key, record plaintext) pairs of a whole table.
+pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Record plaintexts to write (`Some`) or delete (`None`) in one transaction.
 #[derive(Default)]
 pub(crate) struct Batch {
@@ -49,6 +57,12 @@ pub(crate) struct Batch {
     pub(crate) xattrs: Vec<([u8; 40], Option<Vec<u8>>)>,
     pub(crate) snaps: Vec<(Tag, Option<Vec<u8>>)>,
     pub(crate) sup: Option<Super>,
+    /// Sync index records by path tag (plaintexts of `format::sync`).
+    pub(crate) sync_index: Vec<(Tag, Option<Vec<u8>>)>,
+    /// Sync peer progress records by DeviceId.
+    pub(crate) sync_peers: Vec<([u8; 32], Option<Vec<u8>>)>,
+    /// The sync superblock record.
+    pub(crate) sync_super: Option<Vec<u8>>,
 }
 
 impl Batch {
@@ -59,6 +73,9 @@ impl Batch {
             && self.xattrs.is_empty()
             && self.snaps.is_empty()
             && self.sup.is_none()
+            && self.sync_index.is_empty()
+            && self.sync_peers.is_empty()
+            && self.sync_super.is_none()
     }
 }
 
@@ -78,7 +95,7 @@ impl MetaDb {
         let db = Database::create(path).map_err(dberr)?;
         let tx = db.begin_write().map_err(dberr)?;
         tx.open_table(INODES).map_err(dberr)?;
-        for t in [DIRENTS, XATTRS, SNAPS, META] {
+        for t in [DIRENTS, XATTRS, SNAPS, META, SYNC_INDEX, SYNC_PEERS] {
             tx.open_table(t).map_err(dberr)?;
         }
         tx.commit().map_err(dberr)?;
@@ -179,6 +196,54 @@ impl MetaDb {
         Ok(out)
     }
 
+    /// The sync superblock plaintext, `None` before sync was enabled.
+    pub(crate) fn load_sync_super(&self) -> Result<Option<Vec<u8>>, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(META).map_err(dberr)?;
+        let Some(v) = t.get(SYNC_KEY).map_err(dberr)? else {
+            return Ok(None);
+        };
+        self.keys.open_record(T_META, SYNC_KEY, v.value()).map(Some)
+    }
+
+    /// Every sync index record (plaintexts).
+    pub(crate) fn load_sync_index(&self) -> Result<Vec<Vec<u8>>, FsError> {
+        Ok(self
+            .load_all(SYNC_INDEX, T_SYNC_INDEX)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Every sync peer record: (DeviceId, plaintext).
+    pub(crate) fn load_sync_peers(&self) -> Result<Records, FsError> {
+        self.load_all(SYNC_PEERS, T_SYNC_PEER)
+    }
+
+    fn load_all(&self, def: TableDefinition<&[u8], &[u8]>, table: u8) -> Result<Records, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(def).map_err(dberr)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(dberr)? {
+            let (k, v) = item.map_err(dberr)?;
+            let p = self.keys.open_record(table, k.value(), v.value())?;
+            out.push((k.value().to_vec(), p));
+        }
+        Ok(out)
+    }
+
+    fn commit_sync(&self, tx: &redb::WriteTransaction, b: &Batch) -> Result<(), FsError> {
+        let idx = b.sync_index.iter().map(|(k, v)| (&k[..], v));
+        self.write_pairs(tx, SYNC_INDEX, T_SYNC_INDEX, idx)?;
+        let peers = b.sync_peers.iter().map(|(k, v)| (&k[..], v));
+        self.write_pairs(tx, SYNC_PEERS, T_SYNC_PEER, peers)?;
+        if let Some(s) = &b.sync_super {
+            let rec = Some(s.clone());
+            self.write_pairs(tx, META, T_META, [(SYNC_KEY, &rec)].into_iter())?;
+        }
+        Ok(())
+    }
+
     /// Seals and writes `b` in one transaction (durable or not).
     pub(crate) fn commit(&self, b: &Batch, durable: bool) -> Result<(), FsError> {
         let mut tx = self.db.begin_write().map_err(dberr)?;
@@ -217,6 +282,7 @@ impl MetaDb {
             let rec = Some(format::encode_super(s));
             self.write_pairs(&tx, META, T_META, [(SUPER_KEY, &rec)].into_iter())?;
         }
+        self.commit_sync(&tx, b)?;
         tx.commit().map_err(dberr)
     }
 

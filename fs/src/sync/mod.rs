@@ -4,6 +4,35 @@
 //!
 //! The network never sees plaintext: updates leave this module sealed (crypto.md, "Index
 //! updates") and signed through [`UpdateSigner`]; `fossa_net` moves them as opaque bytes.
+//!
+//! Threading (for the daemon): every `sync_*` method takes the sync lock, so they run one at
+//! a time. [`Fs::sync_scan`] and [`Fs::sync_apply`] flush buffered data and commit durably
+//! (they block on disk I/O) and hold the state lock while they compare and merge, so FUSE
+//! operations wait for them; keep apply batches bounded (≤ 1,000 updates). The first scan
+//! after [`Fs::enable_sync`] walks the whole tree; later scans look only at directories and
+//! inodes changed since. [`Fs::sync_updates`], [`Fs::sync_progress`], [`Fs::sync_seq`] and
+//! [`Fs::sync_index_id`] only read memory; [`Fs::sync_missing`] and [`Fs::sync_status`]
+//! check the block store and read local pointer blocks. The change hook is called under the
+//! state lock on every change of the tree (each write included): it must only set a flag
+//! or send on a channel, never call back into [`Fs`]. Merges do not call it.
+mod apply;
+mod delta;
+mod entry;
+mod index;
+mod live;
+mod merge;
+mod missing;
+mod paths;
+mod scan;
+mod version;
+
+pub use entry::{Entry, EntryKind};
+pub use version::{Version, device_display, short_id};
+
+pub(crate) use index::SyncState;
+
+use crate::core::Core;
+use crate::meta::Batch;
 use crate::{Fs, FsError};
 use blockstore::BlockId;
 use std::sync::Arc;
@@ -69,49 +98,127 @@ pub struct PathStatus {
 }
 
 impl Fs {
-    /// Turns sync on for this volume (index created on first use).
-    pub fn enable_sync(&self, _cfg: SyncConfig) -> Result<(), FsError> {
-        Err(FsError::NotSupported)
+    /// Turns sync on for this volume (index created on first use). Calling it again
+    /// replaces the configuration. The first scan afterwards indexes the whole tree.
+    pub fn enable_sync(&self, cfg: SyncConfig) -> Result<(), FsError> {
+        self.core().enable_sync(cfg)
     }
-    /// This index's id.
+    /// This index's id (0 before [`Fs::enable_sync`]).
     pub fn sync_index_id(&self) -> u64 {
-        0
+        self.core().sync.lock().as_ref().map_or(0, |s| s.index_id)
     }
     /// Highest local sequence number.
     pub fn sync_seq(&self) -> u64 {
-        0
+        self.core().sync.lock().as_ref().map_or(0, |s| s.seq)
     }
     /// Flushes and commits buffered data, then records every local change since the last scan
     /// as a new signed update. Returns the local sequence afterwards.
     pub fn sync_scan(&self) -> Result<u64, FsError> {
-        Err(FsError::NotSupported)
+        self.core().sync_scan()
     }
     /// Signed updates with sequence > `after`, ascending, at most `max`.
-    pub fn sync_updates(&self, _after: u64, _max: usize) -> Result<Vec<(u64, Vec<u8>)>, FsError> {
-        Err(FsError::NotSupported)
+    pub fn sync_updates(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, FsError> {
+        let g = self.core().sync.lock();
+        Ok(g.as_ref().ok_or(FsError::NotSupported)?.updates(after, max))
     }
     /// Saved position in `peer`'s index: (index_id, last applied sequence); (0, 0) if none.
-    pub fn sync_progress(&self, _peer: &[u8; 32]) -> (u64, u64) {
-        (0, 0)
+    pub fn sync_progress(&self, peer: &[u8; 32]) -> (u64, u64) {
+        self.core()
+            .sync
+            .lock()
+            .as_ref()
+            .map_or((0, 0), |s| s.progress(peer))
     }
     /// Scans, then merges `updates` from `peer`'s index and saves (index_id, upto) for `peer`,
     /// durably, in one transaction.
     pub fn sync_apply(
         &self,
-        _peer: &[u8; 32],
-        _index_id: u64,
-        _upto: u64,
-        _updates: &[Vec<u8>],
+        peer: &[u8; 32],
+        index_id: u64,
+        upto: u64,
+        updates: &[Vec<u8>],
     ) -> Result<ApplyReport, FsError> {
-        Err(FsError::NotSupported)
+        self.core().sync_apply(*peer, (index_id, upto), updates)
     }
     /// Up to `max` blocks that live files need and the local store lacks (pointer blocks
     /// first: their children are listed once they are local). Empty when all data is local.
-    pub fn sync_missing(&self, _max: usize) -> Result<Vec<BlockId>, FsError> {
-        Err(FsError::NotSupported)
+    pub fn sync_missing(&self, max: usize) -> Result<Vec<BlockId>, FsError> {
+        self.core().sync_missing(max)
     }
     /// Sync state of `path` (relative to the volume root).
-    pub fn sync_status(&self, _path: &[u8]) -> Result<PathStatus, FsError> {
-        Err(FsError::NotSupported)
+    pub fn sync_status(&self, path: &[u8]) -> Result<PathStatus, FsError> {
+        self.core().sync_status(path)
+    }
+    /// Paths where the live tree differs from the index, by a full walk (a consistency check
+    /// for tests: empty right after [`Fs::sync_scan`] when nothing changed since).
+    #[doc(hidden)]
+    pub fn sync_check(&self) -> Result<Vec<Vec<u8>>, FsError> {
+        self.core().sync_check()
+    }
+}
+
+impl Core {
+    fn enable_sync(&self, cfg: SyncConfig) -> Result<(), FsError> {
+        let mut g = self.sync.lock();
+        if let Some(s) = g.as_mut() {
+            s.cfg = cfg.clone();
+            self.st.lock().sync_hook = Some(cfg.on_change);
+            return Ok(());
+        }
+        let (mut s, new_super) = SyncState::load(&self.db, &self.keys, cfg.clone())?;
+        if let Some(sup) = new_super {
+            let b = Batch {
+                sync_super: Some(sup),
+                ..Batch::default()
+            };
+            self.db.commit(&b, true)?;
+        }
+        let mut st = self.st.lock();
+        let files = scan::walk(&mut st)?.into_values();
+        let files = files.filter(|l| l.state.kind == EntryKind::File);
+        s.incomplete = files.map(|l| l.ino).collect();
+        st.sync_hook = Some(cfg.on_change);
+        st.sync_dirty = true;
+        *g = Some(s);
+        Ok(())
+    }
+
+    fn sync_scan(&self) -> Result<u64, FsError> {
+        let mut g = self.sync.lock();
+        let ss = g.as_mut().ok_or(FsError::NotSupported)?;
+        let r = self.flush_with(true, |st, b| ss.scan(self, st, b));
+        self.settle(ss, r)?;
+        Ok(ss.seq)
+    }
+
+    fn sync_apply(
+        &self,
+        peer: [u8; 32],
+        at: (u64, u64),
+        blobs: &[Vec<u8>],
+    ) -> Result<ApplyReport, FsError> {
+        let mut g = self.sync.lock();
+        let ss = g.as_mut().ok_or(FsError::NotSupported)?;
+        let mut report = ApplyReport::default();
+        let updates = apply::open_all(self, ss, blobs, &mut report);
+        let r = self.flush_with(true, |st, b| {
+            ss.scan(self, st, b)?;
+            ss.apply(self, st, updates, (&mut report, b))?;
+            ss.set_progress(peer, at, b);
+            Ok(())
+        });
+        self.settle(ss, r)?;
+        Ok(report)
+    }
+
+    /// After a failed commit the in-memory index may be ahead of the database: reload it,
+    /// and rescan the tree next time.
+    fn settle(&self, ss: &mut SyncState, r: Result<(), FsError>) -> Result<(), FsError> {
+        if r.is_err() {
+            let (fresh, _) = SyncState::load(&self.db, &self.keys, ss.cfg.clone())?;
+            *ss = fresh;
+            self.st.lock().sync_dirty = true;
+        }
+        r
     }
 }

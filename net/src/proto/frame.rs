@@ -1,0 +1,155 @@
+//! Framing: `len (u32 LE) ‖ postcard body`, `len ≤ MAX_MESSAGE_SIZE`, checked before any
+//! allocation.
+use super::{MAX_KNOWN_TAG, Message};
+use crate::MAX_MESSAGE_SIZE;
+
+/// Why a frame was refused.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    #[error("message of {0} bytes exceeds the limit")]
+    TooLarge(u64),
+    #[error("unknown message tag {0}")]
+    UnknownTag(u32),
+    #[error("body does not decode")]
+    Malformed,
+    #[error("stream: {0}")]
+    Stream(#[from] crate::NetError),
+    /// The stream finished cleanly before a new frame started.
+    #[error("stream finished")]
+    Finished,
+}
+
+impl FrameError {
+    /// True if the peer broke the protocol (close the connection with PROTOCOL).
+    pub(crate) fn is_protocol(&self) -> bool {
+        matches!(
+            self,
+            FrameError::TooLarge(_) | FrameError::UnknownTag(_) | FrameError::Malformed
+        )
+    }
+}
+
+impl From<FrameError> for crate::NetError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Stream(e) => e,
+            FrameError::Finished => crate::NetError::StreamEnded,
+            FrameError::TooLarge(_) => crate::NetError::Protocol("oversized message"),
+            FrameError::UnknownTag(_) => crate::NetError::Protocol("unknown message tag"),
+            FrameError::Malformed => crate::NetError::Protocol("malformed or unexpected message"),
+        }
+    }
+}
+
+/// Encodes a message as one frame.
+pub(crate) fn encode(msg: &Message) -> Result<Vec<u8>, FrameError> {
+    let mut out = postcard::to_extend(msg, vec![0u8; 4]).map_err(|_| FrameError::Malformed)?;
+    let len = out.len() - 4;
+    if len > MAX_MESSAGE_SIZE {
+        return Err(FrameError::TooLarge(len as u64));
+    }
+    let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge(len as u64))?;
+    out[..4].copy_from_slice(&len32.to_le_bytes());
+    Ok(out)
+}
+
+/// Checks a frame's length prefix.
+pub(crate) fn check_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_le_bytes(prefix);
+    let len_usize = usize::try_from(len).map_err(|_| FrameError::TooLarge(u64::from(len)))?;
+    if len_usize > MAX_MESSAGE_SIZE {
+        return Err(FrameError::TooLarge(u64::from(len)));
+    }
+    Ok(len_usize)
+}
+
+/// Decodes a body; a tag above the known range is [`FrameError::UnknownTag`].
+pub(crate) fn decode(body: &[u8]) -> Result<Message, FrameError> {
+    let (tag, _) = postcard::take_from_bytes::<u32>(body).map_err(|_| FrameError::Malformed)?;
+    if tag > MAX_KNOWN_TAG {
+        return Err(FrameError::UnknownTag(tag));
+    }
+    match postcard::take_from_bytes::<Message>(body) {
+        Ok((msg, [])) => Ok(msg),
+        _ => Err(FrameError::Malformed),
+    }
+}
+
+/// Reads one frame; `Finished` if the stream ended cleanly at a frame boundary.
+pub(crate) async fn read_msg(recv: &mut quinn::RecvStream) -> Result<Message, FrameError> {
+    let mut prefix = [0u8; 4];
+    match recv.read_exact(&mut prefix).await {
+        Ok(()) => {}
+        Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(FrameError::Finished),
+        Err(e) => return Err(FrameError::Stream(e.into())),
+    }
+    let len = check_len(prefix)?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body)
+        .await
+        .map_err(|e| FrameError::Stream(e.into()))?;
+    decode(&body)
+}
+
+/// Writes one frame.
+pub(crate) async fn write_msg(
+    send: &mut quinn::SendStream,
+    msg: &Message,
+) -> Result<(), FrameError> {
+    let frame = encode(msg)?;
+    send.write_all(&frame)
+        .await
+        .map_err(|e| FrameError::Stream(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{GetBlocks, Want};
+
+    #[test]
+    fn round_trip() {
+        let m = Message::Want(Want {
+            index_id: 7,
+            after: 42,
+        });
+        let f = encode(&m).unwrap();
+        let len = check_len(f[..4].try_into().unwrap()).unwrap();
+        assert_eq!(len, f.len() - 4);
+        assert_eq!(decode(&f[4..]).unwrap(), m);
+        // Tag is the variant index.
+        assert_eq!(f[4], 2);
+    }
+
+    #[test]
+    fn rejects_oversized_length() {
+        let too_big = u32::try_from(MAX_MESSAGE_SIZE + 1).unwrap().to_le_bytes();
+        assert!(matches!(check_len(too_big), Err(FrameError::TooLarge(_))));
+        assert!(matches!(check_len([0xff; 4]), Err(FrameError::TooLarge(_))));
+        let ok = u32::try_from(MAX_MESSAGE_SIZE).unwrap().to_le_bytes();
+        assert_eq!(check_len(ok).unwrap(), MAX_MESSAGE_SIZE);
+        let huge = Message::GetBlocks(GetBlocks {
+            ids: vec![[0; 32]; MAX_MESSAGE_SIZE / 32 + 1],
+        });
+        assert!(matches!(encode(&huge), Err(FrameError::TooLarge(_))));
+    }
+
+    #[test]
+    fn rejects_unknown_tag_and_garbage() {
+        assert!(matches!(decode(&[8]), Err(FrameError::UnknownTag(8))));
+        assert!(matches!(
+            decode(&[15, 1, 2]),
+            Err(FrameError::UnknownTag(15))
+        ));
+        assert!(matches!(decode(&[]), Err(FrameError::Malformed)));
+        assert!(matches!(decode(&[0, 0]), Err(FrameError::Malformed)));
+        // Trailing bytes after a valid message.
+        let mut f = encode(&Message::Want(Want {
+            index_id: 1,
+            after: 2,
+        }))
+        .unwrap();
+        f.push(0);
+        assert!(matches!(decode(&f[4..]), Err(FrameError::Malformed)));
+    }
+}
