@@ -138,6 +138,12 @@ pub(crate) struct NetArgs {
     /// A peer to call besides the members' known addresses; repeatable.
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) peer: Vec<String>,
+    /// Limit on block data sent, bytes per second (500K, 10M; 0: unlimited).
+    #[arg(long, value_name = "RATE", default_value = "0")]
+    pub(crate) max_send: String,
+    /// Limit on block data received, bytes per second (500K, 10M; 0: unlimited).
+    #[arg(long, value_name = "RATE", default_value = "0")]
+    pub(crate) max_recv: String,
 }
 
 /// Arguments of `fossa join`.

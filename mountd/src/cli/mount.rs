@@ -4,7 +4,7 @@ use crate::MountArgs;
 use crate::control::{self, Served};
 use crate::fuse::{self, MountOpts};
 use crate::mountinfo;
-use crate::sync::{NetOpts, StartArgs, SyncDaemon, parse_addr_list};
+use crate::sync::{NetOpts, StartArgs, SyncDaemon, parse_addr_list, parse_rate};
 use crate::unlock::{self, PASSPHRASE_ENV, Secret};
 use crate::volume::{self, Volume, VolumeLock};
 use anyhow::{Context, Result, anyhow, bail};
@@ -26,6 +26,10 @@ const RELEASE_WAIT: Duration = Duration::from_secs(30);
 pub(crate) fn mount(ctx: &Ctx, args: &MountArgs) -> Result<()> {
     let dir = check_mountpoint(&args.dir)?;
     let peers = parse_addr_list(&args.net.peer)?;
+    let limits = (
+        parse_rate(&args.net.max_send)?,
+        parse_rate(&args.net.max_recv)?,
+    );
     if !ctx.paths.volume_exists() {
         init::create(ctx, true, args.name.as_deref())?;
     }
@@ -41,6 +45,7 @@ pub(crate) fn mount(ctx: &Ctx, args: &MountArgs) -> Result<()> {
     let net = NetOpts {
         listen: args.net.listen,
         peers,
+        limits,
     };
     serve(ctx, &dir, (opts, &net), lock, &secret)
 }
@@ -203,6 +208,8 @@ fn spawn_daemon(ctx: &Ctx, args: &MountArgs, dir: &Path, secret: &Secret) -> Res
     for p in &args.net.peer {
         cmd.arg("--peer").arg(p);
     }
+    cmd.arg("--max-send").arg(&args.net.max_send);
+    cmd.arg("--max-recv").arg(&args.net.max_recv);
     if let Secret::Passphrase(p) = secret {
         use std::os::unix::ffi::OsStrExt;
         cmd.env(PASSPHRASE_ENV, std::ffi::OsStr::from_bytes(p));

@@ -95,6 +95,21 @@ pub(crate) fn resolve(addr: &str) -> Result<SocketAddr> {
         .ok_or_else(|| anyhow::anyhow!("{addr}: no address"))
 }
 
+/// Parses a rate in bytes per second: `0` (unlimited), `500K`, `10M`, `1G` (powers of 1024).
+pub(crate) fn parse_rate(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    match num.parse::<u64>() {
+        Ok(n) => Ok(n.saturating_mul(mult)),
+        Err(_) => bail!("bad rate {s:?} (bytes per second, e.g. 500K, 10M, 0 for unlimited)"),
+    }
+}
+
 /// Parses `90s`, `30m`, `1h`, `7d` (a bare number is seconds).
 pub(crate) fn parse_duration(s: &str) -> Result<Duration> {
     let s = s.trim();
@@ -128,6 +143,18 @@ mod tests {
         assert_eq!(parse_duration("2d").unwrap(), Duration::from_secs(172800));
         for bad in ["", "h", "0s", "1y", "-1h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rates_parse() {
+        assert_eq!(parse_rate("0").unwrap(), 0);
+        assert_eq!(parse_rate("1500").unwrap(), 1500);
+        assert_eq!(parse_rate("500K").unwrap(), 500 << 10);
+        assert_eq!(parse_rate("10M").unwrap(), 10 << 20);
+        assert_eq!(parse_rate("1g").unwrap(), 1 << 30);
+        for bad in ["", "M", "x", "-1"] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
         }
     }
 

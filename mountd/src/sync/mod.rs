@@ -14,7 +14,7 @@ mod scanner;
 mod source;
 
 pub(crate) use identity::{Identity, find_member, hostname, load_key, load_members, save_members};
-pub(crate) use invite::{parse_addr_list, parse_duration, wrap_code};
+pub(crate) use invite::{parse_addr_list, parse_duration, parse_rate, wrap_code};
 pub(crate) use replica::{DeviceSigner, MemberVerifier};
 pub(crate) use scanner::Wake;
 pub(crate) use source::NetSource;
@@ -102,6 +102,8 @@ pub(crate) struct NetOpts {
     pub(crate) listen: Option<SocketAddr>,
     /// `--peer`s.
     pub(crate) peers: Vec<SocketAddr>,
+    /// `--max-send`, `--max-recv`: block data bytes per second (0: unlimited).
+    pub(crate) limits: (u64, u64),
 }
 
 /// The running sync machinery of a mounted volume.
@@ -147,6 +149,7 @@ impl SyncDaemon {
             applied: pull_tx.clone(),
         });
         let node = rt.block_on(start_node(a.parts, a.opts, replica))?;
+        node.set_rate_limits(a.opts.limits.0, a.opts.limits.1);
         let net = NetHandle {
             node: node.clone(),
             rt: rt.handle().clone(),
@@ -180,8 +183,8 @@ impl SyncDaemon {
 
     /// Bytes sent, bytes received, open connections since the node started.
     pub(crate) fn wire_stats(&self) -> (u64, u64, usize) {
-        // TODO(net merge): Node::stats.
-        (0, 0, 0)
+        let s = self.net.node.stats();
+        (s.bytes_sent, s.bytes_received, s.connections)
     }
 
     /// Lets the pull thread invalidate the mount's kernel caches.

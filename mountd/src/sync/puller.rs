@@ -8,11 +8,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fossa_fs::Fs;
 use fossa_fs::sync::ApplyReport;
 use fuser::{INodeNo, Notifier};
+use std::cell::Cell;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 /// Blocks asked for per round.
