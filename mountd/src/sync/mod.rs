@@ -266,9 +266,13 @@ fn spawn_threads(
     stop_rx: Receiver<()>,
 ) -> Result<Vec<JoinHandle<()>>> {
     let node = net.node.clone();
-    let notify: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>> = Arc::new(OnceLock::new());
-    let _ = notify.set(Box::new(move || node.notify_local_change()));
-    let scan = scanner::spawn(a.fs.clone(), a.parts.scan_rx.clone(), notify)?;
+    let (members, me) = (a.parts.identity.members.clone(), a.parts.identity.key.id());
+    let scan = scanner::Scanner {
+        fs: a.fs.clone(),
+        notify: Box::new(move || node.notify_local_change()),
+        alone: Box::new(move || members.list().iter().all(|r| r.device == me || r.revoked)),
+    }
+    .spawn(a.parts.scan_rx.clone())?;
     let pull = Puller {
         fs: a.fs.clone(),
         store: a.store.clone(),
@@ -278,31 +282,46 @@ fn spawn_threads(
         last_commit: std::cell::Cell::new(std::time::Instant::now()),
     }
     .spawn(pull_rx)?;
-    let members = spawn_member_saver(a.paths.clone(), a.parts.identity.members.clone(), stop_rx)?;
+    let saver = MemberSaver {
+        paths: a.paths.clone(),
+        members: a.parts.identity.members.clone(),
+        scan: a.parts.scan_tx.clone(),
+    };
+    let members = saver.spawn(stop_rx)?;
     // Changes made before the node ran (or while it was down) are pushed at once.
     let _ = a.parts.scan_tx.try_send(Wake::Change);
     Ok(vec![scan, pull, members])
 }
 
-/// Saves `DATA/members` whenever the list (or an address hint) changes.
-fn spawn_member_saver(
+/// Saves `DATA/members` whenever the list (or an address hint) changes, and wakes the scan
+/// thread then (a first peer makes scans worth doing).
+struct MemberSaver {
     paths: Paths,
     members: Arc<fossa_net::Members>,
-    stop: Receiver<()>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("fossa-members".into())
-        .spawn(move || {
-            let mut saved = members.signed();
-            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(MEMBERS_POLL) {
-                let now = members.signed();
-                if now != saved {
-                    match save_members(&paths, &members) {
-                        Ok(()) => tracing::info!(members = now.len(), "member list saved"),
-                        Err(e) => tracing::warn!("{e:#}"),
+    scan: Sender<Wake>,
+}
+
+impl MemberSaver {
+    fn spawn(self, stop: Receiver<()>) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("fossa-members".into())
+            .spawn(move || {
+                let mut saved = self.members.signed();
+                while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(MEMBERS_POLL) {
+                    let now = self.members.signed();
+                    if now != saved {
+                        self.save(now.len());
+                        saved = now;
                     }
-                    saved = now;
                 }
-            }
-        })
+            })
+    }
+
+    fn save(&self, n: usize) {
+        match save_members(&self.paths, &self.members) {
+            Ok(()) => tracing::info!(members = n, "member list saved"),
+            Err(e) => tracing::warn!("{e:#}"),
+        }
+        let _ = self.scan.try_send(Wake::Change);
+    }
 }

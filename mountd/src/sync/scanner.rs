@@ -3,7 +3,7 @@
 //! push them (docs/protocol.md, "Local changes").
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use fossa_fs::Fs;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -27,23 +27,44 @@ pub(crate) fn channel() -> (Sender<Wake>, Receiver<Wake>) {
     crossbeam_channel::bounded(1)
 }
 
-/// Runs scans until [`Wake::Stop`]; `notify` (set once the node runs) is told after each.
-pub(crate) fn spawn(
-    fs: Arc<Fs>,
-    rx: Receiver<Wake>,
-    notify: Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
-        .name("fossa-scan".into())
-        .spawn(move || {
-            while let Ok(first) = rx.recv() {
-                let stop = matches!(first, Wake::Stop) || settle(&rx);
-                scan(&fs, &notify);
-                if stop {
-                    return;
+/// What the scan thread works with.
+pub(crate) struct Scanner {
+    /// The filesystem core.
+    pub(crate) fs: Arc<Fs>,
+    /// Tells the node that there are new updates to push.
+    pub(crate) notify: Box<dyn Fn() + Send>,
+    /// True while no other device is a member: nobody to sync with, so no scan. (The first
+    /// scan after a device joins indexes everything changed since the volume was opened.)
+    pub(crate) alone: Box<dyn Fn() -> bool + Send>,
+}
+
+impl Scanner {
+    /// Runs scans until [`Wake::Stop`].
+    pub(crate) fn spawn(self, rx: Receiver<Wake>) -> std::io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("fossa-scan".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let stop = matches!(first, Wake::Stop) || settle(&rx);
+                    if !(self.alone)() {
+                        self.scan();
+                    }
+                    if stop {
+                        return;
+                    }
                 }
+            })
+    }
+
+    fn scan(&self) {
+        match self.fs.sync_scan() {
+            Ok(seq) => {
+                tracing::trace!(seq, "scanned local changes");
+                (self.notify)();
             }
-        })
+            Err(e) => tracing::warn!(error = %e, "scanning local changes failed"),
+        }
+    }
 }
 
 /// Waits until no wake came for [`QUIET`], at most [`MAX_DELAY`]; true if told to stop.
@@ -59,17 +80,5 @@ fn settle(rx: &Receiver<Wake>) -> bool {
             Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
             Err(RecvTimeoutError::Timeout) => return false,
         }
-    }
-}
-
-fn scan(fs: &Fs, notify: &OnceLock<Box<dyn Fn() + Send + Sync>>) {
-    match fs.sync_scan() {
-        Ok(seq) => {
-            tracing::trace!(seq, "scanned local changes");
-            if let Some(n) = notify.get() {
-                n();
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "scanning local changes failed"),
     }
 }
