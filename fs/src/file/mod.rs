@@ -357,6 +357,17 @@ impl ContentEngine {
         self.visit(&root, height, f)
     }
 
+    /// Calls `f` with every block of `c` reachable through locally held pointer blocks.
+    pub fn visit_local_blocks(
+        &self,
+        c: &FileContent,
+        has: &dyn Fn(&BlockId) -> bool,
+        f: &mut dyn FnMut(BlockId),
+    ) -> Result<(), FsError> {
+        let (root, height) = Self::root_entry(c)?;
+        self.visit_local((&root, height), has, f)
+    }
+
     /// Blocks of `c` that `has` says are not local, at most `max` (pointer blocks that are
     /// missing are listed, their children not yet). True if the content is complete.
     pub fn missing_blocks(
