@@ -120,7 +120,8 @@ impl FileContent {
         sz.copy_from_slice(&b[..8]);
         let size = u64::from_le_bytes(sz);
         let root = match b[8] {
-            0 => None,
+            // One encoding per value: no root means all-zero root bytes.
+            0 if b[9..FILE_CONTENT_LEN].iter().all(|x| *x == 0) => None,
             1 => Some(TreeRoot {
                 depth: b[9],
                 block: BlockRef::decode(&b[10..])?,

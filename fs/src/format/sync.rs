@@ -187,6 +187,37 @@ mod tests {
         assert!(decode_entry(&encode_entry(&unsorted)).is_err());
     }
 
+    proptest::proptest! {
+        /// Decoding arbitrary bytes, or a valid entry with bytes flipped, cut or appended,
+        /// returns an error or a valid entry; it never panics, and what decodes re-encodes to
+        /// the same bytes (one encoding per entry).
+        #[test]
+        fn decoding_hostile_bytes_never_panics(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            flips in proptest::collection::vec((0usize..400, 1u8..=255), 0..4),
+            cut in 0usize..400,
+        ) {
+            if let Ok(e) = decode_entry(&junk) {
+                proptest::prop_assert_eq!(encode_entry(&e), junk.clone());
+            }
+            let mut b = encode_entry(&entry());
+            for (at, x) in flips {
+                let n = b.len();
+                b[at % n] ^= x;
+            }
+            if let Ok(e) = decode_entry(&b) {
+                proptest::prop_assert!(valid(&e));
+                proptest::prop_assert_eq!(encode_entry(&e), b.clone());
+            }
+            b.truncate(cut);
+            let _ = decode_entry(&b);
+            b.extend_from_slice(&junk);
+            let _ = decode_entry(&b);
+            let _ = decode_index_rec(&junk);
+            let _ = decode_pair(&junk);
+        }
+    }
+
     #[test]
     fn records_round_trip() {
         let r = encode_index_rec(5, b"blob");
