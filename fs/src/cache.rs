@@ -162,7 +162,7 @@ impl State {
             None => m.remove(&tag),
         };
         self.dirty_xattrs.insert((ino, tag));
-        self.changed(None, None);
+        self.changed(None, Some(ino));
     }
 
     /// Inodes currently in memory (including open unlinked ones).

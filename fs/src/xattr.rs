@@ -30,6 +30,9 @@ impl Core {
         if value.len() > XATTR_SIZE_MAX {
             return Err(FsError::TooBig);
         }
+        if name == crate::redundancy::REDUNDANCY_XATTR {
+            crate::redundancy::parse_level(value)?;
+        }
         if is_posix_acl(name) {
             // Stored as a plain xattr, an ACL would not change the mode the kernel checks; refusing
             // it makes `cp -a`/`rsync -A` fall back to chmod, as on filesystems without ACLs.

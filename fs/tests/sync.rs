@@ -342,3 +342,89 @@ fn unflushed_writes_are_scanned_before_merging() {
     assert_eq!(get(a.fs(), "f"), b"A's later edit");
     assert_eq!(get(a.fs(), &conflict_copies(a)[0]), b"B's unflushed");
 }
+
+/// `user.*` xattrs (the redundancy level among them) travel with their entry, on files and
+/// directories, including removal; other namespaces stay on the machine.
+#[test]
+fn user_xattrs_sync_and_others_do_not() {
+    use fossa_fs::XattrMode;
+    let d = devices(2);
+    let (a, b) = (&d[0], &d[1]);
+    let (fa, fb) = (a.fs(), b.fs());
+    let dir = fa.mkdir(WHO, ROOT_INO, b"photos", 0o755).unwrap();
+    let f = put(fa, "photos/cat.jpg", b"meow");
+    fa.setxattr(dir.ino, b"user.fossa.redundancy", b"3", XattrMode::Any)
+        .unwrap();
+    fa.setxattr(f, b"user.tag", &[0, 255, 7], XattrMode::Any)
+        .unwrap();
+    fa.setxattr(f, b"security.selinux", b"local_t", XattrMode::Any)
+        .unwrap();
+    pump(a, b);
+    converged(&[a, b]);
+    let bd = resolve(fb, "photos").unwrap().ino;
+    let bf = resolve(fb, "photos/cat.jpg").unwrap().ino;
+    assert_eq!(fb.getxattr(bd, b"user.fossa.redundancy").unwrap(), b"3");
+    assert_eq!(fb.getxattr(bf, b"user.tag").unwrap(), [0, 255, 7]);
+    assert!(matches!(
+        fb.getxattr(bf, b"security.selinux"),
+        Err(FsError::NoAttr)
+    ));
+    // An xattr-only change is a change; removal propagates; nothing is rescanned on B.
+    fa.setxattr(dir.ino, b"user.fossa.redundancy", b"2", XattrMode::Any)
+        .unwrap();
+    fa.removexattr(f, b"user.tag").unwrap();
+    let seq = fa.sync_seq();
+    assert!(fa.sync_scan().unwrap() > seq, "xattr changes are versions");
+    pump(a, b);
+    assert_eq!(fb.getxattr(bd, b"user.fossa.redundancy").unwrap(), b"2");
+    assert!(matches!(fb.getxattr(bf, b"user.tag"), Err(FsError::NoAttr)));
+    let seq = fb.sync_seq();
+    assert_eq!(fb.sync_scan().unwrap(), seq);
+}
+
+/// Levels are inherited and overridden below; they sync with their directory; every block of
+/// a file reports the highest level among the files sharing it.
+#[test]
+fn redundancy_levels_inherit_sync_and_cover_every_block() {
+    use fossa_fs::XattrMode;
+    let d = devices(2);
+    let (a, b) = (&d[0], &d[1]);
+    let fa = a.fs();
+    let keep = fa.mkdir(WHO, ROOT_INO, b"keep", 0o755).unwrap();
+    let inner = fa.mkdir(WHO, keep.ino, b"inner", 0o755).unwrap();
+    let big = bytes(3 * MIB, 9);
+    put(fa, "keep/inner/big", &big);
+    put(fa, "plain", b"level one");
+    put(fa, "keep/copy-of-plain", b"level one");
+    assert!(matches!(
+        fa.setxattr(keep.ino, b"user.fossa.redundancy", b"99", XattrMode::Any),
+        Err(FsError::Invalid(_))
+    ));
+    fa.setxattr(keep.ino, b"user.fossa.redundancy", b"3", XattrMode::Any)
+        .unwrap();
+    fa.setxattr(inner.ino, b"user.fossa.redundancy", b"2", XattrMode::Any)
+        .unwrap();
+    fa.sync().unwrap();
+    let r = |fs: &fossa_fs::Fs, p: &str| fs.redundancy(p.as_bytes()).unwrap();
+    assert_eq!((r(fa, "").level, r(fa, "plain").level), (1, 1));
+    assert_eq!((r(fa, "keep").level, r(fa, "keep").set_here), (3, Some(3)));
+    assert_eq!(r(fa, "keep/copy-of-plain").level, 3);
+    assert_eq!(r(fa, "keep/inner/big").level, 2);
+    let levels = fa.block_levels().unwrap();
+    let plain_blocks = blocks_of(fa, "plain");
+    assert!(
+        plain_blocks.iter().all(|id| levels[id] == 3),
+        "shared: max wins"
+    );
+    let big_blocks = blocks_of(fa, "keep/inner/big");
+    assert!(big_blocks.len() > 3);
+    assert!(big_blocks.iter().all(|id| levels[id] == 2));
+    pump(a, b);
+    let fb = b.fs();
+    assert_eq!(r(fb, "keep/inner/big").level, 2);
+    assert_eq!(fb.block_levels().unwrap(), levels);
+}
+
+fn blocks_of(fs: &fossa_fs::Fs, path: &str) -> Vec<blockstore::BlockId> {
+    fs.blocks_at(path.as_bytes()).unwrap()
+}

@@ -120,7 +120,8 @@ impl FileContent {
         sz.copy_from_slice(&b[..8]);
         let size = u64::from_le_bytes(sz);
         let root = match b[8] {
-            0 => None,
+            // One encoding per value: no root means all-zero root bytes.
+            0 if b[9..FILE_CONTENT_LEN].iter().all(|x| *x == 0) => None,
             1 => Some(TreeRoot {
                 depth: b[9],
                 block: BlockRef::decode(&b[10..])?,
@@ -355,6 +356,17 @@ impl ContentEngine {
     pub fn visit_blocks(&self, c: &FileContent, f: &mut dyn FnMut(BlockId)) -> Result<(), FsError> {
         let (root, height) = Self::root_entry(c)?;
         self.visit(&root, height, f)
+    }
+
+    /// Calls `f` with every block of `c` reachable through locally held pointer blocks.
+    pub fn visit_local_blocks(
+        &self,
+        c: &FileContent,
+        has: &dyn Fn(&BlockId) -> bool,
+        f: &mut dyn FnMut(BlockId),
+    ) -> Result<(), FsError> {
+        let (root, height) = Self::root_entry(c)?;
+        self.visit_local((&root, height), has, f)
     }
 
     /// Blocks of `c` that `has` says are not local, at most `max` (pointer blocks that are

@@ -290,6 +290,24 @@ impl ContentEngine {
         Ok(())
     }
 
+    /// Like `visit`, but does not descend into pointer blocks `has` says are not local
+    /// (they are still reported).
+    pub(crate) fn visit_local(
+        &self,
+        (e, height): (&Entry, u8),
+        has: &dyn Fn(&BlockId) -> bool,
+        f: &mut dyn FnMut(BlockId),
+    ) -> Result<(), FsError> {
+        let Some(r) = &e.r else { return Ok(()) };
+        f(r.id);
+        if height > 0 && has(&r.id) {
+            for k in self.pointer(r, height, e.len)?.iter() {
+                self.visit_local((k, height - 1), has, f)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Pushes onto `out` (up to `max` ids) blocks under `e` that `has` says are not local;
     /// a missing pointer block is listed and not descended. True if nothing was missing.
     pub(crate) fn missing(

@@ -9,6 +9,12 @@ use crate::sync::{Entry, EntryKind};
 pub(crate) const PATH_MAX: usize = 4096;
 /// Most version vector components accepted.
 const VV_MAX: usize = 4096;
+/// Most extended attributes accepted on one entry.
+pub(crate) const XATTRS_MAX: usize = 256;
+/// Largest extended attribute value (Linux XATTR_SIZE_MAX).
+const XATTR_VALUE_MAX: usize = 64 << 10;
+/// The only synced xattr namespace.
+pub(crate) const SYNCED_XATTR_PREFIX: &[u8] = b"user.";
 
 /// Encodes an index entry (the plaintext that is sealed for the wire).
 pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
@@ -28,6 +34,12 @@ pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {
         out.extend_from_slice(&c.to_le_bytes());
     }
     out.extend_from_slice(&e.author);
+    let n = u16::try_from(e.xattrs.len()).unwrap_or(u16::MAX);
+    out.extend_from_slice(&n.to_le_bytes());
+    for (name, value) in e.xattrs.iter().take(n as usize) {
+        put_short(&mut out, name);
+        put_long(&mut out, value);
+    }
     out
 }
 
@@ -53,6 +65,11 @@ pub(crate) fn decode_entry(b: &[u8]) -> Result<Entry, FsError> {
     }
     let mut author = [0u8; 32];
     author.copy_from_slice(r.bytes(32)?);
+    let n = r.u16()? as usize;
+    let mut xattrs = Vec::with_capacity(n.min(XATTRS_MAX));
+    for _ in 0..n {
+        xattrs.push((r.short_bytes()?.to_vec(), r.long_bytes()?.to_vec()));
+    }
     r.end()?;
     let e = Entry {
         path,
@@ -64,6 +81,7 @@ pub(crate) fn decode_entry(b: &[u8]) -> Result<Entry, FsError> {
         target,
         version,
         author,
+        xattrs,
     };
     valid(&e).then_some(e).ok_or_else(bad)
 }
@@ -77,7 +95,12 @@ fn valid(e: &Entry) -> bool {
         && e.version.iter().all(|(_, c)| *c > 0);
     let content_ok = e.kind == EntryKind::File || e.content == FileContent::default();
     let target_ok = e.kind == EntryKind::Symlink || e.target.is_empty();
-    valid_path(&e.path) && e.perm <= 0o7777 && vv_ok && content_ok && target_ok
+    let xattrs_ok = e.xattrs.len() <= XATTRS_MAX
+        && e.xattrs.windows(2).all(|w| w[0].0 < w[1].0)
+        && e.xattrs.iter().all(|(n, v)| {
+            n.starts_with(SYNCED_XATTR_PREFIX) && n.len() <= 255 && v.len() <= XATTR_VALUE_MAX
+        });
+    valid_path(&e.path) && e.perm <= 0o7777 && vv_ok && content_ok && target_ok && xattrs_ok
 }
 
 /// A path is non-empty, ≤ 4096 bytes, without NUL, leading `/`, or empty, `.`, `..` or
@@ -140,6 +163,7 @@ mod tests {
             target: Vec::new(),
             version: vec![(1, 2), (7, 1)],
             author: [9; 32],
+            xattrs: vec![(b"user.fossa.redundancy".to_vec(), b"3".to_vec())],
         }
     }
 
@@ -161,6 +185,37 @@ mod tests {
             ..entry()
         };
         assert!(decode_entry(&encode_entry(&unsorted)).is_err());
+    }
+
+    proptest::proptest! {
+        /// Decoding arbitrary bytes, or a valid entry with bytes flipped, cut or appended,
+        /// returns an error or a valid entry; it never panics, and what decodes re-encodes to
+        /// the same bytes (one encoding per entry).
+        #[test]
+        fn decoding_hostile_bytes_never_panics(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            flips in proptest::collection::vec((0usize..400, 1u8..=255), 0..4),
+            cut in 0usize..400,
+        ) {
+            if let Ok(e) = decode_entry(&junk) {
+                proptest::prop_assert_eq!(encode_entry(&e), junk.clone());
+            }
+            let mut b = encode_entry(&entry());
+            for (at, x) in flips {
+                let n = b.len();
+                b[at % n] ^= x;
+            }
+            if let Ok(e) = decode_entry(&b) {
+                proptest::prop_assert!(valid(&e));
+                proptest::prop_assert_eq!(encode_entry(&e), b.clone());
+            }
+            b.truncate(cut);
+            let _ = decode_entry(&b);
+            b.extend_from_slice(&junk);
+            let _ = decode_entry(&b);
+            let _ = decode_index_rec(&junk);
+            let _ = decode_pair(&junk);
+        }
     }
 
     #[test]

@@ -226,6 +226,7 @@ impl SyncState {
                 target: Vec::new(),
                 version: Vec::new(),
                 author: [0; 32],
+                xattrs: Vec::new(),
             };
             self.record_local(&ap.core.keys, state, b)?;
         }

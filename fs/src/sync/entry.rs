@@ -57,7 +57,13 @@ pub struct Entry {
     pub version: Version,
     /// DeviceId of the device that made this version.
     pub author: [u8; 32],
+    /// `user.*` extended attributes (name, value), sorted by name. Other namespaces
+    /// (`security.*`, `trusted.*`) belong to the machine and are not synced.
+    pub xattrs: Xattrs,
 }
+
+/// Extended attributes as (name, value) pairs.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
 
 impl Entry {
     /// Same state apart from version and author: both tombstones, or the same kind, perm,
@@ -70,6 +76,7 @@ impl Entry {
                 && self.perm == o.perm
                 && self.content == o.content
                 && self.target == o.target
+                && self.xattrs == o.xattrs
                 && (self.kind == EntryKind::Dir || self.mtime == o.mtime))
     }
 

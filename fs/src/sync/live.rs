@@ -8,8 +8,10 @@ use crate::attr::{Caller, FileKind, Ino, ROOT_INO};
 use crate::cache::State;
 use crate::core::Core;
 use crate::dir::{add_links, touch_dir, unlink_inode};
-use crate::format::Dirent;
+use crate::format::sync::SYNCED_XATTR_PREFIX;
+use crate::format::{Dirent, Xattr};
 use crate::inode::Inode;
+use crate::meta::Tag;
 use std::time::SystemTime;
 
 /// Permissions of directories created because an entry below them arrived first.
@@ -143,7 +145,39 @@ impl Applier<'_> {
         if e.kind == EntryKind::File {
             self.files.push(ino);
         }
+        self.set_xattrs(ino, &e.xattrs)?;
         self.report.changed_inodes.push(ino);
+        Ok(())
+    }
+
+    /// Makes the `user.*` xattrs of `ino` exactly `want` (others are left alone).
+    fn set_xattrs(&mut self, ino: Ino, want: &[(Vec<u8>, Vec<u8>)]) -> Result<(), FsError> {
+        let have: Vec<(Tag, Xattr)> = self
+            .st
+            .xattrs(ino)?
+            .iter()
+            .filter(|(_, x)| x.name.starts_with(SYNCED_XATTR_PREFIX))
+            .map(|(t, x)| (*t, x.clone()))
+            .collect();
+        for (tag, x) in &have {
+            if !want.iter().any(|(n, _)| *n == x.name) {
+                self.st.set_xattr(ino, *tag, None);
+            }
+        }
+        for (name, value) in want {
+            if have
+                .iter()
+                .any(|(_, x)| x.name == *name && x.value == *value)
+            {
+                continue;
+            }
+            let tag = self.core.keys.name_tag(ino, name);
+            let x = Xattr {
+                name: name.clone(),
+                value: value.clone(),
+            };
+            self.st.set_xattr(ino, tag, Some(x));
+        }
         Ok(())
     }
 
@@ -176,6 +210,7 @@ impl Applier<'_> {
         };
         self.st.set_dent(dir, tag, Some(d));
         self.st.insert_inode(i);
+        self.set_xattrs(ino, &e.xattrs)?;
         if kind == FileKind::File {
             self.files.push(ino);
         }
@@ -221,5 +256,6 @@ fn implied_dir(path: &[u8]) -> Entry {
         target: Vec::new(),
         version: Vec::new(),
         author: [0; 32],
+        xattrs: Vec::new(),
     }
 }

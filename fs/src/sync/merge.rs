@@ -152,6 +152,7 @@ mod tests {
             target: Vec::new(),
             version,
             author: [author; 32],
+            xattrs: Vec::new(),
         }
     }
 

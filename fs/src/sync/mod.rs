@@ -26,7 +26,7 @@ mod paths;
 mod scan;
 mod version;
 
-pub use entry::{Entry, EntryKind};
+pub use entry::{Entry, EntryKind, Xattrs};
 pub use version::{Version, device_display, short_id};
 
 pub(crate) use index::SyncState;

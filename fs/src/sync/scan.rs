@@ -1,6 +1,6 @@
 //! Scanning the live tree into the index: every path whose state differs from its entry
 //! gets a new version signed by this device; vanished paths get tombstones.
-use super::entry::{Entry, EntryKind};
+use super::entry::{Entry, EntryKind, Xattrs};
 use super::index::SyncState;
 use super::version::bump;
 use crate::FsError;
@@ -9,6 +9,7 @@ use crate::cache::State;
 use crate::core::Core;
 use crate::crypto::VolumeKeys;
 use crate::file::FileContent;
+use crate::format::sync::{SYNCED_XATTR_PREFIX, XATTRS_MAX};
 use crate::meta::Batch;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
@@ -48,6 +49,7 @@ pub(crate) fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
 
 /// The state of inode `ino` at `path`, `None` for kinds that are not synced.
 pub(crate) fn live_state(st: &mut State, ino: Ino, path: Vec<u8>) -> Result<Option<Live>, FsError> {
+    let xattrs = synced_xattrs(st, ino)?;
     let i = st.inode(ino)?;
     let Some(kind) = entry_kind(i.kind) else {
         return Ok(None);
@@ -70,8 +72,22 @@ pub(crate) fn live_state(st: &mut State, ino: Ino, path: Vec<u8>) -> Result<Opti
         },
         version: Vec::new(),
         author: [0; 32],
+        xattrs,
     };
     Ok(Some(Live { state, ino }))
+}
+
+/// The `user.*` xattrs of `ino`, sorted by name.
+fn synced_xattrs(st: &mut State, ino: Ino) -> Result<Xattrs, FsError> {
+    let mut v: Vec<_> = st
+        .xattrs(ino)?
+        .values()
+        .filter(|x| x.name.starts_with(SYNCED_XATTR_PREFIX))
+        .map(|x| (x.name.clone(), x.value.clone()))
+        .collect();
+    v.sort();
+    v.truncate(XATTRS_MAX);
+    Ok(v)
 }
 
 /// Every synced path of the live tree.
@@ -112,6 +128,7 @@ pub(crate) fn matches(e: &Entry, live: &Entry) -> bool {
         && (e.kind == EntryKind::Dir || e.mtime == live.mtime)
         && e.content == live.content
         && e.target == live.target
+        && e.xattrs == live.xattrs
 }
 
 /// A tombstone for stored entry `e`.
@@ -121,6 +138,7 @@ fn tombstone(e: &Entry, now: SystemTime) -> Entry {
         mtime: now,
         content: FileContent::default(),
         target: Vec::new(),
+        xattrs: Vec::new(),
         ..e.clone()
     }
 }
