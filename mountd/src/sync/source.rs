@@ -3,8 +3,10 @@
 //! streams"), checked against its id and kept as an own block.
 use blockstore::{BlockId, BlockSource, BlockStore, Class, StoreError};
 use fossa_net::{NetError, Node};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Default deadline of a read that needs blocks from peers.
 const FETCH_DEADLINE: Duration = Duration::from_secs(10);
@@ -40,11 +42,18 @@ impl NetHandle {
     }
 }
 
+/// How long a block whose fetch failed is not asked for again. The kernel retries a failed
+/// read-ahead page with a second read at once; without this it would wait a second deadline.
+const FAILED_FOR: Duration = Duration::from_secs(1);
+/// Most failed fetches remembered.
+const FAILED_MAX: usize = 4096;
+
 /// The local store first, the network second.
 pub(crate) struct NetSource {
     store: Arc<BlockStore>,
     net: OnceLock<NetHandle>,
     deadline: Duration,
+    failed: Mutex<HashMap<BlockId, Instant>>,
 }
 
 impl NetSource {
@@ -54,6 +63,7 @@ impl NetSource {
             store,
             net: OnceLock::new(),
             deadline: fetch_deadline(),
+            failed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -65,6 +75,9 @@ impl NetSource {
     fn remote(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
         let missing = || StoreError::NotFound(*id);
         let net = self.net.get().ok_or_else(missing)?;
+        if self.failed_recently(id) {
+            return Err(missing());
+        }
         for (got, r) in net.fetch(vec![*id], self.deadline) {
             match r {
                 Ok(data) if got == *id && BlockId::of(&data) == *id => {
@@ -75,7 +88,25 @@ impl NetSource {
                 Err(e) => tracing::warn!(block = %id, error = %e, "read: block not fetched"),
             }
         }
+        self.remember_failure(id);
         Err(missing())
+    }
+
+    fn failed_recently(&self, id: &BlockId) -> bool {
+        self.failed
+            .lock()
+            .get(id)
+            .is_some_and(|t| t.elapsed() < FAILED_FOR)
+    }
+
+    fn remember_failure(&self, id: &BlockId) {
+        let mut failed = self.failed.lock();
+        if failed.len() >= FAILED_MAX {
+            failed.retain(|_, t| t.elapsed() < FAILED_FOR);
+        }
+        if failed.len() < FAILED_MAX {
+            failed.insert(*id, Instant::now());
+        }
     }
 }
 
