@@ -201,7 +201,8 @@ impl SyncDaemon {
         });
     }
 
-    /// Final scan, then closes every connection, stops the threads and the runtime.
+    /// Closes every connection, stops the threads (the scan thread scans a last time: what it
+    /// records is pushed at the next start) and the runtime, saves the member list.
     pub(crate) fn shutdown(&self) {
         let _ = self
             .scan_tx
@@ -211,13 +212,14 @@ impl SyncDaemon {
         let Some(rt) = self.rt.lock().take() else {
             return;
         };
+        // Closing the connections first ends any fetch the pull thread is waiting for.
+        rt.block_on(self.net.node.shutdown());
         for t in self.threads.lock().drain(..) {
             let name = t.thread().name().unwrap_or("?").to_owned();
             if t.join().is_err() {
                 tracing::error!("thread {name} panicked");
             }
         }
-        rt.block_on(self.net.node.shutdown());
         rt.shutdown_timeout(Duration::from_secs(2));
         if let Err(e) = save_members(&self.paths, &self.identity_members) {
             tracing::warn!("{e:#}");
