@@ -33,6 +33,9 @@ pub(crate) struct State {
     pub(crate) sync_dirs: HashSet<Ino>,
     /// Inodes whose attributes, content or target changed since the last scan.
     pub(crate) sync_inos: HashSet<Ino>,
+    /// Files being written (and when a scan first deferred them): their in-between states are
+    /// not announced until fsync, the last close, or `SYNC_HOLD_MAX` (sync/scan.rs).
+    pub(crate) sync_hold: HashMap<Ino, Option<std::time::Instant>>,
     /// Suppresses the change hook while sync applies peers' updates.
     pub(crate) sync_quiet: bool,
     /// Told about local changes (set by `Fs::enable_sync`).
@@ -57,6 +60,7 @@ impl State {
             sync_dirty: false,
             sync_dirs: HashSet::new(),
             sync_inos: HashSet::new(),
+            sync_hold: HashMap::new(),
             sync_quiet: false,
             sync_hook: None,
         }
@@ -71,6 +75,13 @@ impl State {
         }
         self.sync_dirs.extend(dir);
         self.sync_inos.extend(ino);
+    }
+
+    /// Ends the hold on a file being written (fsync, last close) and has it scanned.
+    pub(crate) fn release_hold(&mut self, ino: Ino) {
+        if self.sync_hold.remove(&ino).is_some() {
+            self.changed(None, Some(ino));
+        }
     }
 
     /// The inode, loading it on a cache miss.

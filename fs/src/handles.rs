@@ -153,6 +153,7 @@ pub(crate) fn write(
     let (after, due) = (of.buf.bytes(), wants_flush(&of.buf, limits));
     st.files.buffered = st.files.buffered + after - before;
     st.inode_mut(ino)?.touch_mtime(SystemTime::now());
+    st.sync_hold.entry(ino).or_insert(None);
     if due {
         writeback::start(st, ino, spawn)?;
     }

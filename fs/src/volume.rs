@@ -293,7 +293,9 @@ impl Fs {
             writeback::wait_flight(&mut st, ino);
             st.files.take_error(ino)?;
         }
-        self.core.flush_all(true)
+        self.core.flush_all(true)?;
+        self.core.st.lock().release_hold(ino);
+        Ok(())
     }
     /// Closes handle `fh`; the last close of an unlinked file deletes it.
     pub fn release(&self, ino: Ino, fh: u64) -> Result<(), FsError> {
@@ -304,6 +306,7 @@ impl Fs {
         st.files.handle(ino, fh)?;
         handles::flush_data(&self.core.engine, &mut st, ino, None)?;
         if handles::close(&mut st, ino, fh)? {
+            st.release_hold(ino);
             crate::dir::reap(&mut st, ino)?;
         }
         Ok(())

@@ -428,3 +428,31 @@ fn redundancy_levels_inherit_sync_and_cover_every_block() {
 fn blocks_of(fs: &fossa_fs::Fs, path: &str) -> Vec<blockstore::BlockId> {
     fs.blocks_at(path.as_bytes()).unwrap()
 }
+
+/// A file being written is announced when it is fsynced or closed, not in between (peers
+/// would fetch blocks about to be replaced); each announced state is a complete one.
+#[test]
+fn files_being_written_are_announced_at_fsync_or_close() {
+    let d = devices(2);
+    let (a, b) = (&d[0], &d[1]);
+    let (fa, fb) = (a.fs(), b.fs());
+    let (attr, fh) = fa.create(WHO, ROOT_INO, b"log", 0o644, RW).unwrap();
+    let first = bytes(3 * MIB, 5);
+    fa.write(attr.ino, fh, 0, &first).unwrap();
+    fa.sync().unwrap(); // The data is in blocks and durable, but the writer is not done.
+    let p = pump(a, b);
+    assert_eq!(p.report.applied, 0, "nothing while the writer is busy");
+    assert!(resolve(fb, "log").is_err());
+    fa.fsync(attr.ino, Some(fh), false).unwrap();
+    pump(a, b);
+    assert_eq!(get(fb, "log"), first);
+    let more = bytes(MIB, 6);
+    fa.write(attr.ino, fh, first.len() as u64, &more).unwrap();
+    fa.sync().unwrap();
+    assert_eq!(pump(a, b).report.applied, 0);
+    assert_eq!(get(fb, "log"), first);
+    fa.release(attr.ino, fh).unwrap();
+    pump(a, b);
+    assert_eq!(get(fb, "log"), [first, more].concat());
+    converged(&[a, b]);
+}

@@ -83,16 +83,20 @@ impl Core {
     }
 
     /// Paths where the live tree and the index differ (a full walk; for tests and fsck-like
-    /// checks). Empty right after a scan.
+    /// checks). Empty right after a scan, apart from files being written (held back).
     pub(crate) fn sync_check(&self) -> Result<Vec<Vec<u8>>, FsError> {
         let g = self.sync.lock();
         let ss = g.as_ref().ok_or(FsError::NotSupported)?;
-        let live = walk(&mut self.st.lock())?;
+        let mut st = self.st.lock();
+        let live = walk(&mut st)?;
+        // Files being written are left for a later scan on purpose (scan::defer_held).
         let mut out: Vec<Vec<u8>> = (live.iter())
             .filter(|(p, l)| {
-                !ss.entries
-                    .get(*p)
-                    .is_some_and(|r| matches(&r.entry, &l.state))
+                !st.sync_hold.contains_key(&l.ino)
+                    && !ss
+                        .entries
+                        .get(*p)
+                        .is_some_and(|r| matches(&r.entry, &l.state))
             })
             .map(|(p, _)| p.clone())
             .collect();

@@ -35,6 +35,7 @@ use crate::core::Core;
 use crate::meta::Batch;
 use crate::{Fs, FsError};
 use blockstore::BlockId;
+use scan::Hold;
 use std::sync::Arc;
 
 /// Signs updates as this device (implemented by mountd with the device key).
@@ -186,7 +187,7 @@ impl Core {
     fn sync_scan(&self) -> Result<u64, FsError> {
         let mut g = self.sync.lock();
         let ss = g.as_mut().ok_or(FsError::NotSupported)?;
-        let r = self.flush_with(true, |st, b| ss.scan(self, st, b));
+        let r = self.flush_with(true, |st, b| ss.scan(self, st, b, Hold::Defer));
         self.settle(ss, r)?;
         Ok(ss.seq)
     }
@@ -202,7 +203,9 @@ impl Core {
         let mut report = ApplyReport::default();
         let updates = apply::open_all(self, ss, blobs, &mut report);
         let r = self.flush_with(true, |st, b| {
-            ss.scan(self, st, b)?;
+            // Files being written are captured too: a peer's version of one must meet the
+            // local one as a conflict, not replace it.
+            ss.scan(self, st, b, Hold::Capture)?;
             ss.apply(self, st, updates, (&mut report, b))?;
             ss.set_progress(peer, at, b);
             Ok(())

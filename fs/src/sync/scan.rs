@@ -12,7 +12,19 @@ use crate::file::FileContent;
 use crate::format::sync::{SYNCED_XATTR_PREFIX, XATTRS_MAX};
 use crate::meta::Batch;
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Longest a file being written is left out of scans (see `defer_held`).
+const SYNC_HOLD_MAX: Duration = Duration::from_secs(10);
+
+/// Whether a scan leaves files being written for later.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Hold {
+    /// Local scans: announce a file once it is fsynced or closed.
+    Defer,
+    /// Before merging: every local change counts.
+    Capture,
+}
 
 /// Paths a scan found vanished (`gone`) or possibly changed (`changed`, with live state).
 #[derive(Default)]
@@ -170,6 +182,7 @@ impl SyncState {
         core: &Core,
         st: &mut State,
         b: &mut Batch,
+        hold: Hold,
     ) -> Result<(), FsError> {
         if !std::mem::take(&mut st.sync_dirty) {
             return Ok(());
@@ -182,7 +195,38 @@ impl SyncState {
         } else {
             self.delta(core, st, (dirs, inos), &mut d)?;
         }
+        if hold == Hold::Defer {
+            self.defer_held(st, &mut d);
+        }
         self.record_diff(&core.keys, d, b)
+    }
+
+    /// Leaves files being written out of this scan (their in-between states would only make
+    /// peers fetch blocks that are about to be replaced) and keeps them for a later one;
+    /// after `SYNC_HOLD_MAX` of deferral (a file kept open and written for long) they go anyway.
+    fn defer_held(&self, st: &mut State, d: &mut Diff) {
+        let now = Instant::now();
+        let mut held = Vec::new();
+        d.changed.retain(|p, _| {
+            let Some(ino) = self.paths.get(p) else {
+                return true;
+            };
+            let Some(since) = st.sync_hold.get_mut(&ino) else {
+                return true;
+            };
+            let first = *since.get_or_insert(now);
+            let keep = now.duration_since(first) >= SYNC_HOLD_MAX;
+            if keep {
+                *since = Some(now);
+            } else {
+                held.push(ino);
+            }
+            keep
+        });
+        if !held.is_empty() {
+            st.sync_inos.extend(held);
+            st.sync_dirty = true;
+        }
     }
 
     fn full_diff(&mut self, st: &mut State, d: &mut Diff) -> Result<(), FsError> {
