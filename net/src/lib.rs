@@ -16,6 +16,7 @@ mod discovery;
 mod error;
 mod identity;
 mod invite;
+mod keep;
 mod limit;
 mod members;
 mod node;
@@ -28,8 +29,9 @@ pub use discovery::{DISCOVERY_PORT, Discovery, DiscoveryConfig, Sighting};
 pub use error::NetError;
 pub use identity::{DeviceId, DeviceKey, verify_signature};
 pub use invite::{InviteCode, JoinResult, PendingInvite, join, join_proof};
-pub use members::{MemberRecord, Members, SignedMember};
-pub use node::{NetStats, Node, NodeConfig, Replica, ReplicaError};
+pub use keep::{BlockHolder, HolderError, PutStatus, StoreHolder, audit_nonce, audit_proof};
+pub use members::{MemberRecord, Members, Role, SignedMember};
+pub use node::{Backend, NetStats, Node, NodeConfig, Replica, ReplicaError};
 pub use tls::raw_client_config;
 
 /// ALPN of the sync protocol between members: carries the major version.
