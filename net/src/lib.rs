@@ -21,6 +21,7 @@ mod limit;
 mod members;
 mod node;
 mod proto;
+pub mod repair;
 mod session;
 mod tls;
 mod transfer;
