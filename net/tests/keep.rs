@@ -303,3 +303,95 @@ async fn a_keeper_joins_with_a_keeper_invitation_and_gets_no_secret() {
     assert_eq!(st, vec![PutStatus::Stored; 2]);
     assert_eq!(k.stats().index_batches_received, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repair_loop_places_audits_and_replaces_a_corrupt_keeper() {
+    use fossa_net::repair::{Evidence, HolderTable, NodeView, Policy, execute, plan};
+    init_tracing();
+    let (ka, k1, k2, k3) = (key(), key(), key(), key());
+    let base = volume_of(&[&ka], &[&k1, &k2, &k3]);
+    let fa = FakeReplica::new(1);
+    let a = start("a", &ka, copy_of(&base), fa.clone(), vec![]).await;
+    let holders: Vec<Arc<MemHolder>> = (0..3).map(|_| Arc::new(MemHolder::default())).collect();
+    let mut keepers = Vec::new();
+    for (k, h) in [&k1, &k2, &k3].into_iter().zip(&holders) {
+        keepers.push(keeper(k, &base, h.clone(), vec![a.local_addr()]).await);
+    }
+    wait_until("keepers connected", LIMIT, || a.connected().len() == 3).await;
+
+    let mut table = HolderTable::new();
+    let ids: Vec<BlockId> = (0..12u8).map(|i| fa.add_block(&vec![i; 5000])).collect();
+    for id in &ids {
+        table.set_block(*id, 5000, 3);
+        table.add_holder(id, ka.id(), Evidence::Pinned);
+    }
+    let policy = Policy {
+        audit_interval: Duration::ZERO,
+        ..Policy::default()
+    };
+    let views = |a: &Node| -> Vec<NodeView> {
+        let live = a.connected();
+        let mut v = vec![NodeView {
+            id: a.id(),
+            role: Role::Device,
+            free: 0,
+            connected: true,
+        }];
+        for k in [&k1, &k2, &k3] {
+            v.push(NodeView {
+                id: k.id(),
+                role: Role::Keeper,
+                free: 1 << 30,
+                connected: live.contains(&k.id()),
+            });
+        }
+        v
+    };
+    let mut now = Duration::ZERO;
+    let round = |table: &mut HolderTable, now: Duration| {
+        let p = plan(table, &views(&a), &policy, now, now.as_secs());
+        let a = a.clone();
+        let mut t = std::mem::take(table);
+        async move {
+            let r = execute(&a, &mut t, &p, now, T).await;
+            (t, p, r)
+        }
+    };
+    let (t, p, r) = bounded(LIMIT, round(&mut table, now)).await;
+    table = t;
+    assert_eq!(p.below_level, 12);
+    assert_eq!((r.copied, r.errors), (24, 0), "{r:?}");
+    let held: usize = holders.iter().map(|h| h.list().unwrap().len()).sum();
+    assert_eq!(held, 24, "two keepers per block");
+    for id in &ids {
+        assert_eq!(table.holders(id).len(), 3);
+    }
+
+    // Keeper 1's disk rots: the next rounds' audits fail, it is distrusted and replaced.
+    let bad = holders[0].list().unwrap();
+    assert!(bad.len() >= 3, "k1 holds {}", bad.len());
+    *holders[0].corrupt.lock() = true;
+    for _ in 0..3 {
+        now += Duration::from_secs(30);
+        let (t, _, r) = bounded(LIMIT, round(&mut table, now)).await;
+        table = t;
+        assert_eq!(r.errors, 0, "{r:?}");
+    }
+    assert!(table.audit_failures(&k1.id()) >= 3);
+    for id in &ids {
+        let others: Vec<_> = table
+            .holders(id)
+            .into_iter()
+            .filter(|h| *h != k1.id())
+            .collect();
+        assert_eq!(
+            others.len(),
+            3,
+            "{id} not re-replicated away from the corrupt keeper"
+        );
+    }
+    assert_eq!(
+        holders[1].list().unwrap().len() + holders[2].list().unwrap().len(),
+        24
+    );
+}
