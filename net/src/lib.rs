@@ -6,11 +6,17 @@
 //! ([`MAX_MESSAGE_SIZE`]) and versioned in the ALPN; every block received is checked against its
 //! id before anyone sees it; every connect and remote wait has a deadline.
 //!
+//! Keepers (storage-only peers, docs/redundancy.md) are members with role [`Role::Keeper`]:
+//! they hold and serve ciphertext blocks ([`BlockHolder`], [`Node::start_keeper`]) and never
+//! see the volume secret or an index update; [`repair`] plans and executes placement, audits
+//! and repair for the redundancy levels.
+//!
 //! Non-goals: the meaning of index updates (opaque signed blobs made and merged by `fossa_fs`,
 //! reached through the [`Replica`] trait), the filesystem, FUSE.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
+mod backend;
 mod dial;
 mod discovery;
 mod error;
