@@ -395,3 +395,45 @@ async fn the_repair_loop_places_audits_and_replaces_a_corrupt_keeper() {
         24
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_with_a_holder_takes_copies_and_one_without_fails_them() {
+    use fossa_net::Backend;
+    init_tracing();
+    let (ka, kb, kc) = (key(), key(), key());
+    let base = members_of(&[&ka, &kb, &kc]);
+    let a = start("a", &ka, copy_of(&base), FakeReplica::new(1), vec![]).await;
+    let h = Arc::new(MemHolder::default());
+    let backend = Backend::Device {
+        replica: FakeReplica::new(2),
+        holder: Some(h.clone()),
+    };
+    let cfg = config("b", vec![a.local_addr()]);
+    let _b = Node::start_with(cfg, kb.clone(), copy_of(&base), backend)
+        .await
+        .unwrap();
+    let _c = start(
+        "c",
+        &kc,
+        copy_of(&base),
+        FakeReplica::new(3),
+        vec![a.local_addr()],
+    )
+    .await;
+    wait_until("b and c connected", LIMIT, || a.connected().len() == 2).await;
+    let bs = blocks(2, 60);
+    let st = bounded(LIMIT, a.put_blocks(&kb.id(), &bs, T))
+        .await
+        .unwrap();
+    assert_eq!(st, vec![PutStatus::Stored; 2]);
+    assert_eq!(h.list().unwrap().len(), 2);
+    let st = bounded(LIMIT, a.put_blocks(&kc.id(), &bs, T))
+        .await
+        .unwrap();
+    assert_eq!(st, vec![PutStatus::Failed; 2]);
+    // A device without a holder still answers Has and Audit from its replica.
+    let has = bounded(LIMIT, a.has_blocks(&kc.id(), &[bs[0].0], T))
+        .await
+        .unwrap();
+    assert_eq!(has, vec![false]);
+}

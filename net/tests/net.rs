@@ -553,3 +553,17 @@ async fn bandwidth_limits_hold_the_rate() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_opening_a_request_stream_is_a_protocol_violation() {
+    init_tracing();
+    let (ka, kk) = (key(), key());
+    let base = members_of(&[&ka]);
+    let mut r = record(&kk, ka.id(), "k");
+    r.role = fossa_net::Role::Keeper;
+    base.add_own(&ka, r).unwrap();
+    let a = start("a", &ka, copy_of(&base), FakeReplica::new(1), vec![]).await;
+    // A well-formed GetBlocks { ids: [] }: refused because a keeper asks nothing.
+    let code = raw_block_stream(&kk, ka.id(), a.local_addr(), &[2, 0, 0, 0, 4, 0]).await;
+    assert_eq!(code, 1, "PROTOCOL");
+}
