@@ -7,7 +7,7 @@ use crate::proto::{
     Audit, AuditResult, Bitmap, FrameError, IdList, MAX_IDS_PER_LIST, MAX_IDS_PER_REQUEST, Message,
     PutBlocks, PutResults, write_msg,
 };
-use crate::{DeviceId, NetError, ReplicaError};
+use crate::{DeviceId, NetError, ReplicaError, Role};
 use blockstore::BlockId;
 use std::sync::Arc;
 use tracing::{debug, warn};
@@ -102,7 +102,9 @@ async fn has(node: &Arc<Node>, req: IdList) -> Result<Bitmap, FrameError> {
             Some(_) => with_holder(node, move |h| h.has(&id).unwrap_or(false)).await?,
             None => false,
         };
-        flags.push(held || (node.holder.is_none() && read_block(node, id).await.is_some()));
+        // Not held for others: a device may still hold it as its own data.
+        let own = !held && node.role == Role::Device && read_block(node, id).await.is_some();
+        flags.push(held || own);
     }
     Ok(Bitmap::pack(&flags))
 }
