@@ -37,7 +37,9 @@ pub(crate) async fn dial_loop(node: Weak<Node>) {
         let mut targets: Vec<(SocketAddr, Option<DeviceId>)> =
             n.cfg.peers.iter().map(|a| (*a, None)).collect();
         for m in n.members.list() {
-            if m.revoked || m.device == me || connected.contains(&m.device) {
+            // Keepers talk only to devices.
+            let useless = n.role == crate::Role::Keeper && m.role == crate::Role::Keeper;
+            if m.revoked || m.device == me || connected.contains(&m.device) || useless {
                 continue;
             }
             targets.extend(m.addrs.iter().map(|a| (*a, Some(m.device))));

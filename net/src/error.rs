@@ -51,6 +51,9 @@ pub enum NetError {
     /// The inviter refused the invitation (bad proof, expired, used).
     #[error("invitation refused")]
     JoinRefused,
+    /// A keeper asked to do what only member devices do.
+    #[error("a keeper cannot {0}")]
+    KeeperCannot(&'static str),
     /// No connected peer holds the block.
     #[error("no peer has the block")]
     NotFound,

@@ -2,28 +2,33 @@
 use crate::members::SignedMember;
 use crate::node::Node;
 use crate::proto::{JoinAccept, JoinRequest, Message, code, read_msg, write_msg};
-use crate::{ALPN_JOIN, DeviceId, DeviceKey, MemberRecord, Members, NetError, tls};
+use crate::{ALPN_JOIN, DeviceId, DeviceKey, MemberRecord, Members, NetError, Role, tls};
 use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 use tracing::{info, warn};
 
-/// Prefix of a printable invitation code.
+/// Prefix of a printable invitation code for a member device.
 const CODE_PREFIX: &str = "FOSSA1-";
+/// Prefix of a printable invitation code for a keeper (storage-only peer).
+const KEEPER_PREFIX: &str = "FOSSAK1-";
 /// Domain-separation prefix of the join proof.
 const PROOF_CONTEXT: &[u8] = b"fossa join v1";
 /// Longest device name accepted in a JoinRequest.
 const MAX_NAME_LEN: usize = 255;
 
-/// The contents of a `FOSSA1-…` invitation code.
+/// The contents of a `FOSSA1-…` (device) or `FOSSAK1-…` (keeper) invitation code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InviteCode {
+    /// Device or keeper: the prefix of the printable code.
+    pub role: Role,
     /// The volume.
     pub volume: [u8; 16],
     /// The one-time secret `s`.
     pub secret: [u8; 32],
-    /// The volume secret wrapped under `K_wrap` (made and opened by the fs layer).
+    /// The volume secret wrapped under `K_wrap` (made and opened by the fs layer); empty in
+    /// a keeper invitation.
     pub wrapped: Vec<u8>,
     /// The inviter, pinned by the joiner.
     pub inviter: DeviceId,
@@ -57,7 +62,11 @@ impl InviteCode {
         };
         // Encoding into a Vec cannot fail for this struct.
         let body = postcard::to_allocvec(&wire).unwrap_or_default();
-        format!("{CODE_PREFIX}{}", BASE32_NOPAD.encode(&body))
+        let prefix = match self.role {
+            Role::Device => CODE_PREFIX,
+            Role::Keeper => KEEPER_PREFIX,
+        };
+        format!("{prefix}{}", BASE32_NOPAD.encode(&body))
     }
     /// Parses a printable code (whitespace ignored, case-insensitive).
     pub fn decode(s: &str) -> Result<Self, NetError> {
@@ -66,18 +75,25 @@ impl InviteCode {
             .filter(|c| !c.is_whitespace())
             .map(|c| c.to_ascii_uppercase())
             .collect();
-        let body = clean
-            .strip_prefix(CODE_PREFIX)
-            .ok_or(NetError::BadInviteCode)?;
+        let (role, body) = match clean.strip_prefix(CODE_PREFIX) {
+            Some(b) => (Role::Device, b),
+            None => (
+                Role::Keeper,
+                clean
+                    .strip_prefix(KEEPER_PREFIX)
+                    .ok_or(NetError::BadInviteCode)?,
+            ),
+        };
         let bytes = BASE32_NOPAD
             .decode(body.as_bytes())
             .map_err(|_| NetError::BadInviteCode)?;
         let (w, rest) =
             postcard::take_from_bytes::<InviteWire>(&bytes).map_err(|_| NetError::BadInviteCode)?;
-        if !rest.is_empty() {
+        if !rest.is_empty() || (role == Role::Keeper && !w.wrapped.is_empty()) {
             return Err(NetError::BadInviteCode);
         }
         Ok(InviteCode {
+            role,
             volume: w.volume,
             secret: w.secret,
             wrapped: w.wrapped,
@@ -93,10 +109,12 @@ impl InviteCode {
 pub struct PendingInvite {
     /// The one-time secret `s` (to check the joiner's proof).
     pub secret: [u8; 32],
-    /// Released to the joiner whose proof matches.
+    /// Released to the joiner whose proof matches (never for a keeper invitation).
     pub k_wrap: [u8; 32],
     /// Refused after this time.
     pub expiry: SystemTime,
+    /// The role the joiner gets: a keeper invitation admits a storage-only peer.
+    pub role: Role,
 }
 
 impl PendingInvite {
@@ -113,10 +131,19 @@ impl PendingInvite {
             secret,
             k_wrap,
             expiry: SystemTime::now() + valid_for,
+            role: Role::Device,
         })
     }
+    /// A fresh keeper invitation (docs/redundancy.md): the joiner becomes a [`Role::Keeper`]
+    /// and receives no `K_wrap`; its code carries no wrapped secret.
+    pub fn generate_keeper(valid_for: Duration) -> Result<Self, NetError> {
+        let mut inv = Self::generate(valid_for)?;
+        inv.role = Role::Keeper;
+        Ok(inv)
+    }
     /// The code to hand to the joiner: `wrapped` is the volume secret sealed under
-    /// [`PendingInvite::k_wrap`] by the fs layer; `addrs` where this node listens.
+    /// [`PendingInvite::k_wrap`] by the fs layer (ignored, left empty, for a keeper
+    /// invitation); `addrs` where this node listens.
     pub fn code(
         &self,
         volume: [u8; 16],
@@ -128,7 +155,12 @@ impl PendingInvite {
             .expiry
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let wrapped = match self.role {
+            Role::Device => wrapped,
+            Role::Keeper => Vec::new(),
+        };
         InviteCode {
+            role: self.role,
             volume,
             secret: self.secret,
             wrapped,
@@ -141,8 +173,10 @@ impl PendingInvite {
 
 /// What a successful join returns.
 pub struct JoinResult {
-    /// The key that unwraps [`InviteCode::wrapped`].
-    pub k_wrap: [u8; 32],
+    /// The key that unwraps [`InviteCode::wrapped`]; None when joined as a keeper.
+    pub k_wrap: Option<[u8; 32]>,
+    /// The role the inviter gave us (from our signed record).
+    pub role: Role,
     /// The member list, the joiner included.
     pub members: Vec<SignedMember>,
 }
@@ -247,8 +281,15 @@ async fn try_join(
     if !members.is_member(&key.id()) || !members.is_member(&code.inviter) {
         return Err(NetError::Protocol("member list without joiner or inviter"));
     }
+    let role = members.role(&key.id()).unwrap_or(Role::Keeper);
+    if role != code.role || (role == Role::Keeper) != accept.k_wrap.is_none() {
+        return Err(NetError::Protocol(
+            "join answer does not match the invitation's role",
+        ));
+    }
     Ok(JoinResult {
         k_wrap: accept.k_wrap,
+        role,
         members: members.signed(),
     })
 }
@@ -298,7 +339,7 @@ pub(crate) async fn serve_join(node: &Node, conn: quinn::Connection, peer: Devic
 }
 
 /// Checks a JoinRequest; on success consumes the invitation and adds the joiner.
-fn admit(node: &Node, peer: DeviceId, req: &JoinRequest) -> Result<[u8; 32], NetError> {
+fn admit(node: &Node, peer: DeviceId, req: &JoinRequest) -> Result<Option<[u8; 32]>, NetError> {
     if req.volume != node.cfg.volume
         || req.device != peer.0
         || DeviceId::of_public_key(&req.public_key) != peer
@@ -324,12 +365,16 @@ fn admit(node: &Node, peer: DeviceId, req: &JoinRequest) -> Result<[u8; 32], Net
         name: req.name.clone(),
         added_by: node.key.id(),
         revoked: false,
+        role: invite.role,
         // The join connection comes from a throwaway endpoint, not the joiner's node.
         addrs: vec![],
     };
     node.members.add_own(&node.key, record)?;
-    info!(device = %peer, name = %req.name, "device joined");
-    Ok(invite.k_wrap)
+    info!(device = %peer, name = %req.name, role = ?invite.role, "device joined");
+    Ok(match invite.role {
+        Role::Device => Some(invite.k_wrap),
+        Role::Keeper => None,
+    })
 }
 
 #[cfg(test)]
@@ -338,6 +383,7 @@ mod tests {
 
     fn sample() -> InviteCode {
         InviteCode {
+            role: Role::Device,
             volume: [1; 16],
             secret: [2; 32],
             wrapped: vec![3; 61],
@@ -369,6 +415,20 @@ mod tests {
             })
             .collect();
         assert_eq!(InviteCode::decode(&spaced.to_lowercase()).unwrap(), c);
+    }
+
+    #[test]
+    fn keeper_code_round_trip_has_no_secret() {
+        let inv = PendingInvite::generate_keeper(Duration::from_secs(60)).unwrap();
+        let c = inv.code([1; 16], vec![9; 40], DeviceId([2; 32]), vec![]);
+        assert!(c.wrapped.is_empty());
+        let s = c.encode();
+        assert!(s.starts_with("FOSSAK1-"), "{s}");
+        assert_eq!(InviteCode::decode(&s).unwrap(), c);
+        // A keeper code that carries a wrapped secret is refused.
+        let mut bad = sample();
+        bad.role = Role::Keeper;
+        assert!(InviteCode::decode(&bad.encode()).is_err());
     }
 
     #[test]

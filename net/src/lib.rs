@@ -6,20 +6,28 @@
 //! ([`MAX_MESSAGE_SIZE`]) and versioned in the ALPN; every block received is checked against its
 //! id before anyone sees it; every connect and remote wait has a deadline.
 //!
+//! Keepers (storage-only peers, docs/redundancy.md) are members with role [`Role::Keeper`]:
+//! they hold and serve ciphertext blocks ([`BlockHolder`], [`Node::start_keeper`]) and never
+//! see the volume secret or an index update; [`repair`] plans and executes placement, audits
+//! and repair for the redundancy levels.
+//!
 //! Non-goals: the meaning of index updates (opaque signed blobs made and merged by `fossa_fs`,
 //! reached through the [`Replica`] trait), the filesystem, FUSE.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 #![forbid(unsafe_code)]
 
+mod backend;
 mod dial;
 mod discovery;
 mod error;
 mod identity;
 mod invite;
+mod keep;
 mod limit;
 mod members;
 mod node;
 mod proto;
+pub mod repair;
 mod session;
 mod tls;
 mod transfer;
@@ -28,8 +36,9 @@ pub use discovery::{DISCOVERY_PORT, Discovery, DiscoveryConfig, Sighting};
 pub use error::NetError;
 pub use identity::{DeviceId, DeviceKey, verify_signature};
 pub use invite::{InviteCode, JoinResult, PendingInvite, join, join_proof};
-pub use members::{MemberRecord, Members, SignedMember};
-pub use node::{NetStats, Node, NodeConfig, Replica, ReplicaError};
+pub use keep::{BlockHolder, HolderError, PutStatus, StoreHolder, audit_nonce, audit_proof};
+pub use members::{MemberRecord, Members, Role, SignedMember};
+pub use node::{Backend, NetStats, Node, NodeConfig, Replica, ReplicaError};
 pub use tls::raw_client_config;
 
 /// ALPN of the sync protocol between members: carries the major version.

@@ -2,10 +2,11 @@
 //!
 //! Merge rules: a record is accepted if its DeviceId is BLAKE3 of its public key and it is
 //! signed by a current member, or, only while the list is empty, if it is the self-signed
-//! record of the volume's first device. A revoked device never becomes a member again; a
+//! record of the volume's first device. Only a device (role [`Role::Device`]) signs records: a
+//! keeper's signature adds or revokes nobody. A revoked device never becomes a member again; a
 //! record of a known device with another public key is ignored. Address hints are not signed.
 use crate::identity::sync_parent;
-use crate::proto::{RecordWire, SignedMemberWire};
+use crate::proto::{RecordWire, RoleWire, SignedMemberWire};
 use crate::{DeviceId, DeviceKey, NetError, verify_signature};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -15,9 +16,35 @@ use std::path::Path;
 use tokio::sync::watch;
 
 /// Domain-separation prefix of member record signatures.
-const SIG_CONTEXT: &[u8] = b"fossa member v1";
+const SIG_CONTEXT: &[u8] = b"fossa member v2";
 /// First bytes of the member list file (then a postcard `Vec<SignedMemberWire>`).
-const FILE_MAGIC: &[u8; 16] = b"fossa members v1";
+const FILE_MAGIC: &[u8; 16] = b"fossa members v2";
+
+/// What a member may do (crypto.md, "Membership records").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A member device: holds the volume secret, syncs the index, signs member records.
+    #[default]
+    Device,
+    /// A storage-only peer (`fossa keeper`): stores and serves ciphertext blocks for devices,
+    /// never receives the volume secret, index updates or names.
+    Keeper,
+}
+
+impl Role {
+    fn to_wire(self) -> RoleWire {
+        match self {
+            Role::Device => RoleWire::Device,
+            Role::Keeper => RoleWire::Keeper,
+        }
+    }
+    fn from_wire(w: RoleWire) -> Self {
+        match w {
+            RoleWire::Device => Role::Device,
+            RoleWire::Keeper => Role::Keeper,
+        }
+    }
+}
 
 /// One device of the volume.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +59,8 @@ pub struct MemberRecord {
     pub added_by: DeviceId,
     /// Revoked for good.
     pub revoked: bool,
+    /// Device or keeper (signed).
+    pub role: Role,
     /// Where it was last reached (a hint, not signed).
     pub addrs: Vec<SocketAddr>,
 }
@@ -43,7 +72,7 @@ pub struct SignedMember {
     pub record: MemberRecord,
     /// Who signed it (must be a member).
     pub signer: DeviceId,
-    /// Ed25519 over "fossa member v1" ‖ volume id ‖ record encoding.
+    /// Ed25519 over "fossa member v2" ‖ volume id ‖ record encoding.
     pub sig: [u8; 64],
 }
 
@@ -55,6 +84,7 @@ impl MemberRecord {
             name: self.name.clone(),
             added_by: self.added_by.0,
             revoked: self.revoked,
+            role: self.role.to_wire(),
         }
     }
 }
@@ -78,6 +108,7 @@ impl SignedMember {
                 name: w.record.name,
                 added_by: DeviceId(w.record.added_by),
                 revoked: w.record.revoked,
+                role: Role::from_wire(w.record.role),
                 addrs: w.addrs,
             },
             signer: DeviceId(w.signer),
@@ -242,9 +273,13 @@ impl Members {
             return Verdict::Ignore;
         }
         let signer_key = match recs.get(&s.signer) {
-            Some(m) if !m.record.revoked => m.record.public_key,
+            Some(m) if !m.record.revoked && m.record.role == Role::Device => m.record.public_key,
             Some(_) => return Verdict::Ignore,
-            None if recs.is_empty() && s.signer == r.device && r.added_by == r.device => {
+            None if recs.is_empty()
+                && s.signer == r.device
+                && r.added_by == r.device
+                && r.role == Role::Device =>
+            {
                 r.public_key
             }
             None => return Verdict::NotYet,
@@ -295,6 +330,30 @@ impl Members {
             .get(device)
             .filter(|m| !m.record.revoked)
             .map(|m| m.record.public_key)
+    }
+    /// The role of a current member.
+    pub fn role(&self, device: &DeviceId) -> Option<Role> {
+        self.records
+            .read()
+            .get(device)
+            .filter(|m| !m.record.revoked)
+            .map(|m| m.record.role)
+    }
+    /// Current keepers (storage-only peers), in id order.
+    pub fn keepers(&self) -> Vec<DeviceId> {
+        self.current(Role::Keeper)
+    }
+    /// Current member devices, in id order.
+    pub fn devices(&self) -> Vec<DeviceId> {
+        self.current(Role::Device)
+    }
+    fn current(&self, role: Role) -> Vec<DeviceId> {
+        self.records
+            .read()
+            .values()
+            .filter(|m| !m.record.revoked && m.record.role == role)
+            .map(|m| m.record.device)
+            .collect()
     }
     /// All records, members and revoked.
     pub fn list(&self) -> Vec<MemberRecord> {
@@ -353,8 +412,49 @@ mod tests {
             name: name.into(),
             added_by,
             revoked: false,
+            role: Role::Device,
             addrs: vec![],
         }
+    }
+
+    #[test]
+    fn keepers_are_listed_and_cannot_sign() {
+        let a = DeviceKey::generate().unwrap();
+        let k = DeviceKey::generate().unwrap();
+        let c = DeviceKey::generate().unwrap();
+        let m = Members::new(VOL);
+        m.add_own(&a, record(&a, a.id(), "a")).unwrap();
+        let mut kr = record(&k, a.id(), "k");
+        kr.role = Role::Keeper;
+        m.add_own(&a, kr).unwrap();
+        assert_eq!(m.keepers(), vec![k.id()]);
+        assert_eq!(m.devices(), vec![a.id()]);
+        assert_eq!(m.role(&k.id()), Some(Role::Keeper));
+        // A keeper adds nobody and revokes nobody.
+        assert!(m.add_own(&k, record(&c, k.id(), "c")).is_err());
+        assert!(m.revoke(&k, &a.id()).is_err());
+        assert!(m.is_member(&a.id()));
+        // The role is signed: flipping it breaks the signature.
+        let mut forged = m
+            .signed()
+            .into_iter()
+            .find(|s| s.record.device == k.id())
+            .unwrap();
+        forged.record.role = Role::Device;
+        let other = Members::new(VOL);
+        other.merge(&m.signed()[..0]);
+        let mut recs: Vec<SignedMember> = m
+            .signed()
+            .into_iter()
+            .filter(|s| s.record.device != k.id())
+            .collect();
+        recs.push(forged);
+        other.merge(&recs);
+        assert!(!other.is_member(&k.id()));
+        // A keeper cannot found a volume.
+        let mut kself = record(&k, k.id(), "k");
+        kself.role = Role::Keeper;
+        assert!(Members::new(VOL).add_own(&k, kself).is_err());
     }
 
     #[test]

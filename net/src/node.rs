@@ -4,11 +4,14 @@
 //! addresses with a bounded backoff), and per connection a control session
 //! (`session.rs`) plus a block-serving loop (`transfer.rs`). Replica calls run on
 //! `spawn_blocking`; no lock is held across an `.await`.
+pub use crate::backend::Backend;
+use crate::backend::NoIndex;
+use crate::keep::BlockHolder;
 use crate::limit::Limiter;
 use crate::proto::code;
 use crate::session::{self, Negotiated};
 use crate::tls;
-use crate::{ALPN, ALPN_JOIN, DeviceId, DeviceKey, Members, NetError, PendingInvite};
+use crate::{ALPN, ALPN_JOIN, DeviceId, DeviceKey, Members, NetError, PendingInvite, Role};
 use blockstore::BlockId;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -71,6 +74,8 @@ pub struct NetStats {
     pub bytes_received: u64,
     /// Connections open now (sessions, joins, duplicates being closed).
     pub connections: usize,
+    /// `Index` batches received from peers (always 0 on a keeper: it closes on one).
+    pub index_batches_received: u64,
 }
 
 /// The live session with one peer.
@@ -87,6 +92,12 @@ pub struct Node {
     pub(crate) key: Arc<DeviceKey>,
     pub(crate) members: Arc<Members>,
     pub(crate) replica: Arc<dyn Replica>,
+    /// Blocks held for others (every keeper; a device that accepts copies).
+    pub(crate) holder: Option<Arc<dyn BlockHolder>>,
+    /// Device or keeper.
+    pub(crate) role: Role,
+    /// Index batches received (a keeper must never see one).
+    pub(crate) index_received: AtomicU64,
     endpoint: quinn::Endpoint,
     sessions: Mutex<HashMap<DeviceId, Session>>,
     pub(crate) invites: Arc<Mutex<Vec<PendingInvite>>>,
@@ -126,16 +137,44 @@ impl Drop for ConnGuard {
 impl Node {
     /// Binds, starts accepting, and keeps connections to every reachable member. Must run
     /// inside a tokio runtime (the endpoint and the node's tasks live there).
-    #[expect(
-        clippy::unused_async,
-        reason = "async so that callers are inside the runtime the endpoint needs"
-    )]
     pub async fn start(
         cfg: NodeConfig,
         key: Arc<DeviceKey>,
         members: Arc<Members>,
         replica: Arc<dyn Replica>,
     ) -> Result<Arc<Node>, NetError> {
+        let backend = Backend::Device {
+            replica,
+            holder: None,
+        };
+        Self::start_with(cfg, key, members, backend).await
+    }
+    /// Starts a keeper (`fossa keeper`): a storage-only peer serving `holder` to the volume's
+    /// member devices. It never syncs an index.
+    pub async fn start_keeper(
+        cfg: NodeConfig,
+        key: Arc<DeviceKey>,
+        members: Arc<Members>,
+        holder: Arc<dyn BlockHolder>,
+    ) -> Result<Arc<Node>, NetError> {
+        Self::start_with(cfg, key, members, Backend::Keeper { holder }).await
+    }
+    /// Like [`Node::start`], with the backend spelt out (a device that holds copies for
+    /// redundancy, or a keeper).
+    #[expect(
+        clippy::unused_async,
+        reason = "async so that callers are inside the runtime the endpoint needs"
+    )]
+    pub async fn start_with(
+        cfg: NodeConfig,
+        key: Arc<DeviceKey>,
+        members: Arc<Members>,
+        backend: Backend,
+    ) -> Result<Arc<Node>, NetError> {
+        let (replica, holder, role): (Arc<dyn Replica>, _, _) = match backend {
+            Backend::Device { replica, holder } => (replica, holder, Role::Device),
+            Backend::Keeper { holder } => (Arc::new(NoIndex), Some(holder), Role::Keeper),
+        };
         let invites: Arc<Mutex<Vec<PendingInvite>>> = Arc::new(Mutex::new(Vec::new()));
         let gate_invites = invites.clone();
         let gate: tls::JoinGate = Arc::new(move || {
@@ -149,6 +188,9 @@ impl Node {
             key,
             members,
             replica,
+            holder,
+            role,
+            index_received: AtomicU64::new(0),
             endpoint,
             sessions: Mutex::new(HashMap::new()),
             invites,
@@ -172,6 +214,10 @@ impl Node {
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
+    /// Device or keeper.
+    pub fn role(&self) -> Role {
+        self.role
+    }
     /// This node's device id.
     pub fn id(&self) -> DeviceId {
         self.key.id()
@@ -188,6 +234,13 @@ impl Node {
         ids: &[BlockId],
         deadline: Duration,
     ) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
+        if self.role == Role::Keeper {
+            // Devices serve no one but devices: a keeper holds only what it was given.
+            return ids
+                .iter()
+                .map(|id| (*id, Err(NetError::NotFound)))
+                .collect();
+        }
         crate::transfer::fetch(self, ids, deadline).await
     }
     /// Devices with a live session.
@@ -224,6 +277,7 @@ impl Node {
             bytes_sent: self.closed_tx.load(Ordering::Relaxed),
             bytes_received: self.closed_rx.load(Ordering::Relaxed),
             connections: conns.len(),
+            index_batches_received: self.index_received.load(Ordering::Relaxed),
         };
         for c in conns.values() {
             let s = c.stats();

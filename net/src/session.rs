@@ -222,9 +222,13 @@ async fn push(
     }
     let replica = node.replica.clone();
     let index_id = blocking(move || Ok(replica.index_id())).await?;
+    // No index moves to or from a keeper (docs/redundancy.md, "Keeper sessions").
+    let sync = index_peers(node, &peer);
     loop {
         changes.mark_unchanged();
-        after = send_updates(node, send, index_id, after).await?;
+        if sync {
+            after = send_updates(node, send, index_id, after).await?;
+        }
         tokio::select! {
             r = changes.changed() => if r.is_err() { return Ok(()) },
             r = members.changed() => {
@@ -296,13 +300,25 @@ async fn receive(
 ) -> Result<(), FrameError> {
     loop {
         match next(recv, peer_minor).await {
-            Ok(Message::Index(ix)) => apply(node, peer, ix).await?,
+            Ok(Message::Index(ix)) => {
+                node.index_received
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if !index_peers(node, &peer) {
+                    return Err(FrameError::Malformed);
+                }
+                apply(node, peer, ix).await?;
+            }
             Ok(Message::Members(m)) => merge_members(node, conn, peer, m)?,
             Ok(_) => return Err(FrameError::Malformed),
             Err(FrameError::Finished) => return Ok(()),
             Err(e) => return Err(e),
         }
     }
+}
+
+/// True if both ends are member devices (only they exchange index updates).
+fn index_peers(node: &Node, peer: &DeviceId) -> bool {
+    node.role == crate::Role::Device && node.members.role(peer) == Some(crate::Role::Device)
 }
 
 async fn apply(node: &Arc<Node>, peer: DeviceId, ix: Index) -> Result<(), FrameError> {

@@ -5,7 +5,7 @@ use crate::node::{Node, protocol_violation};
 use crate::proto::{
     Block, FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_msg, write_msg,
 };
-use crate::{DeviceId, MAX_MESSAGE_SIZE, NetError};
+use crate::{DeviceId, MAX_MESSAGE_SIZE, NetError, Role};
 use blockstore::BlockId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 /// Room for the message envelope around a block's bytes.
-const BLOCK_ENVELOPE: usize = 64;
+pub(crate) const BLOCK_ENVELOPE: usize = 64;
 
 /// Serves block requests the peer opens on `conn` until it closes.
 pub(crate) async fn serve(node: Arc<Node>, conn: quinn::Connection, peer: DeviceId) {
@@ -32,30 +32,14 @@ async fn serve_stream(
     mut recv: quinn::RecvStream,
 ) {
     let result = async {
-        let Message::GetBlocks(req) = read_msg(&mut recv).await? else {
-            return Err(FrameError::Malformed);
-        };
-        if req.ids.len() > MAX_IDS_PER_REQUEST {
+        // Only member devices ask anything of a node: a keeper never opens a stream.
+        if node.members.role(&peer) != Some(Role::Device) {
             return Err(FrameError::Malformed);
         }
-        for id in req.ids {
-            let replica = node.replica.clone();
-            let bid = BlockId(id);
-            let data = match tokio::task::spawn_blocking(move || replica.block(&bid)).await {
-                Ok(Ok(d)) => d.filter(|d| d.len() + BLOCK_ENVELOPE <= MAX_MESSAGE_SIZE),
-                Ok(Err(e)) => {
-                    warn!(block = %bid, error = %e, "reading a block for a peer failed");
-                    None
-                }
-                Err(_) => None,
-            };
-            node.send_limit
-                .take(data.as_ref().map_or(0, Vec::len))
-                .await;
-            write_msg(&mut send, &Message::Block(Block { id, data })).await?;
+        match read_msg(&mut recv).await? {
+            Message::GetBlocks(req) => serve_get(&node, req, &mut send).await,
+            other => crate::keep::serve_request(&node, peer, other, &mut send).await,
         }
-        send.finish().map_err(|e| FrameError::Stream(e.into()))?;
-        Ok(())
     }
     .await;
     match result {
@@ -63,6 +47,48 @@ async fn serve_stream(
         Err(e) if e.is_protocol() => protocol_violation(&conn, &peer, &e),
         Err(e) => debug!(%peer, error = %e, "block stream ended"),
     }
+}
+
+/// A locally held block: one held for others, else the replica's (checked against `id`).
+pub(crate) async fn local_block(node: &Arc<Node>, id: BlockId) -> Option<Vec<u8>> {
+    if let Some(holder) = node.holder.clone() {
+        match tokio::task::spawn_blocking(move || holder.get(&id)).await {
+            Ok(Ok(Some(d))) => return Some(d),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => warn!(block = %id, error = %e, "reading a held block failed"),
+            Err(_) => {}
+        }
+    }
+    let replica = node.replica.clone();
+    match tokio::task::spawn_blocking(move || replica.block(&id)).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => {
+            warn!(block = %id, error = %e, "reading a block for a peer failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+async fn serve_get(
+    node: &Arc<Node>,
+    req: GetBlocks,
+    send: &mut quinn::SendStream,
+) -> Result<(), FrameError> {
+    if req.ids.len() > MAX_IDS_PER_REQUEST {
+        return Err(FrameError::Malformed);
+    }
+    for id in req.ids {
+        let data = local_block(node, BlockId(id))
+            .await
+            .filter(|d| d.len() + BLOCK_ENVELOPE <= MAX_MESSAGE_SIZE);
+        node.send_limit
+            .take(data.as_ref().map_or(0, Vec::len))
+            .await;
+        write_msg(send, &Message::Block(Block { id, data })).await?;
+    }
+    send.finish().map_err(|e| FrameError::Stream(e.into()))?;
+    Ok(())
 }
 
 /// Asks `peer` for `ids` on a new stream; the answers, in order.

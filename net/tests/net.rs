@@ -316,12 +316,14 @@ async fn join_with_an_invitation() {
 
     let expiry = SystemTime::now() + Duration::from_secs(600);
     let invite = PendingInvite {
+        role: fossa_net::Role::Device,
         secret: [7; 32],
         k_wrap: [8; 32],
         expiry,
     };
     a.add_invite(invite);
     let code = InviteCode {
+        role: fossa_net::Role::Device,
         volume: VOL,
         secret: [7; 32],
         wrapped: vec![1, 2, 3],
@@ -336,7 +338,7 @@ async fn join_with_an_invitation() {
     let r = bounded(LIMIT, join(&code, &kj, "joiner", Duration::from_secs(5)))
         .await
         .unwrap();
-    assert_eq!(r.k_wrap, [8; 32]);
+    assert_eq!(r.k_wrap, Some([8; 32]));
     assert!(
         r.members
             .iter()
@@ -350,6 +352,7 @@ async fn join_with_an_invitation() {
 
     // Keep another invitation pending so that refusals are answered, not handshake failures.
     a.add_invite(PendingInvite {
+        role: fossa_net::Role::Device,
         secret: [9; 32],
         k_wrap: [10; 32],
         expiry,
@@ -366,6 +369,7 @@ async fn join_with_an_invitation() {
     assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
     // Expired.
     a.add_invite(PendingInvite {
+        role: fossa_net::Role::Device,
         secret: [11; 32],
         k_wrap: [12; 32],
         expiry: SystemTime::now() - Duration::from_secs(1),
@@ -431,6 +435,7 @@ async fn connect_to_a_silent_port_fails_within_the_timeout() {
     }
     // join() is bounded the same way.
     let code = InviteCode {
+        role: fossa_net::Role::Device,
         volume: VOL,
         secret: [0; 32],
         wrapped: vec![],
@@ -547,4 +552,18 @@ async fn bandwidth_limits_hold_the_rate() {
     for n in [a, b] {
         n.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_opening_a_request_stream_is_a_protocol_violation() {
+    init_tracing();
+    let (ka, kk) = (key(), key());
+    let base = members_of(&[&ka]);
+    let mut r = record(&kk, ka.id(), "k");
+    r.role = fossa_net::Role::Keeper;
+    base.add_own(&ka, r).unwrap();
+    let a = start("a", &ka, copy_of(&base), FakeReplica::new(1), vec![]).await;
+    // A well-formed GetBlocks { ids: [] }: refused because a keeper asks nothing.
+    let code = raw_block_stream(&kk, ka.id(), a.local_addr(), &[2, 0, 0, 0, 4, 0]).await;
+    assert_eq!(code, 1, "PROTOCOL");
 }

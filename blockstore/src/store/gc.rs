@@ -35,6 +35,34 @@ impl BlockStore {
         Ok(stats)
     }
 
+    /// Deletes `ids` now, whatever their class or pin (a copy held for someone else that is
+    /// no longer needed), and commits; returns how many were present. Their bytes are
+    /// reclaimed by a later compaction.
+    pub fn delete(&self, ids: &[BlockId]) -> Result<usize, StoreError> {
+        let mut st = self.state.lock();
+        let present: Vec<BlockId> = {
+            let map = self.map.read();
+            let unique: HashSet<BlockId> = ids.iter().copied().collect();
+            unique
+                .into_iter()
+                .filter(|id| map.contains_key(id))
+                .collect()
+        };
+        self.remove_entries(&mut st, &present);
+        self.commit_locked(&mut st)?;
+        Ok(present.len())
+    }
+
+    /// Every block of `class`, in no particular order.
+    pub fn ids(&self, class: Class) -> Vec<BlockId> {
+        self.map
+            .read()
+            .iter()
+            .filter(|(_, e)| e.class == class)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Committed files, other than the active one, whose live bytes are below the threshold.
     fn compaction_candidates(&self, st: &State) -> Vec<u32> {
         let active = st.writer.as_ref().map(|w| w.file_no());
@@ -121,5 +149,28 @@ impl BlockStore {
             moved.push((id, old));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BlockStore, Class, StoreOptions};
+
+    #[test]
+    fn delete_removes_pinned_own_blocks_durably() {
+        let tmp = tempfile::tempdir().unwrap();
+        let s = BlockStore::open(tmp.path(), StoreOptions::default()).unwrap();
+        let a = s.put(b"held for a peer", Class::Own).unwrap();
+        let b = s.put(b"another", Class::Own).unwrap();
+        s.pin(&a).unwrap();
+        s.commit().unwrap();
+        assert_eq!(s.ids(Class::Own).len(), 2);
+        assert_eq!(s.delete(&[a, a]).unwrap(), 1);
+        assert!(!s.has(&a).unwrap());
+        drop(s);
+        let s = BlockStore::open(tmp.path(), StoreOptions::default()).unwrap();
+        assert!(!s.has(&a).unwrap() && s.has(&b).unwrap());
+        assert_eq!(s.ids(Class::Own), vec![b]);
+        assert_eq!(s.stats().own_bytes, 7);
     }
 }

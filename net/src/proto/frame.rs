@@ -136,10 +136,10 @@ mod tests {
 
     #[test]
     fn rejects_unknown_tag_and_garbage() {
-        assert!(matches!(decode(&[8]), Err(FrameError::UnknownTag(8))));
+        assert!(matches!(decode(&[16]), Err(FrameError::UnknownTag(16))));
         assert!(matches!(
-            decode(&[15, 1, 2]),
-            Err(FrameError::UnknownTag(15))
+            decode(&[23, 1, 2]),
+            Err(FrameError::UnknownTag(23))
         ));
         assert!(matches!(decode(&[]), Err(FrameError::Malformed)));
         assert!(matches!(decode(&[0, 0]), Err(FrameError::Malformed)));
@@ -151,5 +151,18 @@ mod tests {
         .unwrap();
         f.push(0);
         assert!(matches!(decode(&f[4..]), Err(FrameError::Malformed)));
+    }
+
+    #[test]
+    fn keep_tags_follow_the_sync_tags() {
+        use crate::proto::{Bitmap, IdList};
+        let f = encode(&Message::HasBlocks(IdList { ids: vec![] })).unwrap();
+        assert_eq!(f[4], 10);
+        let f = encode(&Message::Dropped(Bitmap { bits: vec![] })).unwrap();
+        assert_eq!(f[4], 15);
+        let b = Bitmap::pack(&[true, false, false, true, false, false, false, false, true]);
+        assert_eq!(b.bits, vec![0b1001, 1]);
+        assert!(b.unpack(9).unwrap()[8]);
+        assert!(b.unpack(17).is_none());
     }
 }

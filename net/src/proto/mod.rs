@@ -45,10 +45,28 @@ pub(crate) enum Message {
     JoinRequest(JoinRequest),
     /// Tag 7.
     JoinAccept(JoinAccept),
+    /// Tag 8: store these blocks (docs/redundancy.md).
+    PutBlocks(PutBlocks),
+    /// Tag 9: one status per block of a `PutBlocks`.
+    PutResults(PutResults),
+    /// Tag 10: which of these blocks do you hold?
+    HasBlocks(IdList),
+    /// Tag 11: answer to `HasBlocks`.
+    HasResult(Bitmap),
+    /// Tag 12: prove you hold these blocks.
+    Audit(Audit),
+    /// Tag 13: answer to `Audit`.
+    AuditResult(AuditResult),
+    /// Tag 14: you may delete these surplus copies.
+    DropBlocks(IdList),
+    /// Tag 15: answer to `DropBlocks`: which were deleted.
+    Dropped(Bitmap),
 }
 
 /// Highest tag this version knows.
-pub(crate) const MAX_KNOWN_TAG: u32 = 7;
+pub(crate) const MAX_KNOWN_TAG: u32 = 15;
+/// Most ids in one `HasBlocks` or `DropBlocks`.
+pub(crate) const MAX_IDS_PER_LIST: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Hello {
@@ -61,7 +79,7 @@ pub(crate) struct Hello {
 }
 
 /// A member record as signed (crypto.md, "Membership records"): the signature covers
-/// `"fossa member v1" ‖ volume ‖ postcard(RecordWire)`.
+/// `"fossa member v2" ‖ volume ‖ postcard(RecordWire)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RecordWire {
     pub(crate) device: [u8; 32],
@@ -69,6 +87,17 @@ pub(crate) struct RecordWire {
     pub(crate) name: String,
     pub(crate) added_by: [u8; 32],
     pub(crate) revoked: bool,
+    /// Added in record version 2: what the device may do.
+    pub(crate) role: RoleWire,
+}
+
+/// A member's role (record version 2); variant index is the wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum RoleWire {
+    /// 0: a member device (holds the volume secret).
+    Device,
+    /// 1: a storage-only peer (ciphertext blocks only).
+    Keeper,
 }
 
 /// A signed record as carried in `Members`/`JoinAccept` and saved in the member list file.
@@ -122,6 +151,79 @@ pub(crate) struct JoinRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct JoinAccept {
-    pub(crate) k_wrap: [u8; 32],
+    /// None for a keeper invitation: a keeper never gets the volume secret.
+    pub(crate) k_wrap: Option<[u8; 32]>,
     pub(crate) members: Vec<SignedMemberWire>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PutBlocks {
+    /// (id, bytes); the holder checks `BLAKE3(bytes) == id`.
+    pub(crate) blocks: Vec<([u8; 32], Vec<u8>)>,
+}
+
+/// What a holder did with one block of a `PutBlocks`; variant index is the wire value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum PutStatusWire {
+    /// 0: stored durably (or already held).
+    Stored,
+    /// 1: refused, the holder's quota is full.
+    QuotaFull,
+    /// 2: refused, the bytes do not hash to the id.
+    Bad,
+    /// 3: the holder failed locally (disk error); try another.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PutResults {
+    /// One status per block, in request order.
+    pub(crate) results: Vec<PutStatusWire>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IdList {
+    pub(crate) ids: Vec<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Bitmap {
+    /// Bit i (byte i / 8, bit i % 8, LSB first) answers id i of the request.
+    pub(crate) bits: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Audit {
+    pub(crate) nonce: [u8; 32],
+    pub(crate) ids: Vec<[u8; 32]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AuditResult {
+    /// Per id: `BLAKE3(nonce ‖ block)`, or None if not held.
+    pub(crate) proofs: Vec<Option<[u8; 32]>>,
+}
+
+impl Bitmap {
+    /// Packs `flags` LSB first.
+    pub(crate) fn pack(flags: &[bool]) -> Self {
+        let mut bits = vec![0u8; flags.len().div_ceil(8)];
+        for (i, f) in flags.iter().enumerate() {
+            if *f {
+                bits[i / 8] |= 1 << (i % 8);
+            }
+        }
+        Bitmap { bits }
+    }
+    /// The first `n` flags; None if the bitmap has the wrong length.
+    pub(crate) fn unpack(&self, n: usize) -> Option<Vec<bool>> {
+        if self.bits.len() != n.div_ceil(8) {
+            return None;
+        }
+        Some(
+            (0..n)
+                .map(|i| self.bits[i / 8] & (1 << (i % 8)) != 0)
+                .collect(),
+        )
+    }
 }

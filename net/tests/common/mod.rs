@@ -134,6 +134,7 @@ pub fn record(key: &DeviceKey, added_by: DeviceId, name: &str) -> MemberRecord {
         name: name.into(),
         added_by,
         revoked: false,
+        role: fossa_net::Role::Device,
         addrs: vec![],
     }
 }

@@ -1,0 +1,140 @@
+//! The holder side of `PutBlocks`, `HasBlocks`, `Audit` and `DropBlocks` (docs/redundancy.md,
+//! "Messages"): one request per stream, one answer, then the stream finishes. Holder calls run
+//! on `spawn_blocking`.
+use super::{BlockHolder, HolderError, PutStatus, audit_proof};
+use crate::node::Node;
+use crate::proto::{
+    Audit, AuditResult, Bitmap, FrameError, IdList, MAX_IDS_PER_LIST, MAX_IDS_PER_REQUEST, Message,
+    PutBlocks, PutResults, write_msg,
+};
+use crate::{DeviceId, NetError, ReplicaError, Role};
+use blockstore::BlockId;
+use std::sync::Arc;
+use tracing::{debug, warn};
+
+/// Answers one keep request (`msg` is the stream's first message) on `send`.
+pub(crate) async fn serve_request(
+    node: &Arc<Node>,
+    peer: DeviceId,
+    msg: Message,
+    send: &mut quinn::SendStream,
+) -> Result<(), FrameError> {
+    let answer = match msg {
+        Message::PutBlocks(p) => Message::PutResults(put(node, peer, p).await?),
+        Message::HasBlocks(l) => Message::HasResult(has(node, l).await?),
+        Message::Audit(a) => Message::AuditResult(audit(node, a).await?),
+        Message::DropBlocks(l) => Message::Dropped(drop_blocks(node, peer, l).await?),
+        _ => return Err(FrameError::Malformed),
+    };
+    write_msg(send, &answer).await?;
+    send.finish().map_err(|e| FrameError::Stream(e.into()))
+}
+
+/// Runs `f` on the holder in a blocking thread; no holder is a local failure.
+async fn with_holder<T: Send + 'static>(
+    node: &Node,
+    f: impl FnOnce(&dyn BlockHolder) -> T + Send + 'static,
+) -> Result<T, FrameError> {
+    let Some(holder) = node.holder.clone() else {
+        return Err(internal("this node holds no blocks for others"));
+    };
+    tokio::task::spawn_blocking(move || f(holder.as_ref()))
+        .await
+        .map_err(|e| internal(&e.to_string()))
+}
+
+fn internal(what: &str) -> FrameError {
+    FrameError::Stream(NetError::Replica(ReplicaError(what.to_string())))
+}
+
+async fn put(node: &Node, peer: DeviceId, req: PutBlocks) -> Result<PutResults, FrameError> {
+    let bytes: usize = req.blocks.iter().map(|(_, d)| d.len()).sum();
+    node.recv_limit.take(bytes).await;
+    let mut status = vec![PutStatus::Bad; req.blocks.len()];
+    let mut good = Vec::with_capacity(req.blocks.len());
+    let mut slots = Vec::with_capacity(req.blocks.len());
+    for (i, (id, data)) in req.blocks.into_iter().enumerate() {
+        let id = BlockId(id);
+        if BlockId::of(&data) == id {
+            slots.push(i);
+            good.push((id, data));
+        } else {
+            warn!(%peer, block = %id, "PutBlocks: bytes do not match the id; refused");
+        }
+    }
+    if node.holder.is_none() {
+        slots.iter().for_each(|i| status[*i] = PutStatus::Failed);
+        return Ok(results(&status));
+    }
+    let stored = with_holder(node, move |h| h.put(&good)).await?;
+    for (i, r) in slots.into_iter().zip(stored) {
+        status[i] = match r {
+            Ok(()) => PutStatus::Stored,
+            Err(HolderError::QuotaFull { .. }) => PutStatus::QuotaFull,
+            Err(e) => {
+                warn!(error = %e, "storing a block for a peer failed");
+                PutStatus::Failed
+            }
+        };
+    }
+    Ok(results(&status))
+}
+
+fn results(status: &[PutStatus]) -> PutResults {
+    PutResults {
+        results: status.iter().map(|s| s.to_wire()).collect(),
+    }
+}
+
+/// A held block: from the holder, else from the local replica (a device's own data).
+async fn read_block(node: &Arc<Node>, id: BlockId) -> Option<Vec<u8>> {
+    crate::transfer::local_block(node, id).await
+}
+
+async fn has(node: &Arc<Node>, req: IdList) -> Result<Bitmap, FrameError> {
+    if req.ids.len() > MAX_IDS_PER_LIST {
+        return Err(FrameError::Malformed);
+    }
+    let mut flags = Vec::with_capacity(req.ids.len());
+    for id in req.ids {
+        let id = BlockId(id);
+        let held = match &node.holder {
+            Some(_) => with_holder(node, move |h| h.has(&id).unwrap_or(false)).await?,
+            None => false,
+        };
+        // Not held for others: a device may still hold it as its own data.
+        let own = !held && node.role == Role::Device && read_block(node, id).await.is_some();
+        flags.push(held || own);
+    }
+    Ok(Bitmap::pack(&flags))
+}
+
+async fn audit(node: &Arc<Node>, req: Audit) -> Result<AuditResult, FrameError> {
+    if req.ids.len() > MAX_IDS_PER_REQUEST {
+        return Err(FrameError::Malformed);
+    }
+    let mut proofs = Vec::with_capacity(req.ids.len());
+    for id in req.ids {
+        let block = read_block(node, BlockId(id)).await;
+        proofs.push(block.map(|b| audit_proof(&req.nonce, &b)));
+    }
+    Ok(AuditResult { proofs })
+}
+
+async fn drop_blocks(node: &Node, peer: DeviceId, req: IdList) -> Result<Bitmap, FrameError> {
+    if req.ids.len() > MAX_IDS_PER_LIST {
+        return Err(FrameError::Malformed);
+    }
+    if node.holder.is_none() {
+        return Ok(Bitmap::pack(&vec![false; req.ids.len()]));
+    }
+    let ids: Vec<BlockId> = req.ids.into_iter().map(BlockId).collect();
+    let flags = with_holder(node, move |h| {
+        ids.iter()
+            .map(|id| h.delete(id).unwrap_or(false))
+            .collect::<Vec<bool>>()
+    })
+    .await?;
+    debug!(%peer, dropped = flags.iter().filter(|f| **f).count(), "dropped surplus copies");
+    Ok(Bitmap::pack(&flags))
+}
