@@ -154,6 +154,9 @@ pub(crate) fn join(ctx: &Ctx, args: &JoinArgs) -> Result<()> {
         bail!("a volume already exists in {}", ctx.paths.data.display());
     }
     let code = InviteCode::decode(&args.code).map_err(|_| anyhow!("bad invitation code"))?;
+    if code.role != fossa_net::Role::Device {
+        bail!("this is a storage-peer invitation: run `fossa keeper CODE` with it");
+    }
     ctx.paths.create_dirs()?;
     let key = sync::load_key(&ctx.paths)?;
     let name = args.name.clone().unwrap_or_else(hostname);
@@ -161,7 +164,10 @@ pub(crate) fn join(ctx: &Ctx, args: &JoinArgs) -> Result<()> {
     // the user could have avoided.
     let (secret, made) = unlock::for_new(ctx.key_file.as_deref(), &ctx.paths, false)?;
     let joined = run_join(&code, &key, &name)?;
-    let vs = volkey::unwrap_invite(&code.wrapped, &joined.k_wrap, &code.volume)
+    let k_wrap = joined.k_wrap.ok_or_else(|| {
+        anyhow!("the inviter admitted this device as a storage peer, not a device")
+    })?;
+    let vs = volkey::unwrap_invite(&code.wrapped, &k_wrap, &code.volume)
         .context("opening the invitation's volume secret")?;
     save_joined_members(ctx, &code, &key, &joined)?;
     let id = volume::create_with(&ctx.paths, &secret, code.volume, &vs)?;

@@ -76,6 +76,7 @@ fn add_self(members: &Members, key: &DeviceKey, name: Option<&str>) -> Result<()
         added_by: key.id(),
         revoked: false,
         addrs: Vec::new(),
+        role: fossa_net::Role::Device,
     };
     members
         .add_own(key, record)

@@ -45,6 +45,7 @@ pub(crate) fn wrap_code(
         inviter,
         addrs,
         expiry,
+        role: fossa_net::Role::Device,
     }
     .encode();
     Ok(NewInvite {

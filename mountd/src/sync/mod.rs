@@ -198,6 +198,7 @@ impl SyncDaemon {
             secret,
             k_wrap,
             expiry: SystemTime::now() + valid,
+            role: fossa_net::Role::Device,
         });
     }
 
