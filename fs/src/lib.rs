@@ -41,5 +41,7 @@ mod xattr;
 pub use attr::*;
 pub use error::FsError;
 pub use options::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
-pub use redundancy::{DEFAULT_LEVEL, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level};
+pub use redundancy::{
+    DEFAULT_LEVEL, LevelDir, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level,
+};
 pub use volume::Fs;

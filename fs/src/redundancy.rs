@@ -26,6 +26,18 @@ pub fn parse_level(value: &[u8]) -> Result<u8, FsError> {
     }
 }
 
+/// A directory whose own xattr sets a level, and the blocks that setting governs (those of the
+/// files below it not under a deeper setting).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LevelDir {
+    /// Path relative to the volume root (`""` for the root).
+    pub path: Vec<u8>,
+    /// The level set there.
+    pub level: u8,
+    /// The locally known blocks it governs.
+    pub blocks: Vec<BlockId>,
+}
+
 /// The redundancy of one path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Redundancy {
@@ -81,6 +93,73 @@ impl Core {
             self.engine.visit_local_blocks(&content, &has, &mut add)?;
         }
         Ok(out)
+    }
+
+    /// Directories with a level set, each with the blocks it governs (`fossa status`).
+    fn level_dirs(&self) -> Result<Vec<LevelDir>, FsError> {
+        let files = {
+            let mut st = self.st.lock();
+            self.files_by_setting(&mut st)?
+        };
+        let (mut dirs, files) = files;
+        let has = |id: &BlockId| self.store.has(id).unwrap_or(false);
+        for (content, owner) in files {
+            let out = &mut dirs[owner].blocks;
+            self.engine
+                .visit_local_blocks(&content, &has, &mut |id| out.push(id))?;
+        }
+        for d in &mut dirs {
+            d.blocks.sort_unstable();
+            d.blocks.dedup();
+        }
+        dirs.retain(|d| d.level != 0);
+        Ok(dirs)
+    }
+
+    /// The setting directories (index 0 is the root, level 0 when unset) and every regular
+    /// file's content with the index of the setting that governs it.
+    #[expect(clippy::type_complexity, reason = "private helper of level_dirs")]
+    fn files_by_setting(
+        &self,
+        st: &mut State,
+    ) -> Result<(Vec<LevelDir>, Vec<(crate::file::FileContent, usize)>), FsError> {
+        let root = LevelDir {
+            path: Vec::new(),
+            level: self.own_level(st, ROOT_INO)?.unwrap_or(0),
+            blocks: Vec::new(),
+        };
+        let mut dirs = vec![root];
+        let mut files = Vec::new();
+        let mut stack = vec![(ROOT_INO, Vec::new(), 0usize)];
+        while let Some((dir, path, owner)) = stack.pop() {
+            let ents: Vec<_> = st.dir(dir)?.values().cloned().collect();
+            for d in ents {
+                match d.kind {
+                    FileKind::Dir => {
+                        let mut p = path.clone();
+                        if !p.is_empty() {
+                            p.push(b'/');
+                        }
+                        p.extend_from_slice(&d.name);
+                        let owner = match self.own_level(st, d.ino)? {
+                            Some(level) => {
+                                dirs.push(LevelDir {
+                                    path: p.clone(),
+                                    level,
+                                    blocks: Vec::new(),
+                                });
+                                dirs.len() - 1
+                            }
+                            None => owner,
+                        };
+                        stack.push((d.ino, p, owner));
+                    }
+                    FileKind::File => files.push((st.inode(d.ino)?.content, owner)),
+                    _ => {}
+                }
+            }
+        }
+        Ok((dirs, files))
     }
 
     /// The blocks of the file at `path` reachable through local pointer blocks.
@@ -139,6 +218,12 @@ impl Fs {
     /// not local are not listed). Empty for anything but a regular file.
     pub fn blocks_at(&self, path: &[u8]) -> Result<Vec<BlockId>, FsError> {
         self.core().blocks_at(path)
+    }
+
+    /// The directories whose own `user.fossa.redundancy` sets a level, with the blocks each
+    /// setting governs (for `fossa status`).
+    pub fn level_dirs(&self) -> Result<Vec<LevelDir>, FsError> {
+        self.core().level_dirs()
     }
 
     /// Every locally known block of the live tree with the number of distinct nodes that

@@ -69,7 +69,23 @@ pub(crate) enum Command {
         /// Address the joiner should call (default: where the daemon listens); repeatable.
         #[arg(long, value_name = "HOST:PORT")]
         addr: Vec<String>,
+        /// Invite a storage peer (`fossa keeper`): it gets no volume secret.
+        #[arg(long)]
+        keeper: bool,
     },
+    /// Show the redundancy level of a directory in the mount, or set it to N (1–16).
+    Redundancy {
+        /// A directory in the mounted volume.
+        dir: PathBuf,
+        /// The level to set.
+        #[arg(value_parser = clap::value_parser!(u8).range(1..=16))]
+        level: Option<u8>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a storage peer: join with a `FOSSAK1-` code, or resume; serve until SIGINT/SIGTERM.
+    Keeper(KeeperArgs),
     /// Join a volume with an invitation code and mount it at DIR.
     Join(JoinArgs),
     /// List the volume's devices, or remove one.
@@ -154,6 +170,21 @@ pub(crate) struct JoinArgs {
     /// The mount point (an existing directory).
     pub(crate) dir: PathBuf,
     /// This device's name (default: the host name).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    #[command(flatten)]
+    pub(crate) net: NetArgs,
+}
+
+/// Arguments of `fossa keeper`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct KeeperArgs {
+    /// The `FOSSAK1-…` code printed by `fossa invite --keeper` (first run only).
+    pub(crate) code: Option<String>,
+    /// Most bytes to hold (50G, 500M); required when joining, kept afterwards.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) quota: Option<String>,
+    /// This keeper's name (default: HOSTNAME-keeper).
     #[arg(long)]
     pub(crate) name: Option<String>,
     #[command(flatten)]

@@ -30,18 +30,40 @@ fn call(ctx: &Ctx, req: &Request) -> Result<Value> {
 }
 
 /// `fossa invite [--expires D] [--addr A]…`: prints the code.
-pub(crate) fn invite(ctx: &Ctx, expires: &str, addrs: Vec<String>) -> Result<()> {
+pub(crate) fn invite(ctx: &Ctx, expires: &str, addrs: Vec<String>, keeper: bool) -> Result<()> {
     let valid = parse_duration(expires)?;
     require_daemon(ctx)?;
     let req = Request::Invite {
         expires_secs: valid.as_secs(),
         addrs,
+        keeper,
     };
     let v = call(ctx, &req)?;
     let code = v["code"]
         .as_str()
         .context("bad answer from the fossa daemon")?;
     println!("{code}");
+    Ok(())
+}
+
+/// `fossa redundancy DIR [N] [--json]`.
+pub(crate) fn redundancy(ctx: &Ctx, dir: &Path, level: Option<u8>, json: bool) -> Result<()> {
+    require_daemon(ctx)?;
+    let abs = std::path::absolute(dir).with_context(|| format!("{}", dir.display()))?;
+    let path = abs
+        .to_str()
+        .ok_or_else(|| anyhow!("{}: not UTF-8", abs.display()))?
+        .to_owned();
+    let v = call(ctx, &Request::Redundancy { path, level })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let from = match v["set_at"].as_str() {
+        Some(p) => format!("set on /{p}"),
+        None => "default".to_owned(),
+    };
+    println!("{}: level {} ({from})", abs.display(), v["level"]);
     Ok(())
 }
 
@@ -188,7 +210,7 @@ pub(crate) fn join(ctx: &Ctx, args: &JoinArgs) -> Result<()> {
     mount::spawn_existing(ctx, &margs, &secret)
 }
 
-fn run_join(code: &InviteCode, key: &DeviceKey, name: &str) -> Result<JoinResult> {
+pub(crate) fn run_join(code: &InviteCode, key: &DeviceKey, name: &str) -> Result<JoinResult> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -197,7 +219,7 @@ fn run_join(code: &InviteCode, key: &DeviceKey, name: &str) -> Result<JoinResult
     r.with_context(|| format!("joining through {}", code.inviter))
 }
 
-fn save_joined_members(
+pub(crate) fn save_joined_members(
     ctx: &Ctx,
     code: &InviteCode,
     key: &DeviceKey,

@@ -2,6 +2,7 @@
 //! `fossa: error: …`.
 mod devices;
 mod init;
+mod keeper;
 mod maint;
 mod mount;
 mod snapshot;
@@ -45,7 +46,13 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             path: Some(p),
             json,
         } => status::path_status(&ctx, &p, json),
-        Command::Invite { expires, addr } => devices::invite(&ctx, &expires, addr),
+        Command::Invite {
+            expires,
+            addr,
+            keeper,
+        } => devices::invite(&ctx, &expires, addr, keeper),
+        Command::Redundancy { dir, level, json } => devices::redundancy(&ctx, &dir, level, json),
+        Command::Keeper(args) => keeper::keeper(&ctx, &args),
         Command::Join(args) => devices::join(&ctx, &args),
         Command::Devices { json, cmd: None } => devices::list(&ctx, json),
         Command::Devices {

@@ -7,6 +7,10 @@ use serde_json::Value;
 
 /// Prints the volume's status, asking the daemon if it is mounted.
 pub(crate) fn status(ctx: &Ctx, json: bool) -> Result<()> {
+    if let Some(v) = super::keeper::status(ctx)? {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
     let v = request(ctx, &Request::Status)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -26,7 +30,7 @@ fn human(v: &Value) -> String {
     format!(
         "volume:     {}\nmounted:    {}\ninodes:     {} ({} files, {} directories)\n\
          logical:    {} bytes\nstored:     {} blocks, {} bytes ({} bytes on disk)\n\
-         snapshots:  {}\n{}",
+         snapshots:  {}\n{}{}",
         v["volume_id"].as_str().unwrap_or("?"),
         mounted,
         n("inodes"),
@@ -38,7 +42,32 @@ fn human(v: &Value) -> String {
         n("disk_bytes"),
         n("snapshots"),
         sync_lines(&v["sync"]),
+        redundancy_lines(&v["redundancy"]),
     )
+}
+
+/// The redundancy part of the human status: one line per directory with a level set.
+fn redundancy_lines(r: &Value) -> String {
+    let mut out = String::new();
+    for d in r["dirs"].as_array().into_iter().flatten() {
+        let copies = d["copies_min"]
+            .as_u64()
+            .map_or("? (another device runs repair)".to_owned(), |c| c.to_string());
+        out.push_str(&format!(
+            "redundancy: /{}: level {}, {} blocks, min copies {}, {} under level{}\n",
+            d["path"].as_str().unwrap_or("?"),
+            d["level"],
+            d["blocks"],
+            copies,
+            d["blocks_under_level"].as_u64().unwrap_or(0),
+            if r["repair_in_progress"] == Value::Bool(true) {
+                ", repair in progress"
+            } else {
+                ""
+            },
+        ));
+    }
+    out
 }
 
 /// The sync part of the human status.

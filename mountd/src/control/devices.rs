@@ -14,7 +14,7 @@ const MISSING_CAP: usize = 100_000;
 /// The message for requests that need the daemon (docs/cli.md).
 pub(crate) const NOT_MOUNTED: &str = "not mounted: run `fossa mount` first";
 
-fn served_or_fail(served: Option<&Served>) -> Result<&Served> {
+pub(crate) fn served_or_fail(served: Option<&Served>) -> Result<&Served> {
     served.ok_or_else(|| anyhow!(NOT_MOUNTED))
 }
 
@@ -24,10 +24,19 @@ pub(crate) fn invite(
     served: Option<&Served>,
     secs: u64,
     addrs: &[String],
+    keeper: bool,
 ) -> Result<Value> {
     let served = served_or_fail(served)?;
     let node = served.sync.node();
     let valid = Duration::from_secs(secs.max(1));
+    if keeper {
+        let addrs = parse_addr_list(addrs)?;
+        let code = served
+            .sync
+            .add_keeper_invite(vol.sync.volume, addrs, valid)?;
+        tracing::info!("storage-peer invitation made, valid for {secs} s");
+        return Ok(json!({ "code": code }));
+    }
     let inv = wrap_code(
         &vol.sync.vs,
         vol.sync.volume,

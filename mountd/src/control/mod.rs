@@ -2,6 +2,7 @@
 //! one JSON response line each. The same [`handle`] serves a volume the CLI opened itself, so
 //! a command behaves the same whether the volume is mounted or not.
 mod devices;
+mod redundancy;
 
 pub(crate) use devices::{NOT_MOUNTED, member_rows};
 
@@ -50,6 +51,17 @@ pub(crate) enum Request {
         /// Addresses to put in the code instead of the listening address.
         #[serde(default)]
         addrs: Vec<String>,
+        /// A storage-peer (keeper) invitation: no volume secret in the code.
+        #[serde(default)]
+        keeper: bool,
+    },
+    /// Show, or set, the redundancy level of a directory (absolute path in the mount).
+    Redundancy {
+        /// The directory.
+        path: String,
+        /// The level to set.
+        #[serde(default)]
+        level: Option<u8>,
     },
     /// Sync state of a path relative to the volume root (mounted only).
     PathStatus {
@@ -126,7 +138,9 @@ fn run(vol: &Volume, served: Option<&Served>, req: &Request) -> Result<Value> {
         Request::Invite {
             expires_secs,
             addrs,
-        } => devices::invite(vol, served, *expires_secs, addrs)?,
+            keeper,
+        } => devices::invite(vol, served, *expires_secs, addrs, *keeper)?,
+        Request::Redundancy { path, level } => redundancy::level(vol, served, path, *level)?,
         Request::PathStatus { path } => devices::path_status(vol, served, path)?,
         Request::Devices => devices::list(vol, served),
         Request::DevicesRemove { id } => devices::remove(vol, id)?,
@@ -177,6 +191,7 @@ pub(crate) fn status(vol: &Volume, served: Option<&Served>) -> Result<Value> {
         "disk_bytes": st.disk_bytes,
         "snapshots": s.snapshots,
         "sync": devices::sync_status(vol, served)?,
+        "redundancy": redundancy::status(vol, served)?,
     }))
 }
 
@@ -277,8 +292,9 @@ mod tests {
                 Request::Invite {
                     expires_secs: 60,
                     addrs: vec![],
+                    keeper: true,
                 },
-                r#"{"op":"invite","expires_secs":60,"addrs":[]}"#,
+                r#"{"op":"invite","expires_secs":60,"addrs":[],"keeper":true}"#,
             ),
         ];
         for (req, text) in cases {

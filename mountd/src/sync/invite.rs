@@ -58,7 +58,7 @@ pub(crate) fn wrap_code(
 /// Where a joiner can reach a node listening on `listen`: the address itself if it names one
 /// host; for a wildcard, this machine's outgoing address (found by routing, no packet sent)
 /// and loopback, on the same port.
-fn advertised(listen: SocketAddr) -> Vec<SocketAddr> {
+pub(crate) fn advertised(listen: SocketAddr) -> Vec<SocketAddr> {
     if !listen.ip().is_unspecified() {
         return vec![listen];
     }

@@ -9,12 +9,14 @@
 mod identity;
 mod invite;
 mod puller;
+mod repair;
 mod replica;
 mod scanner;
 mod source;
 
 pub(crate) use identity::{Identity, find_member, hostname, load_key, load_members, save_members};
-pub(crate) use invite::{parse_addr_list, parse_duration, parse_rate, wrap_code};
+pub(crate) use invite::{advertised, parse_addr_list, parse_duration, parse_rate, wrap_code};
+pub(crate) use repair::{RepairState, SharedState};
 pub(crate) use replica::{DeviceSigner, MemberVerifier};
 pub(crate) use scanner::Wake;
 pub(crate) use source::NetSource;
@@ -25,7 +27,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use fossa_fs::Fs;
 use fossa_fs::crypto::VolumeSecret;
 use fossa_fs::sync::SyncConfig;
-use fossa_net::{Node, NodeConfig, PendingInvite};
+use fossa_net::{Backend, BlockHolder, Node, NodeConfig, PendingInvite, StoreHolder};
 use fuser::Notifier;
 use parking_lot::Mutex;
 use puller::{PullMsg, Puller};
@@ -116,6 +118,8 @@ pub(crate) struct SyncDaemon {
     scan_tx: Sender<Wake>,
     pull_tx: Sender<PullMsg>,
     stop_tx: Sender<()>,
+    repair_stop: Sender<()>,
+    repair: SharedState,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -148,7 +152,13 @@ impl SyncDaemon {
             store: a.store.clone(),
             applied: pull_tx.clone(),
         });
-        let node = rt.block_on(start_node(a.parts, a.opts, replica))?;
+        let holder: Arc<dyn BlockHolder> =
+            Arc::new(StoreHolder::shared(a.store.clone(), u64::MAX));
+        let backend = Backend::Device {
+            replica,
+            holder: Some(holder.clone()),
+        };
+        let node = rt.block_on(start_node(a.parts, a.opts, backend))?;
         node.set_rate_limits(a.opts.limits.0, a.opts.limits.1);
         let net = NetHandle {
             node: node.clone(),
@@ -157,7 +167,19 @@ impl SyncDaemon {
         a.parts.source.connect(net.clone());
         let notifier = Arc::new(OnceLock::new());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
-        let threads = spawn_threads(&a, &net, &notifier, pull_rx, stop_rx)?;
+        let mut threads = spawn_threads(&a, &net, &notifier, pull_rx, stop_rx)?;
+        let repair = SharedState::default();
+        let (repair_stop, repair_rx) = crossbeam_channel::bounded(1);
+        let repairer = repair::RepairLoop {
+            fs: a.fs.clone(),
+            store: a.store.clone(),
+            node: node.clone(),
+            members: a.parts.identity.members.clone(),
+            holder,
+            rt: rt.handle().clone(),
+            state: repair.clone(),
+        };
+        threads.push(repairer.spawn(repair_rx)?);
         tracing::info!(
             device = %a.parts.identity.key.id(),
             listen = %node.local_addr(),
@@ -172,6 +194,8 @@ impl SyncDaemon {
             scan_tx: a.parts.scan_tx.clone(),
             pull_tx,
             stop_tx,
+            repair_stop,
+            repair,
             threads: Mutex::new(threads),
         })
     }
@@ -185,6 +209,11 @@ impl SyncDaemon {
     pub(crate) fn wire_stats(&self) -> (u64, u64, usize) {
         let s = self.net.node.stats();
         (s.bytes_sent, s.bytes_received, s.connections)
+    }
+
+    /// What the repair loop saw last.
+    pub(crate) fn repair_state(&self) -> RepairState {
+        self.repair.lock().clone()
     }
 
     /// Lets the pull thread invalidate the mount's kernel caches.
@@ -202,6 +231,24 @@ impl SyncDaemon {
         });
     }
 
+    /// Registers a one-time storage-peer invitation; returns the code's addresses' code.
+    pub(crate) fn add_keeper_invite(
+        &self,
+        volume: [u8; 16],
+        addrs: Vec<SocketAddr>,
+        valid: Duration,
+    ) -> Result<String> {
+        let inv = PendingInvite::generate_keeper(valid)?;
+        let addrs = if addrs.is_empty() {
+            advertised(self.net.node.local_addr())
+        } else {
+            addrs
+        };
+        let code = inv.code(volume, Vec::new(), self.net.node.id(), addrs);
+        self.net.node.add_invite(inv);
+        Ok(code.encode())
+    }
+
     /// Closes every connection, stops the threads (the scan thread scans a last time: what it
     /// records is pushed at the next start) and the runtime, saves the member list.
     pub(crate) fn shutdown(&self) {
@@ -210,6 +257,7 @@ impl SyncDaemon {
             .send_timeout(Wake::Stop, Duration::from_secs(5));
         let _ = self.pull_tx.send(PullMsg::Stop);
         let _ = self.stop_tx.try_send(());
+        let _ = self.repair_stop.try_send(());
         let Some(rt) = self.rt.lock().take() else {
             return;
         };
@@ -232,7 +280,7 @@ impl SyncDaemon {
 async fn start_node(
     parts: &SyncParts,
     opts: &NetOpts,
-    replica: Arc<FsReplica>,
+    backend: Backend,
 ) -> Result<Arc<Node>> {
     let cfg = |listen: SocketAddr| NodeConfig {
         volume: parts.volume,
@@ -242,7 +290,7 @@ async fn start_node(
         connect_timeout: CONNECT_TIMEOUT,
     };
     let (key, members) = (&parts.identity.key, &parts.identity.members);
-    let start = |listen| Node::start(cfg(listen), key.clone(), members.clone(), replica.clone());
+    let start = |listen| Node::start_with(cfg(listen), key.clone(), members.clone(), backend.clone());
     if let Some(listen) = opts.listen {
         return start(listen)
             .await
