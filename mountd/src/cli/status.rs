@@ -52,7 +52,9 @@ fn redundancy_lines(r: &Value) -> String {
     for d in r["dirs"].as_array().into_iter().flatten() {
         let copies = d["copies_min"]
             .as_u64()
-            .map_or("? (another device runs repair)".to_owned(), |c| c.to_string());
+            .map_or("? (another device runs repair)".to_owned(), |c| {
+                c.to_string()
+            });
         out.push_str(&format!(
             "redundancy: /{}: level {}, {} blocks, min copies {}, {} under level{}\n",
             d["path"].as_str().unwrap_or("?"),

@@ -152,8 +152,7 @@ impl SyncDaemon {
             store: a.store.clone(),
             applied: pull_tx.clone(),
         });
-        let holder: Arc<dyn BlockHolder> =
-            Arc::new(StoreHolder::shared(a.store.clone(), u64::MAX));
+        let holder: Arc<dyn BlockHolder> = Arc::new(StoreHolder::shared(a.store.clone(), u64::MAX));
         let backend = Backend::Device {
             replica,
             holder: Some(holder.clone()),
@@ -277,11 +276,7 @@ impl SyncDaemon {
     }
 }
 
-async fn start_node(
-    parts: &SyncParts,
-    opts: &NetOpts,
-    backend: Backend,
-) -> Result<Arc<Node>> {
+async fn start_node(parts: &SyncParts, opts: &NetOpts, backend: Backend) -> Result<Arc<Node>> {
     let cfg = |listen: SocketAddr| NodeConfig {
         volume: parts.volume,
         name: parts.identity.name(),
@@ -290,7 +285,8 @@ async fn start_node(
         connect_timeout: CONNECT_TIMEOUT,
     };
     let (key, members) = (&parts.identity.key, &parts.identity.members);
-    let start = |listen| Node::start_with(cfg(listen), key.clone(), members.clone(), backend.clone());
+    let start =
+        |listen| Node::start_with(cfg(listen), key.clone(), members.clone(), backend.clone());
     if let Some(listen) = opts.listen {
         return start(listen)
             .await

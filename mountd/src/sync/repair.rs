@@ -178,7 +178,13 @@ impl RepairLoop {
         r.asked.retain(|n| live.contains(n));
         self.ask_holders(r, &live, &fresh);
         let views = self.views(r, &live);
-        let p = plan(&r.table, &views, &r.policy, now, r.start.elapsed().as_nanos() as u64);
+        let p = plan(
+            &r.table,
+            &views,
+            &r.policy,
+            now,
+            r.start.elapsed().as_nanos() as u64,
+        );
         let node = self.node.clone();
         let report = self.rt.block_on(async {
             let t = &mut r.table;
@@ -292,9 +298,8 @@ impl RepairLoop {
     fn publish(&self, r: &Round, p: &Plan, report: &RunReport, live: &[DeviceId]) {
         let me = self.node.id();
         let max_fail = r.policy.max_audit_failures;
-        let counted = |n: &DeviceId| {
-            (*n == me || live.contains(n)) && r.table.audit_failures(n) < max_fail
-        };
+        let counted =
+            |n: &DeviceId| (*n == me || live.contains(n)) && r.table.audit_failures(n) < max_fail;
         let mut copies = HashMap::new();
         let mut per_node: HashMap<DeviceId, usize> = HashMap::new();
         for id in r.table.blocks() {
