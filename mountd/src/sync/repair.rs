@@ -220,12 +220,11 @@ impl RepairLoop {
         let me = self.node.id();
         let mut fresh = Vec::new();
         for (id, level) in levels {
-            if !r.sizes.contains_key(&id) {
-                let size = self.store.get(&id).map_or(0, |d| d.len() as u64);
-                r.sizes.insert(id, size);
+            let size = *r.sizes.entry(id).or_insert_with(|| {
                 fresh.push(id);
-            }
-            r.table.set_block(id, r.sizes[&id], level);
+                self.store.get(&id).map_or(0, |d| d.len() as u64)
+            });
+            r.table.set_block(id, size, level);
             if self.store.has(&id).unwrap_or(false) {
                 r.table.add_holder(&id, me, Evidence::Pinned);
             } else {
