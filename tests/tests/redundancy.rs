@@ -166,11 +166,18 @@ fn levels_place_repair_replace_and_drop_copies_on_keepers() -> Result<()> {
     no_plaintext(&keepers.iter().collect::<Vec<_>>(), &needles)?;
 
     // 2: two keepers die with their disks; files still read, the level comes back.
+    let gone = [keepers[0].id()?, keepers[1].id()?];
     keepers[0].kill_and_wipe()?;
     keepers[1].kill_and_wipe()?;
     for (n, d) in &files {
         ensure!(std::fs::read(docs.join(n))? == *d, "{n} differs");
     }
+    // Copies on the dead keepers count until their sessions time out, then for the grace.
+    wait_until(REPAIR_TIMEOUT, "the device to see both keepers gone", || {
+        let v = a.status()?;
+        let live = v["sync"]["connected"].to_string();
+        Ok(gone.iter().all(|g| !live.contains(g.as_str())))
+    })?;
     let t = wait_level(&a, "docs", 3, "level 3 again after losing 2 keepers")?;
     eprintln!("level 3 restored {t:?} after killing 2 of 5 nodes");
 
