@@ -50,7 +50,6 @@ mkdir -p "$W/a/home" "$W/a/mnt"
 "$FOSSA" "${A[@]}" mount "$W/a/mnt" --daemon --listen "127.0.0.1:$PORT"
 MNT=$W/a/mnt
 mkdir "$MNT/data"
-"$FOSSA" "${A[@]}" redundancy "$MNT/data" 3 >/dev/null
 for i in $(seq 1 "$FILES"); do
     head -c $((FILE_KIB * 1024)) /dev/urandom >"$MNT/data/f$i"
 done
@@ -105,6 +104,13 @@ check_read() {
 }
 
 for n in $(seq 1 19); do start_keeper "$n"; done
+# Level 3 only once every keeper is connected, so the first copies spread over all of them.
+t0=$SECONDS
+until (($(status | jq '.sync.connected | length') >= 19)); do
+    ((SECONDS - t0 < TIMEOUT)) || { echo "swarm.sh: keepers did not connect" >&2; exit 1; }
+    sleep 0.2
+done
+"$FOSSA" "${A[@]}" redundancy "$MNT/data" 3 >/dev/null
 t_place=$(wait_level 3)
 blocks=$(status | jq '.redundancy.dirs[] | select(.path=="data") | .blocks')
 b0=$(copied)
@@ -120,6 +126,11 @@ printf '| initial placement | 20 | 0 | 3 | %s | %.1f | %.2f |\n' "$blocks" "$t_p
 printf '| 30%% killed | 20 | 6 | 3 | %s | %.1f | %.2f |\n' "$blocks" "$t1" "$(echo "($b1-$b0)/1048576" | bc -l)"
 
 for n in $(seq 20 25); do start_keeper "$n"; done
+t0=$SECONDS
+until (($(status | jq '.sync.connected | length') >= 19)); do
+    ((SECONDS - t0 < TIMEOUT)) || { echo "swarm.sh: keepers did not connect" >&2; exit 1; }
+    sleep 0.2
+done
 "$FOSSA" "${A[@]}" redundancy "$MNT/data" 4 >/dev/null
 t_raise=$(wait_level 4)
 b2=$(copied)
