@@ -173,11 +173,15 @@ fn levels_place_repair_replace_and_drop_copies_on_keepers() -> Result<()> {
         ensure!(std::fs::read(docs.join(n))? == *d, "{n} differs");
     }
     // Copies on the dead keepers count until their sessions time out, then for the grace.
-    wait_until(REPAIR_TIMEOUT, "the device to see both keepers gone", || {
-        let v = a.status()?;
-        let live = v["sync"]["connected"].to_string();
-        Ok(gone.iter().all(|g| !live.contains(g.as_str())))
-    })?;
+    wait_until(
+        REPAIR_TIMEOUT,
+        "the device to see both keepers gone",
+        || {
+            let v = a.status()?;
+            let live = v["sync"]["connected"].to_string();
+            Ok(gone.iter().all(|g| !live.contains(g.as_str())))
+        },
+    )?;
     let t = wait_level(&a, "docs", 3, "level 3 again after losing 2 keepers")?;
     eprintln!("level 3 restored {t:?} after killing 2 of 5 nodes");
 

@@ -86,13 +86,18 @@ pub(crate) fn status(vol: &Volume, served: Option<&Served>) -> Result<Value> {
     let me = vol.sync.identity.key.id();
     let runner = state.runner.map(|r| r.to_string());
     let is_runner = state.runner == Some(me);
+    let live = served.map_or_else(Vec::new, |s| s.sync.node().connected());
+    let count = |b: &blockstore::BlockId| {
+        state
+            .holders
+            .get(b)
+            .map_or(0, |hs: &Vec<fossa_net::DeviceId>| {
+                hs.iter().filter(|h| **h == me || live.contains(h)).count()
+            })
+    };
     let mut dirs = Vec::new();
     for d in vol.fs.level_dirs()? {
-        let counts: Vec<usize> = d
-            .blocks
-            .iter()
-            .map(|b| state.copies.get(b).copied().unwrap_or(0))
-            .collect();
+        let counts: Vec<usize> = d.blocks.iter().map(count).collect();
         let under = counts.iter().filter(|c| **c < usize::from(d.level)).count();
         dirs.push(json!({
             "path": String::from_utf8_lossy(&d.path),

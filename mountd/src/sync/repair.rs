@@ -50,8 +50,9 @@ pub(crate) struct RepairState {
     pub(crate) copies_planned: usize,
     /// Totals since start.
     pub(crate) total: RunReport,
-    /// Live, trusted copies of each tracked block (this device's included).
-    pub(crate) copies: HashMap<BlockId, usize>,
+    /// Trusted holders of each tracked block (this device's included); `fossa status` counts
+    /// those live at the time it is asked.
+    pub(crate) holders: HashMap<BlockId, Vec<DeviceId>>,
     /// Blocks each node is known to hold.
     pub(crate) per_node: HashMap<DeviceId, usize>,
 }
@@ -200,7 +201,7 @@ impl RepairLoop {
         if report != RunReport::default() {
             tracing::info!(?report, below = p.below_level, "repair round");
         }
-        self.publish(r, &p, &report, &live);
+        self.publish(r, &p, &report);
     }
 
     /// Updates the table from the wanted levels and this device's store; returns the blocks
@@ -294,11 +295,10 @@ impl RepairLoop {
             .collect()
     }
 
-    fn publish(&self, r: &Round, p: &Plan, report: &RunReport, live: &[DeviceId]) {
+    fn publish(&self, r: &Round, p: &Plan, report: &RunReport) {
         let me = self.node.id();
         let max_fail = r.policy.max_audit_failures;
-        let counted =
-            |n: &DeviceId| (*n == me || live.contains(n)) && r.table.audit_failures(n) < max_fail;
+        let trusted = |n: &DeviceId| r.table.audit_failures(n) < max_fail;
         let mut copies = HashMap::new();
         let mut per_node: HashMap<DeviceId, usize> = HashMap::new();
         for id in r.table.blocks() {
@@ -306,7 +306,7 @@ impl RepairLoop {
             for h in &holders {
                 *per_node.entry(*h).or_default() += 1;
             }
-            copies.insert(*id, holders.iter().filter(|h| counted(h)).count());
+            copies.insert(*id, holders.into_iter().filter(|h| trusted(h)).collect());
         }
         let copies_planned = p
             .actions
@@ -327,7 +327,7 @@ impl RepairLoop {
         s.total.audits_passed += report.audits_passed;
         s.total.audits_failed += report.audits_failed;
         s.total.errors += report.errors;
-        s.copies = copies;
+        s.holders = copies;
         s.per_node = per_node;
     }
 }
