@@ -232,5 +232,21 @@ fn levels_place_repair_replace_and_drop_copies_on_keepers() -> Result<()> {
     wait_level(&a, "docs", 3, "level 3 despite a full keeper")?;
     ensure!(tiny.blocks()? == 0, "the tiny keeper took blocks");
     drop(tiny);
+
+    // A keeper restarted without a code resumes with what it held.
+    let held = keepers[3].blocks()?;
+    keepers[3].kill();
+    std::fs::remove_file(keepers[3].home.join("data/keeper-status.json"))?;
+    keepers[3].start(None, "1G", &[])?;
+    // (The status file is up to 2 s old, so only "still holds some" is exact.)
+    ensure!(
+        held == 0 || keepers[3].blocks()? > 0,
+        "the restarted keeper lost its blocks"
+    );
+    let id = keepers[3].id()?;
+    wait_until(REPAIR_TIMEOUT, "the restarted keeper to reconnect", || {
+        Ok(a.status()?["sync"]["connected"].to_string().contains(&id))
+    })?;
+    wait_level(&a, "docs", 3, "level 3 with the restarted keeper")?;
     Ok(())
 }
