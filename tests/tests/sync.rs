@@ -361,3 +361,25 @@ fn read_expecting_eio(path: &Path) -> Result<Duration> {
         other => bail!("reading remote-only data gave {other:?}, not EIO"),
     }
 }
+
+/// LAN discovery: both devices come back on ports the other has never seen, so neither can
+/// call the other from what it knows; A's broadcast announcement (on loopback here) tells B
+/// where A is, B calls, and they sync again. With `FOSSA_DISCOVERY=off` this would time out.
+#[test]
+fn devices_that_moved_find_each_other_on_the_lan() -> Result<()> {
+    let (mut a, mut b) = pair(23601, &[])?;
+    a.stop()?;
+    b.stop()?;
+    a.listen = addr(1, 23611);
+    b.listen = addr(2, 23612);
+    for d in [&mut a, &mut b] {
+        d.vol.set_env("FOSSA_DISCOVERY_INTERVAL_MS", "200");
+        d.mount()?;
+    }
+    a.wait_connected(&[&b])?;
+    b.wait_connected(&[&a])?;
+    let data = random_bytes(9, 1000);
+    write_synced(&a.path("found.txt"), &data)?;
+    b.wait_content("found.txt", &data)?;
+    Ok(())
+}

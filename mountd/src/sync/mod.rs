@@ -6,6 +6,7 @@
 //! signed updates; `fossa-pull` invalidates kernel caches after applies and fetches missing
 //! blocks; `fossa-members` saves the member list when it changes. FUSE threads reach the
 //! network only through [`NetSource`], under a deadline.
+mod discover;
 mod identity;
 mod invite;
 mod puller;
@@ -104,6 +105,8 @@ pub(crate) struct NetOpts {
     pub(crate) peers: Vec<SocketAddr>,
     /// `--max-send`, `--max-recv`: block data bytes per second (0: unlimited).
     pub(crate) limits: (u64, u64),
+    /// `--discovery`: the LAN broadcast address to announce on (None: off).
+    pub(crate) discovery: Option<std::net::Ipv4Addr>,
 }
 
 /// The running sync machinery of a mounted volume.
@@ -117,6 +120,7 @@ pub(crate) struct SyncDaemon {
     pull_tx: Sender<PullMsg>,
     stop_tx: Sender<()>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    discovery: Mutex<Option<fossa_net::Discovery>>,
 }
 
 /// What [`SyncDaemon::start`] needs from the volume.
@@ -158,6 +162,11 @@ impl SyncDaemon {
         let notifier = Arc::new(OnceLock::new());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded(1);
         let threads = spawn_threads(&a, &net, &notifier, pull_rx, stop_rx)?;
+        let discovery = a.opts.discovery.and_then(|ip| {
+            let members = a.parts.identity.members.clone();
+            let _in_rt = rt.enter();
+            discover::start(ip, &node, members)
+        });
         tracing::info!(
             device = %a.parts.identity.key.id(),
             listen = %node.local_addr(),
@@ -173,6 +182,7 @@ impl SyncDaemon {
             pull_tx,
             stop_tx,
             threads: Mutex::new(threads),
+            discovery: Mutex::new(discovery),
         })
     }
 
@@ -213,6 +223,7 @@ impl SyncDaemon {
         let Some(rt) = self.rt.lock().take() else {
             return;
         };
+        drop(self.discovery.lock().take());
         // Closing the connections first ends any fetch the pull thread is waiting for.
         rt.block_on(self.net.node.shutdown());
         for t in self.threads.lock().drain(..) {
