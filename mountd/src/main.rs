@@ -65,6 +65,9 @@ pub(crate) enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Show the sync's progress until every block is here.
+        #[arg(long, conflicts_with_all = ["json", "path"])]
+        follow: bool,
     },
     /// Print a one-time invitation code for another device (the volume must be mounted).
     Invite {

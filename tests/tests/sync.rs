@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use fossa_tests::{Device, SYNC_TIMEOUT, hash_hex, random_bytes, wait_until, write_synced};
+use fossa_tests::{
+    Device, SYNC_TIMEOUT, assert_success, hash_hex, random_bytes, wait_until, write_synced,
+};
 use serde_json::Value;
 
 fn addr(host: u8, port: u16) -> String {
@@ -401,6 +403,14 @@ fn a_killed_transfer_resumes_without_refetching() -> Result<()> {
     b.vol.kill_daemon()?;
     b.vol.clear_stale_mount()?;
     b.mount()?;
+    // `status --follow` shows the progress and returns once every block is here.
+    let out = b.fossa(&["status", "--follow"])?;
+    assert_success(&out, "fossa status --follow")?;
+    ensure!(
+        out.stderr.trim_end().ends_with("in sync"),
+        "status --follow did not end in sync: {}",
+        out.describe()
+    );
     b.wait_all_blocks()?;
     let again = b.sync_stat("bytes_received")?;
     eprintln!("after the restart B received {} MiB of 96", again / MIB);
@@ -408,6 +418,9 @@ fn a_killed_transfer_resumes_without_refetching() -> Result<()> {
         again <= (96 - 64 + 8 + 8 + 8 + 4) * MIB,
         "B received {again} bytes after the restart: completed blocks were sent again"
     );
-    ensure!(std::fs::read(b.path("big.bin"))? == data, "B's copy differs");
+    ensure!(
+        std::fs::read(b.path("big.bin"))? == data,
+        "B's copy differs"
+    );
     Ok(())
 }
