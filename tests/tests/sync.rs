@@ -180,7 +180,7 @@ fn revoked_device_can_no_longer_sync() -> Result<()> {
 
     let b_id = b.id()?;
     let out = a.fossa(&["devices", "remove", &b_id[..10]])?;
-    fossa_tests::assert_success(&out, "fossa devices remove")?;
+    assert_success(&out, "fossa devices remove")?;
     let devices = a.devices()?;
     ensure!(
         devices
@@ -322,7 +322,7 @@ fn blocks_are_read_on_demand_and_a_missing_peer_gives_eio_in_time() -> Result<()
     })?;
     let path = b.path("second.bin");
     let out = b.fossa(&["status", path.to_str().context("utf-8")?, "--json"])?;
-    fossa_tests::assert_success(&out, "fossa status PATH")?;
+    assert_success(&out, "fossa status PATH")?;
     let st: Value = serde_json::from_str(&out.stdout)?;
     ensure!(
         st["local"] == Value::Bool(false),
@@ -350,7 +350,7 @@ fn blocks_are_read_on_demand_and_a_missing_peer_gives_eio_in_time() -> Result<()
 
 fn signal(sig: &str, pid: &str) -> Result<()> {
     let out = fossa_tests::run(std::process::Command::new("kill").args([sig, pid]))?;
-    fossa_tests::assert_success(&out, "kill")
+    assert_success(&out, "kill")
 }
 
 /// Reads `path` whole, expecting EIO; how long that took.
