@@ -4,11 +4,6 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-/// mimalloc: block-sized buffers (64 KiB–1 MiB) come and go at a high rate on the write, read
-/// and sync paths; glibc's malloc returns them to the kernel and page-faults them back in.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod cli;
 mod config;
 mod control;
