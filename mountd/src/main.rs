@@ -60,6 +60,9 @@ pub(crate) enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Show the sync's progress until every block is here.
+        #[arg(long, conflicts_with_all = ["json", "path"])]
+        follow: bool,
     },
     /// Print a one-time invitation code for another device (the volume must be mounted).
     Invite {
@@ -160,6 +163,14 @@ pub(crate) struct NetArgs {
     /// Limit on block data received, bytes per second (500K, 10M; 0: unlimited).
     #[arg(long, value_name = "RATE", default_value = "0")]
     pub(crate) max_recv: String,
+    /// LAN discovery: the broadcast address to announce on, or `off`.
+    #[arg(
+        long,
+        value_name = "IPv4|off",
+        env = "FOSSA_DISCOVERY",
+        default_value = "255.255.255.255"
+    )]
+    pub(crate) discovery: String,
 }
 
 /// Arguments of `fossa join`.

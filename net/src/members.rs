@@ -316,6 +316,16 @@ impl Members {
             m.record.addrs = addrs;
         }
     }
+    /// Adds an address where `device` was seen (LAN discovery) in front of the known ones,
+    /// keeping at most four: a wrong guess never pushes out an address that works.
+    pub fn add_addr(&self, device: &DeviceId, addr: SocketAddr) {
+        if let Some(m) = self.records.write().get_mut(device) {
+            let addrs = &mut m.record.addrs;
+            addrs.retain(|a| *a != addr);
+            addrs.insert(0, addr);
+            addrs.truncate(4);
+        }
+    }
     /// True if `device` is a current (not revoked) member.
     pub fn is_member(&self, device: &DeviceId) -> bool {
         self.records

@@ -283,7 +283,10 @@ async fn send_batch(
         &Message::Index(Index {
             index_id,
             upto,
-            updates,
+            updates: updates
+                .into_iter()
+                .map(|(s, b)| (s, serde_bytes::ByteBuf::from(b)))
+                .collect(),
         }),
     )
     .await?;
@@ -328,7 +331,7 @@ async fn apply(node: &Arc<Node>, peer: DeviceId, ix: Index) -> Result<(), FrameE
         return Err(FrameError::Malformed);
     }
     let replica = node.replica.clone();
-    let blobs: Vec<Vec<u8>> = ix.updates.into_iter().map(|(_, b)| b).collect();
+    let blobs: Vec<Vec<u8>> = ix.updates.into_iter().map(|(_, b)| b.into_vec()).collect();
     debug!(%peer, upto = ix.upto, n = blobs.len(), "applying index batch");
     blocking(move || replica.apply(&peer, ix.index_id, ix.upto, blobs)).await
 }

@@ -3,7 +3,7 @@
 use crate::limit::Limiter;
 use crate::node::{Node, protocol_violation};
 use crate::proto::{
-    Block, FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_msg, write_msg,
+    FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_msg, write_block, write_msg,
 };
 use crate::{DeviceId, MAX_MESSAGE_SIZE, NetError, Role};
 use blockstore::BlockId;
@@ -85,7 +85,7 @@ async fn serve_get(
         node.send_limit
             .take(data.as_ref().map_or(0, Vec::len))
             .await;
-        write_msg(send, &Message::Block(Block { id, data })).await?;
+        write_block(send, id, data).await?;
     }
     send.finish().map_err(|e| FrameError::Stream(e.into()))?;
     Ok(())

@@ -54,7 +54,13 @@ impl Device {
 
     /// Mounts with `--listen` and every `--peer`, the daemon owned by the fixture.
     pub fn mount(&mut self) -> Result<()> {
+        self.mount_with(&[])
+    }
+
+    /// [`Device::mount`] with more `fossa mount` arguments.
+    pub fn mount_with(&mut self, extra: &[&str]) -> Result<()> {
         let mut args = vec!["--listen".to_owned(), self.listen.clone()];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
         for p in &self.peers {
             args.push("--peer".to_owned());
             args.push(p.clone());

@@ -81,10 +81,12 @@ pub fn fossa_bin() -> Result<PathBuf> {
 }
 
 /// A `Command` for `fossa ARGS`, with the fossa environment variables cleared so that the
-/// caller's environment cannot select another volume or passphrase.
+/// caller's environment cannot select another volume or passphrase, and LAN discovery kept on
+/// loopback (tests never send to any other address).
 pub fn fossa(args: &[&str]) -> Result<Command> {
     let mut cmd = Command::new(fossa_bin()?);
     cmd.args(args)
+        .env("FOSSA_DISCOVERY", "127.255.255.255")
         .env_remove("FOSSA_HOME")
         .env_remove("FOSSA_PASSPHRASE")
         .env_remove("XDG_CONFIG_HOME")

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use fossa_tests::{Device, SYNC_TIMEOUT, hash_hex, random_bytes, wait_until, write_synced};
+use fossa_tests::{
+    Device, SYNC_TIMEOUT, assert_success, hash_hex, random_bytes, wait_until, write_synced,
+};
 use serde_json::Value;
 
 fn addr(host: u8, port: u16) -> String {
@@ -178,7 +180,7 @@ fn revoked_device_can_no_longer_sync() -> Result<()> {
 
     let b_id = b.id()?;
     let out = a.fossa(&["devices", "remove", &b_id[..10]])?;
-    fossa_tests::assert_success(&out, "fossa devices remove")?;
+    assert_success(&out, "fossa devices remove")?;
     let devices = a.devices()?;
     ensure!(
         devices
@@ -320,7 +322,7 @@ fn blocks_are_read_on_demand_and_a_missing_peer_gives_eio_in_time() -> Result<()
     })?;
     let path = b.path("second.bin");
     let out = b.fossa(&["status", path.to_str().context("utf-8")?, "--json"])?;
-    fossa_tests::assert_success(&out, "fossa status PATH")?;
+    assert_success(&out, "fossa status PATH")?;
     let st: Value = serde_json::from_str(&out.stdout)?;
     ensure!(
         st["local"] == Value::Bool(false),
@@ -348,7 +350,7 @@ fn blocks_are_read_on_demand_and_a_missing_peer_gives_eio_in_time() -> Result<()
 
 fn signal(sig: &str, pid: &str) -> Result<()> {
     let out = fossa_tests::run(std::process::Command::new("kill").args([sig, pid]))?;
-    fossa_tests::assert_success(&out, "kill")
+    assert_success(&out, "kill")
 }
 
 /// Reads `path` whole, expecting EIO; how long that took.
@@ -360,4 +362,65 @@ fn read_expecting_eio(path: &Path) -> Result<Duration> {
         Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(start.elapsed()),
         other => bail!("reading remote-only data gave {other:?}, not EIO"),
     }
+}
+
+/// LAN discovery: both devices come back on ports the other has never seen, so neither can
+/// call the other from what it knows; A's broadcast announcement (on loopback here) tells B
+/// where A is, B calls, and they sync again. With `FOSSA_DISCOVERY=off` this would time out.
+#[test]
+fn devices_that_moved_find_each_other_on_the_lan() -> Result<()> {
+    let (mut a, mut b) = pair(23601, &[])?;
+    a.stop()?;
+    b.stop()?;
+    a.listen = addr(1, 23611);
+    b.listen = addr(2, 23612);
+    for d in [&mut a, &mut b] {
+        d.vol.set_env("FOSSA_DISCOVERY_INTERVAL_MS", "200");
+        d.mount()?;
+    }
+    a.wait_connected(&[&b])?;
+    b.wait_connected(&[&a])?;
+    let data = random_bytes(9, 1000);
+    write_synced(&a.path("found.txt"), &data)?;
+    b.wait_content("found.txt", &data)?;
+    Ok(())
+}
+
+/// A device killed in the middle of an initial sync resumes where it stopped: what it had
+/// stored before the kill is not sent again (the bound allows for the two batches in flight
+/// and the last second's uncommitted blocks, about 8 MiB each).
+#[test]
+fn a_killed_transfer_resumes_without_refetching() -> Result<()> {
+    const MIB: u64 = 1 << 20;
+    let (a, mut b) = pair(23701, &[])?;
+    b.stop()?;
+    let data = random_bytes(11, 96 << 20);
+    write_synced(&a.path("big.bin"), &data)?;
+    b.mount_with(&["--max-recv", "8M"])?;
+    wait_until(Duration::from_secs(60), "B to receive 64 MiB", || {
+        Ok(b.sync_stat("bytes_received")? >= 64 * MIB)
+    })?;
+    b.vol.kill_daemon()?;
+    b.vol.clear_stale_mount()?;
+    b.mount()?;
+    // `status --follow` shows the progress and returns once every block is here.
+    let out = b.fossa(&["status", "--follow"])?;
+    assert_success(&out, "fossa status --follow")?;
+    ensure!(
+        out.stderr.trim_end().ends_with("in sync"),
+        "status --follow did not end in sync: {}",
+        out.describe()
+    );
+    b.wait_all_blocks()?;
+    let again = b.sync_stat("bytes_received")?;
+    eprintln!("after the restart B received {} MiB of 96", again / MIB);
+    ensure!(
+        again <= (96 - 64 + 8 + 8 + 8 + 4) * MIB,
+        "B received {again} bytes after the restart: completed blocks were sent again"
+    );
+    ensure!(
+        std::fs::read(b.path("big.bin"))? == data,
+        "B's copy differs"
+    );
+    Ok(())
 }

@@ -170,6 +170,18 @@ impl BlockStore {
         Ok(id)
     }
 
+    /// [`BlockStore::put`] of a block whose id the caller has just computed from these very
+    /// bytes (a block fetched from a peer and checked against the id it asked for): saves a
+    /// second hash of the bytes. Reads still verify every block.
+    pub fn put_verified(&self, id: BlockId, data: &[u8], class: Class) -> Result<(), StoreError> {
+        if data.len() > MAX_BLOCK_LEN {
+            return Err(StoreError::TooLarge(data.len()));
+        }
+        debug_assert_eq!(BlockId::of(data), id);
+        let mut st = self.state.lock();
+        self.put_hashed(&mut st, id, data, class)
+    }
+
     /// Stores several blocks under one lock acquisition; hashing happens before the lock is
     /// taken. Same semantics as calling [`BlockStore::put`] for each, in order.
     pub fn put_batch(&self, blocks: &[&[u8]], class: Class) -> Result<Vec<BlockId>, StoreError> {

@@ -207,7 +207,12 @@ pub(crate) fn join(ctx: &Ctx, args: &JoinArgs) -> Result<()> {
         net,
         name: None,
     };
-    mount::spawn_existing(ctx, &margs, &secret)
+    mount::spawn_existing(ctx, &margs, &secret)?;
+    // On a terminal, show the initial sync (Ctrl-C stops watching, not the sync).
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        super::progress::follow(ctx)?;
+    }
+    Ok(())
 }
 
 pub(crate) fn run_join(code: &InviteCode, key: &DeviceKey, name: &str) -> Result<JoinResult> {

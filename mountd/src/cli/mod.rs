@@ -5,6 +5,7 @@ mod init;
 mod keeper;
 mod maint;
 mod mount;
+mod progress;
 mod snapshot;
 mod status;
 
@@ -41,10 +42,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init { name } => init::init(&ctx, name.as_deref()),
         Command::Mount(args) => mount::mount(&ctx, &args),
         Command::Umount { dir } => mount::umount(&ctx, &dir),
-        Command::Status { path: None, json } => status::status(&ctx, json),
+        Command::Status { follow: true, .. } => progress::follow(&ctx),
+        Command::Status {
+            path: None, json, ..
+        } => status::status(&ctx, json),
         Command::Status {
             path: Some(p),
             json,
+            ..
         } => status::path_status(&ctx, &p, json),
         Command::Invite {
             expires,

@@ -46,6 +46,7 @@ pub(crate) fn mount(ctx: &Ctx, args: &MountArgs) -> Result<()> {
         listen: args.net.listen,
         peers,
         limits,
+        discovery: parse_discovery(&args.net.discovery)?,
     };
     serve(ctx, &dir, (opts, &net), lock, &secret)
 }
@@ -59,6 +60,16 @@ pub(crate) fn spawn_existing(ctx: &Ctx, args: &MountArgs, secret: &Secret) -> Re
     // The child takes the lock.
     drop(lock);
     spawn_daemon(ctx, args, &dir, secret)
+}
+
+/// `--discovery`: a broadcast address, or `off`.
+fn parse_discovery(s: &str) -> Result<Option<std::net::Ipv4Addr>> {
+    match s {
+        "off" => Ok(None),
+        ip => ip.parse().map(Some).map_err(|_| {
+            anyhow!("--discovery: {ip:?} is neither an IPv4 broadcast address nor off")
+        }),
+    }
 }
 
 /// Errors about DIR come first: missing, not a directory, already mounted.
@@ -208,6 +219,7 @@ fn spawn_daemon(ctx: &Ctx, args: &MountArgs, dir: &Path, secret: &Secret) -> Res
     for p in &args.net.peer {
         cmd.arg("--peer").arg(p);
     }
+    cmd.arg("--discovery").arg(&args.net.discovery);
     cmd.arg("--max-send").arg(&args.net.max_send);
     cmd.arg("--max-recv").arg(&args.net.max_recv);
     if let Secret::Passphrase(p) = secret {

@@ -6,6 +6,7 @@
 //! signed updates; `fossa-pull` invalidates kernel caches after applies and fetches missing
 //! blocks; `fossa-members` saves the member list when it changes. FUSE threads reach the
 //! network only through [`NetSource`], under a deadline.
+mod discover;
 mod identity;
 mod invite;
 mod puller;
@@ -106,6 +107,8 @@ pub(crate) struct NetOpts {
     pub(crate) peers: Vec<SocketAddr>,
     /// `--max-send`, `--max-recv`: block data bytes per second (0: unlimited).
     pub(crate) limits: (u64, u64),
+    /// `--discovery`: the LAN broadcast address to announce on (None: off).
+    pub(crate) discovery: Option<std::net::Ipv4Addr>,
 }
 
 /// The running sync machinery of a mounted volume.
@@ -121,6 +124,7 @@ pub(crate) struct SyncDaemon {
     repair_stop: Sender<()>,
     repair: SharedState,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    discovery: Mutex<Option<fossa_net::Discovery>>,
 }
 
 /// What [`SyncDaemon::start`] needs from the volume.
@@ -179,6 +183,11 @@ impl SyncDaemon {
             state: repair.clone(),
         };
         threads.push(repairer.spawn(repair_rx)?);
+        let discovery = a.opts.discovery.and_then(|ip| {
+            let members = a.parts.identity.members.clone();
+            let _in_rt = rt.enter();
+            discover::start(ip, &node, members)
+        });
         tracing::info!(
             device = %a.parts.identity.key.id(),
             listen = %node.local_addr(),
@@ -196,6 +205,7 @@ impl SyncDaemon {
             repair_stop,
             repair,
             threads: Mutex::new(threads),
+            discovery: Mutex::new(discovery),
         })
     }
 
@@ -260,6 +270,7 @@ impl SyncDaemon {
         let Some(rt) = self.rt.lock().take() else {
             return;
         };
+        drop(self.discovery.lock().take());
         // Closing the connections first ends any fetch the pull thread is waiting for.
         rt.block_on(self.net.node.shutdown());
         for t in self.threads.lock().drain(..) {
@@ -327,6 +338,7 @@ fn spawn_threads(
         notifier: notifier.clone(),
         no_pull: std::env::var_os(puller::NO_PULL_ENV).is_some(),
         last_commit: std::cell::Cell::new(std::time::Instant::now()),
+        pending: std::cell::RefCell::new(None),
     }
     .spawn(pull_rx)?;
     let saver = MemberSaver {

@@ -2,21 +2,23 @@
 //! fetches the blocks that live files need and the store lacks (`Fs::sync_missing`), in
 //! batches, until none are missing. Missing blocks are found again from the metadata after a
 //! restart, so an interrupted pull resumes without refetching what is stored.
-use super::source::{NetHandle, keep};
+use super::source::{Fetching, NetHandle, keep};
 use blockstore::{BlockId, BlockStore};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fossa_fs::Fs;
 use fossa_fs::sync::ApplyReport;
 use fuser::{INodeNo, Notifier};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Blocks asked for per round.
-const BATCH: usize = 256;
+/// Blocks asked for per round (two rounds are in flight): about 8 MiB, so that a restart
+/// after a kill refetches little.
+const BATCH: usize = 128;
 /// Deadline of one round's fetch.
 const ROUND_DEADLINE: Duration = Duration::from_secs(30);
 /// Longest time fetched blocks stay uncommitted while a pull is running.
@@ -48,6 +50,8 @@ pub(crate) struct Puller {
     pub(crate) no_pull: bool,
     /// When fetched blocks were last committed.
     pub(crate) last_commit: Cell<Instant>,
+    /// The batch being fetched while the previous one is stored (a two-stage pipeline).
+    pub(crate) pending: RefCell<Option<Fetching>>,
 }
 
 enum Round {
@@ -94,27 +98,44 @@ impl Puller {
         }
     }
 
-    /// Fetches one batch of missing blocks and makes them durable.
+    /// Starts fetching the next batch of missing blocks, then stores the batch fetched in the
+    /// previous round (so the network and the store work at the same time).
     fn round(&self) -> Round {
         if self.no_pull {
             return Round::Done;
         }
-        let ids = match self.fs.sync_missing(BATCH) {
-            Ok(ids) if ids.is_empty() => return Round::Done,
-            Ok(ids) => ids,
+        let previous = self.pending.borrow_mut().take();
+        let busy: HashSet<BlockId> = previous.iter().flat_map(|f| f.asked.clone()).collect();
+        let ids: Vec<BlockId> = match self.fs.sync_missing(BATCH + busy.len()) {
+            Ok(ids) => ids
+                .into_iter()
+                .filter(|id| !busy.contains(id))
+                .take(BATCH)
+                .collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "listing missing blocks failed");
-                return Round::Stuck;
+                Vec::new()
             }
         };
-        let stored = self.fetch_and_keep(ids);
+        let started = !ids.is_empty();
+        if started {
+            *self.pending.borrow_mut() = Some(self.net.start_fetch(ids, ROUND_DEADLINE));
+        }
+        let Some(previous) = previous else {
+            return if started {
+                Round::Progress
+            } else {
+                Round::Done
+            };
+        };
+        let stored = self.keep_fetched(previous);
         // Fetched blocks are a copy of what peers hold: losing the uncommitted ones in a crash
         // only costs a refetch, so commit about once a second, not after every round.
         let due = self.last_commit.get().elapsed() >= COMMIT_EVERY;
         if (stored == 0 || due) && !self.commit() {
             return Round::Stuck;
         }
-        if stored == 0 {
+        if stored == 0 && !started {
             Round::Stuck
         } else {
             Round::Progress
@@ -132,16 +153,16 @@ impl Puller {
         }
     }
 
-    fn fetch_and_keep(&self, ids: Vec<BlockId>) -> usize {
-        let asked = ids.len();
+    fn keep_fetched(&self, f: Fetching) -> usize {
+        let asked = f.asked.len();
         let mut stored = 0;
-        for (id, r) in self.net.fetch(ids, ROUND_DEADLINE) {
+        for (id, r) in f.wait() {
             match r {
-                Ok(data) if BlockId::of(&data) == id => {
-                    keep(&self.store, &data);
+                // fetch_blocks returns only bytes it checked against their id.
+                Ok(data) => {
+                    keep(&self.store, id, &data);
                     stored += 1;
                 }
-                Ok(_) => tracing::warn!(block = %id, "a peer sent bytes that do not match"),
                 Err(e) => tracing::debug!(block = %id, error = %e, "block not fetched"),
             }
         }

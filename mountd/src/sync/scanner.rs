@@ -1,7 +1,7 @@
 //! The scan thread: woken by the fs layer's change hook, it waits until changes pause
 //! (debounce, bounded), records them as signed updates (`Fs::sync_scan`) and tells the node to
 //! push them (docs/protocol.md, "Local changes").
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender};
 use fossa_fs::Fs;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -67,7 +67,9 @@ impl Scanner {
     }
 }
 
-/// Waits until no wake came for [`QUIET`], at most [`MAX_DELAY`]; true if told to stop.
+/// Waits until a [`QUIET`] period passes without a change, at most [`MAX_DELAY`]; true if
+/// told to stop. It sleeps through each period and then looks at what came, rather than waking
+/// for every change: a busy volume (an untar) changes thousands of times a second.
 fn settle(rx: &Receiver<Wake>) -> bool {
     let end = Instant::now() + MAX_DELAY;
     loop {
@@ -75,10 +77,16 @@ fn settle(rx: &Receiver<Wake>) -> bool {
         if left.is_zero() {
             return false;
         }
-        match rx.recv_timeout(QUIET.min(left)) {
-            Ok(Wake::Change) => {}
-            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
-            Err(RecvTimeoutError::Timeout) => return false,
+        std::thread::sleep(QUIET.min(left));
+        let mut changed = false;
+        for w in rx.try_iter() {
+            match w {
+                Wake::Change => changed = true,
+                Wake::Stop => return true,
+            }
+        }
+        if !changed {
+            return false;
         }
     }
 }

@@ -31,14 +31,41 @@ impl NetHandle {
         ids: Vec<BlockId>,
         deadline: Duration,
     ) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
+        self.start_fetch(ids, deadline).wait()
+    }
+
+    /// Starts fetching `ids` on the runtime; [`Fetching::wait`] collects the result.
+    pub(crate) fn start_fetch(&self, ids: Vec<BlockId>, deadline: Duration) -> Fetching {
         let (tx, rx) = mpsc::sync_channel(1);
         let node = self.node.clone();
+        let asked = ids.clone();
         self.rt.spawn(async move {
             let got = node.fetch_blocks(&ids, deadline).await;
             let _ = tx.send(got);
         });
-        rx.recv_timeout(deadline + Duration::from_secs(1))
-            .unwrap_or_default()
+        Fetching {
+            asked,
+            rx,
+            limit: deadline + Duration::from_secs(1),
+        }
+    }
+}
+
+/// What a fetch returns: each id with its bytes or why not.
+pub(crate) type Fetched = Vec<(BlockId, Result<Vec<u8>, NetError>)>;
+
+/// A fetch running on the runtime.
+pub(crate) struct Fetching {
+    /// The ids asked for.
+    pub(crate) asked: Vec<BlockId>,
+    rx: mpsc::Receiver<Fetched>,
+    limit: Duration,
+}
+
+impl Fetching {
+    /// Waits for the result (empty if the runtime went away or overran the deadline).
+    pub(crate) fn wait(self) -> Fetched {
+        self.rx.recv_timeout(self.limit).unwrap_or_default()
     }
 }
 
@@ -80,8 +107,8 @@ impl NetSource {
         }
         for (got, r) in net.fetch(vec![*id], self.deadline) {
             match r {
-                Ok(data) if got == *id && BlockId::of(&data) == *id => {
-                    keep(&self.store, &data);
+                Ok(data) if got == *id => {
+                    keep(&self.store, got, &data);
                     return Ok(data);
                 }
                 Ok(_) => tracing::warn!(block = %id, "a peer sent bytes that do not match"),
@@ -111,8 +138,9 @@ impl NetSource {
 }
 
 /// Stores a fetched block as our own; a failure only costs a later refetch.
-pub(crate) fn keep(store: &BlockStore, data: &[u8]) {
-    if let Err(e) = store.put(data, Class::Own) {
+/// `fetch_blocks` checked the bytes against `id` already, so the store need not hash them again.
+pub(crate) fn keep(store: &BlockStore, id: BlockId, data: &[u8]) {
+    if let Err(e) = store.put_verified(id, data, Class::Own) {
         tracing::warn!(error = %e, "could not store a fetched block");
     }
 }

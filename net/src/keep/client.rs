@@ -8,6 +8,7 @@ use crate::proto::{
 };
 use crate::{DeviceId, MAX_MESSAGE_SIZE, NetError, Role};
 use blockstore::BlockId;
+use serde_bytes::ByteBuf;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -35,7 +36,7 @@ impl Node {
             let req = PutBlocks {
                 blocks: batch
                     .iter()
-                    .map(|i| (blocks[*i].0.0, blocks[*i].1.clone()))
+                    .map(|i| (blocks[*i].0.0, ByteBuf::from(blocks[*i].1.clone())))
                     .collect(),
             };
             let answer = ask(&conn, peer, Message::PutBlocks(req), end).await?;

@@ -54,7 +54,7 @@ async fn put(node: &Node, peer: DeviceId, req: PutBlocks) -> Result<PutResults, 
     let mut good = Vec::with_capacity(req.blocks.len());
     let mut slots = Vec::with_capacity(req.blocks.len());
     for (i, (id, data)) in req.blocks.into_iter().enumerate() {
-        let id = BlockId(id);
+        let (id, data) = (BlockId(id), data.into_vec());
         if BlockId::of(&data) == id {
             slots.push(i);
             good.push((id, data));

@@ -1,6 +1,6 @@
 //! Framing: `len (u32 LE) ‖ postcard body`, `len ≤ MAX_MESSAGE_SIZE`, checked before any
 //! allocation.
-use super::{MAX_KNOWN_TAG, Message};
+use super::{Block, MAX_KNOWN_TAG, Message};
 use crate::MAX_MESSAGE_SIZE;
 
 /// Why a frame was refused.
@@ -102,10 +102,69 @@ pub(crate) async fn write_msg(
         .map_err(|e| FrameError::Stream(e.into()))
 }
 
+/// Writes a `Block` frame without copying its bytes: the header is encoded, the data handed
+/// to quinn as its own chunk. The frame is byte for byte what [`write_msg`] would send.
+pub(crate) async fn write_block(
+    send: &mut quinn::SendStream,
+    id: [u8; 32],
+    data: Option<Vec<u8>>,
+) -> Result<(), FrameError> {
+    let (head, data) = block_frame(id, data)?;
+    let mut chunks = [bytes::Bytes::from(head), bytes::Bytes::from(data)];
+    send.write_all_chunks(&mut chunks)
+        .await
+        .map_err(|e| FrameError::Stream(e.into()))
+}
+
+/// A `Block` frame as (header, data): the header is the frame of the message with empty data,
+/// less the data's length byte, plus the real length.
+fn block_frame(id: [u8; 32], data: Option<Vec<u8>>) -> Result<(Vec<u8>, Vec<u8>), FrameError> {
+    let Some(data) = data else {
+        return Ok((
+            encode(&Message::Block(Block { id, data: None }))?,
+            Vec::new(),
+        ));
+    };
+    let empty = Message::Block(Block {
+        id,
+        data: Some(Vec::new()),
+    });
+    let mut head = postcard::to_extend(&empty, vec![0u8; 4]).map_err(|_| FrameError::Malformed)?;
+    head.pop(); // The varint 0 of the empty data.
+    let len = u32::try_from(data.len()).map_err(|_| FrameError::TooLarge(data.len() as u64))?;
+    head = postcard::to_extend(&len, head).map_err(|_| FrameError::Malformed)?;
+    let body = head.len() - 4 + data.len();
+    if body > MAX_MESSAGE_SIZE {
+        return Err(FrameError::TooLarge(body as u64));
+    }
+    let body32 = u32::try_from(body).map_err(|_| FrameError::TooLarge(body as u64))?;
+    head[..4].copy_from_slice(&body32.to_le_bytes());
+    Ok((head, data))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::proto::{GetBlocks, Want};
+
+    #[test]
+    fn block_frames_without_copies_are_ordinary_frames() {
+        for n in [0usize, 1, 127, 128, 16_383, 16_384, 70_000, 300_000] {
+            let data: Vec<u8> = (0..n).map(|i| (i % 251) as u8).collect();
+            let msg = Message::Block(Block {
+                id: [5; 32],
+                data: Some(data.clone()),
+            });
+            let (head, tail) = block_frame([5; 32], Some(data)).unwrap();
+            assert_eq!([head, tail].concat(), encode(&msg).unwrap(), "size {n}");
+        }
+        let none = Message::Block(Block {
+            id: [5; 32],
+            data: None,
+        });
+        let (head, tail) = block_frame([5; 32], None).unwrap();
+        assert_eq!((head, tail), (encode(&none).unwrap(), Vec::new()));
+    }
 
     #[test]
     fn round_trip() {

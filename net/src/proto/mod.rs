@@ -3,7 +3,7 @@
 //! are never reordered or reused.
 mod frame;
 
-pub(crate) use frame::{FrameError, read_msg, write_msg};
+pub(crate) use frame::{FrameError, read_msg, write_block, write_msg};
 
 use serde::{Deserialize, Serialize};
 
@@ -126,7 +126,7 @@ pub(crate) struct Want {
 pub(crate) struct Index {
     pub(crate) index_id: u64,
     pub(crate) upto: u64,
-    pub(crate) updates: Vec<(u64, Vec<u8>)>,
+    pub(crate) updates: Vec<(u64, serde_bytes::ByteBuf)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,6 +137,7 @@ pub(crate) struct GetBlocks {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Block {
     pub(crate) id: [u8; 32],
+    #[serde(with = "serde_bytes")]
     pub(crate) data: Option<Vec<u8>>,
 }
 
@@ -159,7 +160,7 @@ pub(crate) struct JoinAccept {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PutBlocks {
     /// (id, bytes); the holder checks `BLAKE3(bytes) == id`.
-    pub(crate) blocks: Vec<([u8; 32], Vec<u8>)>,
+    pub(crate) blocks: Vec<([u8; 32], serde_bytes::ByteBuf)>,
 }
 
 /// What a holder did with one block of a `PutBlocks`; variant index is the wire value.
@@ -225,5 +226,39 @@ impl Bitmap {
                 .map(|i| self.bits[i / 8] & (1 << (i % 8)) != 0)
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Byte strings are one slice on the wire, and that is the same encoding postcard gives a
+    /// sequence of u8 (length, then the bytes): the wire format did not change with it.
+    #[test]
+    fn byte_strings_encode_like_u8_sequences() {
+        #[derive(Serialize)]
+        struct Plain {
+            id: [u8; 32],
+            data: Option<Vec<u8>>,
+        }
+        let data: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let fast = Block {
+            id: [3; 32],
+            data: Some(data.clone()),
+        };
+        let plain = Plain {
+            id: [3; 32],
+            data: Some(data),
+        };
+        let a = postcard::to_allocvec(&fast).unwrap();
+        assert_eq!(a, postcard::to_allocvec(&plain).unwrap());
+        assert_eq!(postcard::from_bytes::<Block>(&a).unwrap(), fast);
+        let none = Block {
+            id: [3; 32],
+            data: None,
+        };
+        let b = postcard::to_allocvec(&none).unwrap();
+        assert_eq!(postcard::from_bytes::<Block>(&b).unwrap(), none);
     }
 }
