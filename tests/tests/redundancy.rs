@@ -250,3 +250,47 @@ fn levels_place_repair_replace_and_drop_copies_on_keepers() -> Result<()> {
     wait_level(&a, "docs", 3, "level 3 with the restarted keeper")?;
     Ok(())
 }
+
+#[test]
+fn a_device_reads_from_keepers_when_the_other_device_is_gone() -> Result<()> {
+    let (pa, pb) = (addr(1, 24201), addr(2, 24202));
+    let mut a = Device::init("alpha", &pa)?;
+    let mut b = Device::fresh("beta", &pb)?;
+    for (k, v) in KNOBS {
+        a.vol.set_env(k, v);
+        b.vol.set_env(k, v);
+    }
+    // B fetches nothing in the background: every block it reads comes on demand.
+    b.vol.set_env("FOSSA_SYNC_NO_PULL", "1");
+    a.add_peer(&pb);
+    a.mount()?;
+    b.join(&a.invite()?, &pa)?;
+    let docs = a.path("docs");
+    std::fs::create_dir(&docs)?;
+    let out = a.fossa(&["redundancy", docs.to_str().context("utf-8")?, "3"])?;
+    ensure!(out.success(), "{}", out.describe());
+    let data = random_bytes(7, 300_000);
+    write_synced(&docs.join("only-on-a.bin"), &data)?;
+    let k1 = Keeper::join(&keeper_code(&a)?, "1G", &addr(30, 24210), &[])?;
+    let k2 = Keeper::join(&keeper_code(&a)?, "1G", &addr(31, 24211), &[])?;
+    b.add_peer(&k1.listen);
+    b.add_peer(&k2.listen);
+    b.stop()?;
+    b.mount()?;
+    wait_level(&a, "docs", 3, "level 3 on docs with 2 keepers")?;
+    wait_until(REPAIR_TIMEOUT, "B to connect to both keepers", || {
+        let c = b.status()?["sync"]["connected"].to_string();
+        Ok(c.contains(&k1.id()?) && c.contains(&k2.id()?))
+    })?;
+    ensure!(
+        b.sync_stat("blocks_missing")? > 0,
+        "B already holds the file's blocks"
+    );
+    a.stop()?;
+    b.wait_content("docs/only-on-a.bin", &data)?;
+    ensure!(
+        b.sync_stat("blocks_missing")? == 0,
+        "B read the file but lacks blocks"
+    );
+    Ok(())
+}
