@@ -4,7 +4,8 @@
 //!
 //! Threads: the runtime (2 workers) runs the node; `fossa-scan` turns local changes into
 //! signed updates; `fossa-pull` invalidates kernel caches after applies and fetches missing
-//! blocks; `fossa-members` saves the member list when it changes. FUSE threads reach the
+//! blocks; `fossa-members` saves the member list when it changes; `fossa-repair` runs the
+//! redundancy rounds (`repair.rs`). FUSE threads reach the
 //! network only through [`NetSource`], under a deadline.
 mod discover;
 mod identity;
