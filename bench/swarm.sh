@@ -8,6 +8,7 @@
 #
 #   bench/swarm.sh [--fossa-bin PATH] [--files N] [--file-kib K] [--keep]
 set -euo pipefail
+export FOSSA_DISCOVERY=127.255.255.255 # LAN discovery stays on loopback
 cd "$(dirname "$0")/.."
 
 FILES=40

@@ -16,9 +16,9 @@ const ED25519_SPKI_PREFIX: [u8; 12] = [
 ];
 
 /// QUIC keep-alive interval (docs/protocol.md, "Connections").
-pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(5);
+pub(crate) const KEEP_ALIVE: Duration = Duration::from_secs(2);
 /// QUIC idle timeout.
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
