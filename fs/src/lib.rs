@@ -16,6 +16,7 @@
 
 pub mod attr;
 mod cache;
+mod civil;
 mod core;
 pub mod crypto;
 mod dir;
@@ -39,6 +40,7 @@ mod writeback;
 mod xattr;
 
 pub use attr::*;
+pub use civil::utc_civil;
 pub use error::FsError;
 pub use options::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
 pub use redundancy::{

@@ -1,5 +1,5 @@
 //! UTC time formatting for snapshot names and listings (no time-zone database needed).
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn rfc3339(t: SystemTime) -> String {
@@ -13,34 +13,15 @@ pub(crate) fn snapshot_name(t: SystemTime) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}-{mi:02}-{s:02}Z")
 }
 
-/// (year, month, day, hour, minute, second) in UTC; times before 1970 clamp to the epoch.
+/// (year, month, day, hour, minute, second) in UTC.
 fn civil(t: SystemTime) -> (i64, u32, u32, u32, u32, u32) {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    let hms = |div: u64, modulo: u64| ((rem / div) % modulo) as u32;
-    (y, m, d, hms(3600, 24), hms(60, 60), hms(1, 60))
-}
-
-/// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    fossa_fs::utc_civil(t)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn formats_known_instants() {

@@ -5,7 +5,6 @@ use super::scan::join;
 use super::version::{Order, compare, device_display, merge};
 use crate::dir::NAME_MAX;
 use crate::format::sync::encode_entry;
-use std::time::UNIX_EPOCH;
 
 /// What to do with a received entry.
 #[derive(Debug)]
@@ -102,11 +101,7 @@ pub(crate) fn conflict_path(e: &Entry) -> Vec<u8> {
         Some(k) if k > 0 => (&name[..k], &name[k..]),
         _ => (name, &b""[..]),
     };
-    let secs = e
-        .mtime
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (y, mo, d, h, mi, s) = utc(secs);
+    let (y, mo, d, h, mi, s) = crate::civil::utc_civil(e.mtime);
     let short: String = device_display(&e.author).chars().take(7).collect();
     let tail = format!(".sync-conflict-{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}-{short}");
     let room = NAME_MAX.saturating_sub(tail.len() + ext.len());
@@ -116,27 +111,11 @@ pub(crate) fn conflict_path(e: &Entry) -> Vec<u8> {
     join(parent, &n)
 }
 
-/// Civil UTC date and time of `secs` since the epoch (Howard Hinnant's algorithm).
-fn utc(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::file::FileContent;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn e(path: &str, mtime: u64, author: u8, version: Vec<(u64, u64)>) -> Entry {
         Entry {
@@ -167,7 +146,6 @@ mod tests {
         let y = e(".bashrc", 0, 0, vec![(1, 1)]);
         let p = String::from_utf8(conflict_path(&y)).unwrap();
         assert_eq!(p, ".bashrc.sync-conflict-19700101-000000-AAAAAAA");
-        assert_eq!(utc(951_782_400), (2000, 2, 29, 0, 0, 0));
     }
 
     #[test]
