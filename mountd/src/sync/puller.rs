@@ -106,26 +106,24 @@ impl Puller {
         }
         let previous = self.pending.borrow_mut().take();
         let busy: HashSet<BlockId> = previous.iter().flat_map(|f| f.asked.clone()).collect();
-        let ids: Vec<BlockId> = match self.fs.sync_missing(BATCH + busy.len()) {
-            Ok(ids) => ids
-                .into_iter()
-                .filter(|id| !busy.contains(id))
-                .take(BATCH)
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "listing missing blocks failed");
-                Vec::new()
-            }
-        };
+        let listed = self.fs.sync_missing(BATCH + busy.len());
+        if let Err(e) = &listed {
+            tracing::warn!(error = %e, "listing missing blocks failed");
+        }
+        let failed = listed.is_err();
+        let ids: Vec<BlockId> = (listed.unwrap_or_default().into_iter())
+            .filter(|id| !busy.contains(id))
+            .take(BATCH)
+            .collect();
         let started = !ids.is_empty();
         if started {
             *self.pending.borrow_mut() = Some(self.net.start_fetch(ids, ROUND_DEADLINE));
         }
         let Some(previous) = previous else {
-            return if started {
-                Round::Progress
-            } else {
-                Round::Done
+            return match (started, failed) {
+                (true, _) => Round::Progress,
+                (false, true) => Round::Stuck,
+                (false, false) => Round::Done,
             };
         };
         let stored = self.keep_fetched(previous);
