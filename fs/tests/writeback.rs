@@ -20,18 +20,6 @@ fn small() -> FsOptions {
     }
 }
 
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A 4 KiB block that names its own index and generation, so a reader can tell a torn or
 /// misplaced block from a whole one.
 fn stamped(idx: u64, generation: u64) -> Vec<u8> {

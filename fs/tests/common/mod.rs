@@ -96,3 +96,16 @@ pub fn names(fs: &Fs, dir: Ino) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Deterministic pseudo-random bytes (xorshift), `n` of them from `seed`.
+pub fn pattern(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -264,15 +264,7 @@ pub fn get(fs: &Fs, path: &str) -> Vec<u8> {
 
 /// Deterministic pseudo-random bytes.
 pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    crate::common::pattern(seed, n)
 }
 
 pub fn converged(devs: &[&Dev]) {

@@ -53,16 +53,7 @@ pub(crate) fn invite(
 /// `status PATH`: `path` is absolute, inside the mount.
 pub(crate) fn path_status(vol: &Volume, served: Option<&Served>, path: &str) -> Result<Value> {
     let served = served_or_fail(served)?;
-    let rel = std::path::Path::new(path)
-        .strip_prefix(&served.mountpoint)
-        .map_err(|_| {
-            anyhow!(
-                "{path} is not in the volume mounted at {}",
-                served.mountpoint.display()
-            )
-        })?
-        .to_str()
-        .ok_or_else(|| anyhow!("{path}: not UTF-8"))?;
+    let rel = super::redundancy::relative(served, path)?;
     let st = vol.fs.sync_status(rel.as_bytes()).map_err(|e| match e {
         fossa_fs::FsError::NotFound => anyhow!("{path}: no such file in the volume"),
         e => e.into(),

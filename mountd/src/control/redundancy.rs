@@ -8,7 +8,7 @@ use fossa_fs::{FileKind, FsError, REDUNDANCY_XATTR, XattrMode};
 use serde_json::{Value, json};
 
 /// The volume-relative path of `path`, absolute inside the mount.
-fn relative<'a>(served: &Served, path: &'a str) -> Result<&'a str> {
+pub(super) fn relative<'a>(served: &Served, path: &'a str) -> Result<&'a str> {
     std::path::Path::new(path)
         .strip_prefix(&served.mountpoint)
         .map_err(|_| {
