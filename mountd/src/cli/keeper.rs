@@ -165,12 +165,7 @@ fn run(
     )?);
     let holder = Arc::new(StoreHolder::new(store, cfg.quota));
     let stop = stop_on_signal()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("fossa-net")
-        .enable_all()
-        .build()
-        .context("starting the network runtime")?;
+    let rt = sync::runtime()?;
     let node_cfg = |listen| NodeConfig {
         volume,
         name: cfg.name.clone(),

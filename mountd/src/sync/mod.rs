@@ -142,15 +142,20 @@ pub(crate) struct StartArgs<'a> {
     pub(crate) opts: &'a NetOpts,
 }
 
+/// The network runtime of a daemon (device or keeper): two workers, named `fossa-net`.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("fossa-net")
+        .enable_all()
+        .build()
+        .context("starting the network runtime")
+}
+
 impl SyncDaemon {
     /// Starts the runtime, the node and the threads.
     pub(crate) fn start(a: StartArgs<'_>) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("fossa-net")
-            .enable_all()
-            .build()
-            .context("starting the network runtime")?;
+        let rt = runtime()?;
         let (pull_tx, pull_rx) = crossbeam_channel::unbounded();
         let replica = Arc::new(FsReplica {
             fs: a.fs.clone(),
