@@ -369,17 +369,26 @@ impl ContentEngine {
         self.visit_local((&root, height), has, f)
     }
 
-    /// Blocks of `c` that `has` says are not local, at most `max` (pointer blocks that are
-    /// missing are listed, their children not yet). True if the content is complete.
+    /// Blocks of `c` that `has` says are not local, added to `out` until it holds `max`
+    /// (pointer blocks that are missing are listed, their children not yet). `local_below` is
+    /// a byte offset below which an earlier walk found every block local: that part is not
+    /// walked again. Returns whether the content is complete, and the offset below which it
+    /// is now known local (to pass to the next walk of the same content).
     pub fn missing_blocks(
         &self,
         c: &FileContent,
         has: &dyn Fn(&BlockId) -> bool,
-        out: &mut Vec<BlockId>,
-        max: usize,
-    ) -> Result<bool, FsError> {
+        out: &mut Missing,
+        (max, local_below): (usize, u64),
+    ) -> Result<(bool, u64), FsError> {
         let (root, height) = Self::root_entry(c)?;
-        self.missing((&root, height), has, out, max)
+        out.gap = None;
+        let complete = self.missing((&root, height), (0, local_below), has, out, max)?;
+        let local = match complete {
+            true => c.size,
+            false => out.gap.unwrap_or(local_below).max(local_below),
+        };
+        Ok((complete, local))
     }
 
     /// Bytes held by the read cache.
@@ -412,4 +421,16 @@ impl ContentEngine {
         p.remove(0);
         Ok((kind, p))
     }
+}
+
+/// Distinct block ids found missing, in the order found (a set beside the list: a walk of a
+/// large file lists thousands, and a linear duplicate check made each walk quadratic).
+#[derive(Debug, Default)]
+pub struct Missing {
+    /// The ids, first occurrence only.
+    pub ids: Vec<BlockId>,
+    seen: std::collections::HashSet<BlockId>,
+    /// Offset in the file being walked of the first missing block (or of where the walk
+    /// stopped because `ids` was full).
+    gap: Option<u64>,
 }

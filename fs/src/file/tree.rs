@@ -6,7 +6,7 @@
 //! group ends after a child whose id matches a mask), so an insertion that changes the number of
 //! chunks shifts no later group and later pointer blocks dedupe. Layout: docs/formats/fs-content.md.
 use super::cache::{Cached, ChunkData};
-use super::{BlockKind, ContentEngine, FileContent, TreeRoot};
+use super::{BlockKind, ContentEngine, FileContent, Missing, TreeRoot};
 use crate::FsError;
 use crate::crypto::{BLOCK_REF_LEN, BlockRef};
 use blockstore::BlockId;
@@ -308,29 +308,38 @@ impl ContentEngine {
         Ok(())
     }
 
-    /// Pushes onto `out` (up to `max` ids) blocks under `e` that `has` says are not local;
-    /// a missing pointer block is listed and not descended. True if nothing was missing.
+    /// Pushes onto `out` (up to `max` ids) blocks under `e`, which starts at byte `off`, that
+    /// `has` says are not local; a missing pointer block is listed and not descended, and
+    /// entries below byte `skip` are taken as local without a look. True if nothing was missing.
     pub(crate) fn missing(
         &self,
         (e, height): (&Entry, u8),
+        (off, skip): (u64, u64),
         has: &dyn Fn(&BlockId) -> bool,
-        out: &mut Vec<BlockId>,
+        out: &mut Missing,
         max: usize,
     ) -> Result<bool, FsError> {
         let Some(r) = &e.r else { return Ok(true) };
+        if off + e.len <= skip {
+            return Ok(true);
+        }
         if !has(&r.id) {
-            if out.len() < max && !out.contains(&r.id) {
-                out.push(r.id);
+            out.gap.get_or_insert(off);
+            if out.ids.len() < max && out.seen.insert(r.id) {
+                out.ids.push(r.id);
             }
             return Ok(false);
         }
         let mut complete = true;
         if height > 0 {
+            let mut at = off;
             for k in self.pointer(r, height, e.len)?.iter() {
-                if out.len() >= max {
+                if out.ids.len() >= max {
+                    out.gap.get_or_insert(at);
                     return Ok(false);
                 }
-                complete &= self.missing((k, height - 1), has, out, max)?;
+                complete &= self.missing((k, height - 1), (at, skip), has, out, max)?;
+                at += k.len;
             }
         }
         Ok(complete)

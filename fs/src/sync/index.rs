@@ -8,6 +8,7 @@ use crate::attr::Ino;
 use crate::crypto::{VolumeKeys, random_array};
 use crate::format::sync as fmt;
 use crate::meta::{Batch, MetaDb, Tag};
+use blockstore::BlockId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Pseudo inode under which path tags are computed (no real inode has it).
@@ -38,6 +39,9 @@ pub(crate) struct SyncState {
     /// Files whose blocks may not all be local (every file when sync is enabled, then the
     /// files that merges set).
     pub(crate) incomplete: BTreeSet<Ino>,
+    /// Per incomplete file: its tree root when last walked, and the offset below which that
+    /// walk found every block local (so the next walk starts there).
+    pub(crate) local_prefix: HashMap<Ino, (BlockId, u64)>,
 }
 
 impl SyncState {
@@ -67,6 +71,7 @@ impl SyncState {
             by_seq: BTreeMap::new(),
             peers: HashMap::new(),
             incomplete: BTreeSet::new(),
+            local_prefix: HashMap::new(),
             paths: PathMap::default(),
             full: true,
         };

@@ -5,7 +5,7 @@ use super::scan::{live_state, matches, walk};
 use crate::FsError;
 use crate::attr::{FileKind, Ino};
 use crate::core::Core;
-use crate::file::FileContent;
+use crate::file::{FileContent, Missing};
 use blockstore::BlockId;
 
 impl Core {
@@ -13,21 +13,33 @@ impl Core {
     pub(crate) fn sync_missing(&self, max: usize) -> Result<Vec<BlockId>, FsError> {
         let mut g = self.sync.lock();
         let ss = g.as_mut().ok_or(FsError::NotSupported)?;
-        let mut out = Vec::new();
+        let mut out = Missing::default();
         let inos: Vec<Ino> = ss.incomplete.iter().copied().collect();
         for ino in inos {
-            if out.len() >= max {
+            if out.ids.len() >= max {
                 break;
             }
-            let complete = match self.content_of(ino)? {
-                Some(c) => self.missing_of(&c, &mut out, max)?,
-                None => true,
+            let Some(c) = self.content_of(ino)? else {
+                ss.incomplete.remove(&ino);
+                ss.local_prefix.remove(&ino);
+                continue;
             };
+            // The store keeps every block a live file refers to, so what a walk of this very
+            // content found local is still local: walk on from there.
+            let root = c.root.as_ref().map(|r| r.block.id);
+            let below = match ss.local_prefix.get(&ino) {
+                Some((r, at)) if Some(*r) == root => *at,
+                _ => 0,
+            };
+            let (complete, local) = self.missing_of(&c, &mut out, (max, below))?;
             if complete {
                 ss.incomplete.remove(&ino);
+                ss.local_prefix.remove(&ino);
+            } else if let Some(r) = root {
+                ss.local_prefix.insert(ino, (r, local));
             }
         }
-        Ok(out)
+        Ok(out.ids)
     }
 
     /// The stored content of file `ino`, `None` if it is gone or not a file.
@@ -40,15 +52,15 @@ impl Core {
         }
     }
 
-    /// Adds missing blocks of `c` to `out`; true if none is missing.
+    /// Adds missing blocks of `c` to `out` (see `ContentEngine::missing_blocks`).
     fn missing_of(
         &self,
         c: &FileContent,
-        out: &mut Vec<BlockId>,
-        max: usize,
-    ) -> Result<bool, FsError> {
+        out: &mut Missing,
+        max_below: (usize, u64),
+    ) -> Result<(bool, u64), FsError> {
         let has = |id: &BlockId| self.store.has(id).unwrap_or(false);
-        self.engine.missing_blocks(c, &has, out, max)
+        self.engine.missing_blocks(c, &has, out, max_below)
     }
 
     /// See `Fs::sync_status`.
@@ -71,7 +83,10 @@ impl Core {
                 (None, None) => return Err(FsError::NotFound),
             };
         let local = match &live {
-            Some(l) => self.missing_of(&l.state.content, &mut Vec::new(), 1)?,
+            Some(l) => {
+                self.missing_of(&l.state.content, &mut Missing::default(), (1, 0))?
+                    .0
+            }
             None => true,
         };
         Ok(PathStatus {
