@@ -32,6 +32,12 @@ impl Core {
     /// Every inode, as the database holds it after a flush, plus open unlinked ones.
     pub(crate) fn all_inodes(&self) -> Result<(Vec<Inode>, Vec<String>), FsError> {
         self.flush_all(true)?;
+        self.inodes_now()
+    }
+
+    /// Every inode the database holds, plus those only in memory (new, or open and unlinked),
+    /// without a flush: changes not yet flushed may be missing.
+    fn inodes_now(&self) -> Result<(Vec<Inode>, Vec<String>), FsError> {
         let mut problems = Vec::new();
         let mut by_ino: HashMap<u64, Inode> = HashMap::new();
         for r in self.db.all_inodes()? {
@@ -49,8 +55,10 @@ impl Core {
     }
 
     /// Counts of inodes, files, dirs, bytes and snapshots.
+    /// No flush: `fossa status` polls this while a sync writes, and a durable flush per call
+    /// held the store's lock through an fsync of everything fetched since the last one.
     pub(crate) fn stats(&self) -> Result<VolumeStats, FsError> {
-        let (inodes, _) = self.all_inodes()?;
+        let (inodes, _) = self.inodes_now()?;
         let mut s = VolumeStats {
             inodes: inodes.len() as u64,
             ..VolumeStats::default()
