@@ -123,6 +123,15 @@ impl From<quinn::ReadExactError> for NetError {
     }
 }
 
+impl From<quinn::ReadError> for NetError {
+    fn from(e: quinn::ReadError) -> Self {
+        match e {
+            quinn::ReadError::ConnectionLost(c) => NetError::Stream(c),
+            _ => NetError::StreamEnded,
+        }
+    }
+}
+
 impl From<quinn::ClosedStream> for NetError {
     fn from(_: quinn::ClosedStream) -> Self {
         NetError::StreamEnded

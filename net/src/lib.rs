@@ -40,6 +40,7 @@ pub use keep::{BlockHolder, HolderError, PutStatus, StoreHolder, audit_nonce, au
 pub use members::{MemberRecord, Members, Role, SignedMember};
 pub use node::{Backend, NetStats, Node, NodeConfig, Replica, ReplicaError};
 pub use tls::raw_client_config;
+pub use transfer::BlockSink;
 
 /// ALPN of the sync protocol between members: carries the major version.
 pub const ALPN: &[u8] = b"fossa/sync/1";

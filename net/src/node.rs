@@ -108,6 +108,9 @@ pub struct Node {
     closed_tx: AtomicU64,
     closed_rx: AtomicU64,
     pub(crate) rr: AtomicUsize,
+    /// Blocks some fetch is asking peers for now, with who else waits for them: a second
+    /// fetch of the same block waits for the first instead of moving its bytes again.
+    pub(crate) fetching: Arc<crate::transfer::InFlight>,
     /// `--max-send`: block data served to peers.
     pub(crate) send_limit: Arc<Limiter>,
     /// `--max-recv`: block data fetched from peers.
@@ -182,7 +185,12 @@ impl Node {
             gate_invites.lock().iter().any(|i| i.expiry > now)
         });
         let server = tls::server_config(&key, members.clone(), gate)?;
-        let endpoint = quinn::Endpoint::server(server, cfg.listen)?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            tls::udp_socket(cfg.listen)?,
+            Arc::new(quinn::TokioRuntime),
+        )?;
         let node = Arc::new(Node {
             cfg,
             key,
@@ -200,6 +208,7 @@ impl Node {
             closed_tx: AtomicU64::new(0),
             closed_rx: AtomicU64::new(0),
             rr: AtomicUsize::new(0),
+            fetching: Arc::default(),
             send_limit: Arc::new(Limiter::new()),
             recv_limit: Arc::new(Limiter::new()),
         });
@@ -242,6 +251,20 @@ impl Node {
                 .collect();
         }
         crate::transfer::fetch(self, ids, deadline).await
+    }
+    /// Like [`Node::fetch_blocks`], but each block goes to `sink` as soon as it has arrived and
+    /// been checked (once per id, from any thread of the runtime), so a caller can store blocks
+    /// while the rest are on the wire. Returns the ids not fetched, with why.
+    pub async fn fetch_blocks_each(
+        &self,
+        ids: &[BlockId],
+        deadline: Duration,
+        sink: crate::BlockSink,
+    ) -> Vec<(BlockId, NetError)> {
+        if self.role == Role::Keeper {
+            return ids.iter().map(|id| (*id, NetError::NotFound)).collect();
+        }
+        crate::transfer::fetch_each(self, ids, deadline, sink).await
     }
     /// Devices with a live session.
     pub fn connected(&self) -> Vec<DeviceId> {

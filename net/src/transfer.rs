@@ -3,7 +3,8 @@
 use crate::limit::Limiter;
 use crate::node::{Node, protocol_violation};
 use crate::proto::{
-    FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_msg, write_block, write_msg,
+    FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_block, read_msg, write_block,
+    write_msg,
 };
 use crate::{DeviceId, MAX_MESSAGE_SIZE, NetError, Role};
 use blockstore::BlockId;
@@ -51,24 +52,34 @@ async fn serve_stream(
 
 /// A locally held block: one held for others, else the replica's (checked against `id`).
 pub(crate) async fn local_block(node: &Arc<Node>, id: BlockId) -> Option<Vec<u8>> {
-    if let Some(holder) = node.holder.clone() {
-        match tokio::task::spawn_blocking(move || holder.get(&id)).await {
-            Ok(Ok(Some(d))) => return Some(d),
-            Ok(Ok(None)) => {}
-            Ok(Err(e)) => warn!(block = %id, error = %e, "reading a held block failed"),
-            Err(_) => {}
+    let node = node.clone();
+    tokio::task::spawn_blocking(move || read_local(&node, id))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// [`local_block`] on the calling (blocking) thread.
+fn read_local(node: &Node, id: BlockId) -> Option<Vec<u8>> {
+    if let Some(holder) = &node.holder {
+        match holder.get(&id) {
+            Ok(Some(d)) => return Some(d),
+            Ok(None) => {}
+            Err(e) => warn!(block = %id, error = %e, "reading a held block failed"),
         }
     }
-    let replica = node.replica.clone();
-    match tokio::task::spawn_blocking(move || replica.block(&id)).await {
-        Ok(Ok(d)) => d,
-        Ok(Err(e)) => {
+    match node.replica.block(&id) {
+        Ok(d) => d,
+        Err(e) => {
             warn!(block = %id, error = %e, "reading a block for a peer failed");
             None
         }
-        Err(_) => None,
     }
 }
+
+/// Blocks read from the store in one blocking task; the next group is read while this one
+/// is sent, so disk and network overlap without pinning a thread for a whole stream.
+const READ_GROUP: usize = 4;
 
 async fn serve_get(
     node: &Arc<Node>,
@@ -78,26 +89,64 @@ async fn serve_get(
     if req.ids.len() > MAX_IDS_PER_REQUEST {
         return Err(FrameError::Malformed);
     }
-    for id in req.ids {
-        let data = local_block(node, BlockId(id))
+    let read = |group: Vec<[u8; 32]>| {
+        let node = node.clone();
+        tokio::task::spawn_blocking(move || {
+            let fits = |d: &Vec<u8>| d.len() + BLOCK_ENVELOPE <= MAX_MESSAGE_SIZE;
+            group
+                .into_iter()
+                .map(|id| (id, read_local(&node, BlockId(id)).filter(fits)))
+                .collect::<Vec<_>>()
+        })
+    };
+    let mut groups = req.ids.chunks(READ_GROUP).map(<[_]>::to_vec);
+    let mut next = groups.next().map(read);
+    while let Some(reading) = next.take() {
+        next = groups.next().map(read);
+        // A read that panicked ends the stream early: the peer asks someone else.
+        let blocks = reading
             .await
-            .filter(|d| d.len() + BLOCK_ENVELOPE <= MAX_MESSAGE_SIZE);
-        node.send_limit
-            .take(data.as_ref().map_or(0, Vec::len))
-            .await;
-        write_block(send, id, data).await?;
+            .map_err(|_| FrameError::Stream(NetError::StreamEnded))?;
+        for (id, data) in blocks {
+            node.send_limit
+                .take(data.as_ref().map_or(0, Vec::len))
+                .await;
+            write_block(send, id, data).await?;
+        }
     }
     send.finish().map_err(|e| FrameError::Stream(e.into()))?;
     Ok(())
 }
 
-/// Asks `peer` for `ids` on a new stream; the answers, in order.
+/// Where a fetch hands each block it has checked against its id, as soon as it arrives.
+pub type BlockSink = Arc<dyn Fn(BlockId, bytes::Bytes) + Send + Sync>;
+
+/// Most requests (streams, each of at most [`MAX_IDS_PER_REQUEST`] blocks) one fetch keeps
+/// open at a time: enough to keep a peer's disk and the wire busy, few enough that a pull
+/// does not queue megabytes behind a slow link.
+const STREAMS_PER_FETCH: usize = 4;
+
+/// What a peer answered for one id.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Bytes that hash to the id: handed to the sink.
+    Got,
+    /// Bytes that do not.
+    Lied,
+    /// No bytes (the peer lacks the block, or the stream ended first).
+    Absent,
+}
+
+/// Asks `peer` for `ids` on a new stream and hands each verified block to `sink` as it
+/// arrives; the answer for every id, in order (ids after a failure are `Absent`).
 async fn request(
     limit: Arc<Limiter>,
     conn: quinn::Connection,
     peer: DeviceId,
     ids: Vec<BlockId>,
-) -> Result<Answers, NetError> {
+    sink: BlockSink,
+) -> Vec<(BlockId, Answer)> {
+    let mut out = Vec::with_capacity(ids.len());
     let result = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(NetError::from)?;
         let req = GetBlocks {
@@ -105,42 +154,150 @@ async fn request(
         };
         write_msg(&mut send, &Message::GetBlocks(req)).await?;
         send.finish().map_err(|e| FrameError::Stream(e.into()))?;
-        let mut out = Vec::with_capacity(ids.len());
         for id in &ids {
-            match read_msg(&mut recv).await? {
-                Message::Block(b) if b.id == id.0 => {
-                    limit.take(b.data.as_ref().map_or(0, Vec::len)).await;
-                    out.push((*id, b.data));
-                }
-                _ => return Err(FrameError::Malformed),
+            let (got, data) = read_block(&mut recv).await?;
+            if got != id.0 {
+                return Err(FrameError::Malformed);
             }
+            let answer = match data {
+                Some(d) => {
+                    limit.take(d.len()).await;
+                    if BlockId::of(&d) == *id {
+                        sink(*id, d);
+                        Answer::Got
+                    } else {
+                        warn!(%peer, block = %id, "peer sent a block that does not match its id; refused");
+                        Answer::Lied
+                    }
+                }
+                None => Answer::Absent,
+            };
+            out.push((*id, answer));
         }
-        Ok(out)
+        Ok(())
     }
     .await;
-    result.map_err(|e| match e {
-        e if e.is_protocol() => {
-            protocol_violation(&conn, &peer, &e);
-            NetError::Protocol("bad block response")
-        }
-        FrameError::Stream(e) => e,
-        _ => NetError::StreamEnded,
-    })
+    match result {
+        Ok(()) => {}
+        Err(e) if e.is_protocol() => protocol_violation(&conn, &peer, &e),
+        Err(e) => debug!(%peer, error = %e, "block request failed"),
+    }
+    let answered = out.len();
+    out.extend(ids[answered..].iter().map(|id| (*id, Answer::Absent)));
+    out
 }
 
 /// Per-id state of a fetch.
 struct Want {
     tried: HashSet<DeviceId>,
-    result: Option<Result<Vec<u8>, NetError>>,
+    /// `Some(Ok)` once a checked copy went to the sink.
+    result: Option<Result<(), NetError>>,
 }
 
-/// Fetches `ids` from connected peers within `deadline` (see [`Node::fetch_blocks`]).
-pub(crate) async fn fetch(
+/// Waiters for a block another fetch is getting: each is sent the bytes, or `None` if that
+/// fetch gave up on it.
+type Waiters = Vec<tokio::sync::oneshot::Sender<Option<bytes::Bytes>>>;
+
+/// The blocks some [`fetch_each`] call is getting now, with who else waits for them
+/// (see `Node::fetching`).
+#[derive(Default)]
+pub(crate) struct InFlight(parking_lot::Mutex<HashMap<BlockId, Waiters>>);
+
+/// The ids one [`fetch_each`] call owns: it asks peers for them and hands each to the
+/// waiters; when the last handle goes, the waiters of those it never got are told.
+struct Owned {
+    table: Arc<InFlight>,
+    ids: parking_lot::Mutex<HashSet<BlockId>>,
+}
+
+impl Owned {
+    /// Gives `data` to the waiters for `id`, which is no longer in flight.
+    fn deliver(&self, id: BlockId, data: &bytes::Bytes) {
+        if self.ids.lock().remove(&id) {
+            for w in self.table.0.lock().remove(&id).unwrap_or_default() {
+                let _ = w.send(Some(data.clone()));
+            }
+        }
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        let mut table = self.table.0.lock();
+        for id in self.ids.get_mut().drain() {
+            for w in table.remove(&id).unwrap_or_default() {
+                let _ = w.send(None);
+            }
+        }
+    }
+}
+
+/// Fetches `ids` from connected peers within `deadline`, handing each block to `sink` once,
+/// as it arrives (see [`Node::fetch_blocks_each`]); the ids that could not be fetched, with
+/// why. An id another call is already getting is not asked for twice: this call waits for
+/// that one's bytes (and fails the id if that call gives up on it).
+pub(crate) async fn fetch_each(
     node: &Node,
     ids: &[BlockId],
     deadline: Duration,
-) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
+    sink: BlockSink,
+) -> Vec<(BlockId, NetError)> {
     let end = tokio::time::Instant::now() + deadline;
+    let owned = Arc::new(Owned {
+        table: node.fetching.clone(),
+        ids: parking_lot::Mutex::new(HashSet::new()),
+    });
+    let mut mine = Vec::new();
+    let mut joined = Vec::new();
+    {
+        let mut seen = HashSet::new();
+        let mut table = node.fetching.0.lock();
+        for id in ids.iter().filter(|id| seen.insert(**id)) {
+            match table.get_mut(id) {
+                Some(waiters) => {
+                    let (tx, rx) = tokio::sync::oneshot::channel();
+                    waiters.push(tx);
+                    joined.push((*id, rx));
+                }
+                None => {
+                    table.insert(*id, Vec::new());
+                    owned.ids.lock().insert(*id);
+                    mine.push(*id);
+                }
+            }
+        }
+    }
+    let relay: BlockSink = {
+        let (sink, owned) = (sink.clone(), owned.clone());
+        Arc::new(move |id, data| {
+            owned.deliver(id, &data);
+            sink(id, data);
+        })
+    };
+    drop(owned);
+    let waits = async {
+        let mut failed = Vec::new();
+        for (id, rx) in joined {
+            match tokio::time::timeout_at(end, rx).await {
+                Ok(Ok(Some(data))) => sink(id, data),
+                Ok(_) => failed.push((id, NetError::NotFound)),
+                Err(_) => failed.push((id, NetError::Timeout)),
+            }
+        }
+        failed
+    };
+    let (mut failed, waited) = tokio::join!(fetch_owned(node, &mine, end, relay), waits);
+    failed.extend(waited);
+    failed
+}
+
+/// [`fetch_each`] for ids no other call is getting.
+async fn fetch_owned(
+    node: &Node,
+    ids: &[BlockId],
+    end: tokio::time::Instant,
+    sink: BlockSink,
+) -> Vec<(BlockId, NetError)> {
     let mut wants: HashMap<BlockId, Want> = ids
         .iter()
         .map(|id| {
@@ -153,21 +310,26 @@ pub(crate) async fn fetch(
         .collect();
     loop {
         let peers = node.sessions();
-        let plan = assign(node, &peers, &mut wants);
-        if plan.is_empty() {
+        let mut plan = assign(node, &peers, &mut wants).into_iter();
+        if plan.len() == 0 {
             break;
         }
         let mut set = JoinSet::new();
-        for (peer, conn, chunk) in plan {
+        let spawn = |set: &mut JoinSet<_>, (peer, conn, chunk): PlanStep| {
             let limit = node.recv_limit.clone();
-            set.spawn(
-                async move { (peer, chunk.clone(), request(limit, conn, peer, chunk).await) },
-            );
+            let sink = sink.clone();
+            set.spawn(async move { (peer, request(limit, conn, peer, chunk, sink).await) });
+        };
+        for step in plan.by_ref().take(STREAMS_PER_FETCH) {
+            spawn(&mut set, step);
         }
         let round = tokio::time::timeout_at(end, async {
             while let Some(joined) = set.join_next().await {
-                if let Ok((peer, asked, answer)) = joined {
-                    take_answer(&mut wants, peer, asked, answer);
+                if let Ok((peer, answers)) = joined {
+                    take_answers(&mut wants, peer, answers);
+                }
+                if let Some(step) = plan.next() {
+                    spawn(&mut set, step);
                 }
             }
         })
@@ -176,26 +338,51 @@ pub(crate) async fn fetch(
             break;
         }
     }
+    let timed_out = tokio::time::Instant::now() >= end;
+    wants
+        .into_iter()
+        .filter_map(|(id, w)| match w.result {
+            Some(Ok(())) => None,
+            Some(Err(e)) => Some((id, e)),
+            None if timed_out => Some((id, NetError::Timeout)),
+            None => Some((id, NetError::NotFound)),
+        })
+        .collect()
+}
+
+/// Fetches `ids` (see [`Node::fetch_blocks`]): the results in the order of `ids`.
+pub(crate) async fn fetch(
+    node: &Node,
+    ids: &[BlockId],
+    deadline: Duration,
+) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
+    let got: Arc<parking_lot::Mutex<HashMap<BlockId, bytes::Bytes>>> = Arc::default();
+    let into = got.clone();
+    let sink: BlockSink = Arc::new(move |id, data| {
+        into.lock().insert(id, data);
+    });
+    let failed: HashMap<BlockId, NetError> = fetch_each(node, ids, deadline, sink)
+        .await
+        .into_iter()
+        .collect();
+    let mut failed = failed;
+    let got = got.lock();
     ids.iter()
         .map(|id| {
-            let r = match wants.get_mut(id).and_then(|w| w.result.take()) {
-                Some(r) => r,
-                None if tokio::time::Instant::now() >= end => Err(NetError::Timeout),
-                None => Err(NetError::NotFound),
+            // A repeated id gets the bytes again; a repeated failure reads as not found.
+            let r = match got.get(id) {
+                Some(d) => Ok(d.to_vec()),
+                None => Err(failed.remove(id).unwrap_or(NetError::NotFound)),
             };
-            // A repeated id gets the bytes again, or the same error kind.
-            if let (Ok(d), Some(w)) = (&r, wants.get_mut(id)) {
-                w.result = Some(Ok(d.clone()));
-            }
             (*id, r)
         })
         .collect()
 }
 
-/// A peer's answers to one request, in order.
-type Answers = Vec<(BlockId, Option<Vec<u8>>)>;
+/// One request of a plan: whom to ask, on which connection, for what.
+type PlanStep = (DeviceId, quinn::Connection, Vec<BlockId>);
 
-type Plan = Vec<(DeviceId, quinn::Connection, Vec<BlockId>)>;
+type Plan = Vec<PlanStep>;
 
 /// Spreads the open ids over peers not yet asked for them, at most 64 ids per request.
 fn assign(
@@ -234,30 +421,18 @@ fn assign(
     plan
 }
 
-fn take_answer(
+fn take_answers(
     wants: &mut HashMap<BlockId, Want>,
     peer: DeviceId,
-    asked: Vec<BlockId>,
-    answer: Result<Answers, NetError>,
+    answers: Vec<(BlockId, Answer)>,
 ) {
-    let answer = match answer {
-        Ok(a) => a,
-        Err(e) => {
-            debug!(%peer, error = %e, "block request failed");
-            asked.into_iter().map(|id| (id, None)).collect()
-        }
-    };
-    for (id, data) in answer {
+    for (id, answer) in answers {
         let Some(w) = wants.get_mut(&id) else {
             continue;
         };
         w.tried.insert(peer);
-        match data {
-            Some(d) if BlockId::of(&d) == id => w.result = Some(Ok(d)),
-            Some(_) => {
-                warn!(%peer, block = %id, "peer sent a block that does not match its id; refused")
-            }
-            None => {}
+        if answer == Answer::Got {
+            w.result = Some(Ok(()));
         }
     }
 }

@@ -85,6 +85,46 @@ async fn two_nodes_sync_both_ways_push_live_and_resume() {
     a.shutdown().await;
 }
 
+/// Two fetches of the same blocks at once (a read on demand while the pull asks for them):
+/// each block crosses the wire once, and both callers get its bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_fetches_of_a_block_move_it_once() {
+    init_tracing();
+    let (ka, kb) = (key(), key());
+    let base = members_of(&[&ka, &kb]);
+    let (fa, fb) = (FakeReplica::new(1), FakeReplica::new(2));
+    let blocks: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 5000]).collect();
+    let ids: Vec<BlockId> = blocks.iter().map(|d| fb.add_block(d)).collect();
+    let b = start("b", &kb, copy_of(&base), fb.clone(), vec![]).await;
+    let a = start("a", &ka, copy_of(&base), fa.clone(), vec![b.local_addr()]).await;
+    wait_until("a connected to b", LIMIT, || a.connected().len() == 1).await;
+    // Slow answers keep the first fetch in flight while the second starts.
+    *fb.block_delay.lock() = Some(Duration::from_millis(100));
+    let t = Duration::from_secs(10);
+    let (first, second) = bounded(LIMIT, async {
+        tokio::join!(a.fetch_blocks(&ids, t), a.fetch_blocks(&ids[2..], t))
+    })
+    .await;
+    for (got, want) in [(&first, &blocks[..]), (&second, &blocks[2..])] {
+        assert_eq!(got.len(), want.len());
+        for ((id, r), data) in got.iter().zip(want) {
+            assert_eq!(r.as_ref().unwrap(), data, "block {id}");
+        }
+    }
+    assert_eq!(
+        fb.served.load(Ordering::SeqCst),
+        ids.len(),
+        "each block served once"
+    );
+    // Once done, a block is fetched again when asked again.
+    *fb.block_delay.lock() = None;
+    let again = a.fetch_blocks(&ids[..1], t).await;
+    assert!(again[0].1.is_ok());
+    assert_eq!(fb.served.load(Ordering::SeqCst), ids.len() + 1);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetch_blocks_verifies_and_avoids_a_lying_peer() {
     init_tracing();

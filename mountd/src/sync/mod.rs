@@ -343,8 +343,6 @@ fn spawn_threads(
         net: net.clone(),
         notifier: notifier.clone(),
         no_pull: std::env::var_os(puller::NO_PULL_ENV).is_some(),
-        last_commit: std::cell::Cell::new(std::time::Instant::now()),
-        pending: std::cell::RefCell::new(None),
     }
     .spawn(pull_rx)?;
     let saver = MemberSaver {

@@ -25,47 +25,20 @@ pub(crate) struct NetHandle {
 impl NetHandle {
     /// Fetches `ids` from peers, waiting at most `deadline` (plus a second of grace for the
     /// runtime). Safe on any thread, the runtime's included: the wait is a channel receive,
-    /// never a `block_on`.
+    /// never a `block_on`. Empty if the runtime went away or overran the deadline.
     pub(crate) fn fetch(
         &self,
         ids: Vec<BlockId>,
         deadline: Duration,
     ) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
-        self.start_fetch(ids, deadline).wait()
-    }
-
-    /// Starts fetching `ids` on the runtime; [`Fetching::wait`] collects the result.
-    pub(crate) fn start_fetch(&self, ids: Vec<BlockId>, deadline: Duration) -> Fetching {
         let (tx, rx) = mpsc::sync_channel(1);
         let node = self.node.clone();
-        let asked = ids.clone();
         self.rt.spawn(async move {
             let got = node.fetch_blocks(&ids, deadline).await;
             let _ = tx.send(got);
         });
-        Fetching {
-            asked,
-            rx,
-            limit: deadline + Duration::from_secs(1),
-        }
-    }
-}
-
-/// What a fetch returns: each id with its bytes or why not.
-pub(crate) type Fetched = Vec<(BlockId, Result<Vec<u8>, NetError>)>;
-
-/// A fetch running on the runtime.
-pub(crate) struct Fetching {
-    /// The ids asked for.
-    pub(crate) asked: Vec<BlockId>,
-    rx: mpsc::Receiver<Fetched>,
-    limit: Duration,
-}
-
-impl Fetching {
-    /// Waits for the result (empty if the runtime went away or overran the deadline).
-    pub(crate) fn wait(self) -> Fetched {
-        self.rx.recv_timeout(self.limit).unwrap_or_default()
+        rx.recv_timeout(deadline + Duration::from_secs(1))
+            .unwrap_or_default()
     }
 }
 

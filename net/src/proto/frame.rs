@@ -75,8 +75,9 @@ pub(crate) fn decode(body: &[u8]) -> Result<Message, FrameError> {
     }
 }
 
-/// Reads one frame; `Finished` if the stream ended cleanly at a frame boundary.
-pub(crate) async fn read_msg(recv: &mut quinn::RecvStream) -> Result<Message, FrameError> {
+/// Reads one frame's body; `Finished` if the stream ended cleanly at a frame boundary.
+/// The body is gathered from quinn's chunks into one buffer, never zero-filled first.
+async fn read_body(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, FrameError> {
     let mut prefix = [0u8; 4];
     match recv.read_exact(&mut prefix).await {
         Ok(()) => {}
@@ -84,11 +85,63 @@ pub(crate) async fn read_msg(recv: &mut quinn::RecvStream) -> Result<Message, Fr
         Err(e) => return Err(FrameError::Stream(e.into())),
     }
     let len = check_len(prefix)?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body)
-        .await
-        .map_err(|e| FrameError::Stream(e.into()))?;
-    decode(&body)
+    let mut body = Vec::with_capacity(len);
+    while body.len() < len {
+        match recv.read_chunk(len - body.len(), true).await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Err(FrameError::Stream(crate::NetError::StreamEnded)),
+            Err(e) => return Err(FrameError::Stream(e.into())),
+        }
+    }
+    Ok(body)
+}
+
+/// Reads one frame; `Finished` if the stream ended cleanly at a frame boundary.
+pub(crate) async fn read_msg(recv: &mut quinn::RecvStream) -> Result<Message, FrameError> {
+    decode(&read_body(recv).await?)
+}
+
+/// A `Block` body seen in place: its data borrows the frame.
+#[derive(serde::Deserialize)]
+struct BlockView<'a> {
+    id: [u8; 32],
+    #[serde(borrow)]
+    data: Option<&'a [u8]>,
+}
+
+/// Tag of `Message::Block`.
+const BLOCK_TAG: u32 = 5;
+
+/// Reads one `Block` frame without copying its data out of the frame buffer: the same bytes
+/// [`read_msg`] accepts as a `Block`, anything else is refused like an unexpected message.
+pub(crate) async fn read_block(
+    recv: &mut quinn::RecvStream,
+) -> Result<([u8; 32], Option<bytes::Bytes>), FrameError> {
+    let body = read_body(recv).await?;
+    let (id, range) = block_view(&body)?;
+    let data = range.map(|r| bytes::Bytes::from(body).slice(r));
+    Ok((id, data))
+}
+
+/// The id of a `Block` body and where its data lies in it.
+fn block_view(body: &[u8]) -> Result<([u8; 32], Option<std::ops::Range<usize>>), FrameError> {
+    let (tag, rest) = postcard::take_from_bytes::<u32>(body).map_err(|_| FrameError::Malformed)?;
+    if tag > MAX_KNOWN_TAG {
+        return Err(FrameError::UnknownTag(tag));
+    }
+    if tag != BLOCK_TAG {
+        return Err(FrameError::Malformed);
+    }
+    match postcard::take_from_bytes::<BlockView<'_>>(rest) {
+        Ok((view, [])) => {
+            let range = view.data.map(|d| {
+                let start = d.as_ptr() as usize - body.as_ptr() as usize;
+                start..start + d.len()
+            });
+            Ok((view.id, range))
+        }
+        _ => Err(FrameError::Malformed),
+    }
 }
 
 /// Writes one frame.
@@ -164,6 +217,43 @@ mod tests {
         });
         let (head, tail) = block_frame([5; 32], None).unwrap();
         assert_eq!((head, tail), (encode(&none).unwrap(), Vec::new()));
+    }
+
+    #[test]
+    fn block_views_agree_with_decode() {
+        for data in [
+            None,
+            Some(vec![]),
+            Some(vec![7u8; 1]),
+            Some(vec![9u8; 70_000]),
+        ] {
+            let msg = Message::Block(Block {
+                id: [3; 32],
+                data: data.clone(),
+            });
+            let f = encode(&msg).unwrap();
+            let (id, range) = block_view(&f[4..]).unwrap();
+            assert_eq!(id, [3; 32]);
+            assert_eq!(range.map(|r| f[4..][r].to_vec()), data);
+        }
+        let want = encode(&Message::Want(Want {
+            index_id: 1,
+            after: 2,
+        }))
+        .unwrap();
+        assert!(matches!(block_view(&want[4..]), Err(FrameError::Malformed)));
+        assert!(matches!(block_view(&[16]), Err(FrameError::UnknownTag(16))));
+        let mut long = encode(&Message::Block(Block {
+            id: [3; 32],
+            data: Some(vec![1, 2]),
+        }))
+        .unwrap();
+        long.push(0);
+        assert!(matches!(block_view(&long[4..]), Err(FrameError::Malformed)));
+        assert!(matches!(
+            block_view(&long[4..long.len() - 3]),
+            Err(FrameError::Malformed)
+        ));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct FakeReplica {
     pub lies_told: AtomicUsize,
     /// Delay of every `block` call.
     pub block_delay: Mutex<Option<Duration>>,
+    /// `block` calls answered with the block's bytes.
+    pub served: AtomicUsize,
 }
 
 impl FakeReplica {
@@ -113,7 +115,11 @@ impl Replica for FakeReplica {
             self.lies_told.fetch_add(1, Ordering::SeqCst);
             return Ok(Some(b"not the block you asked for".to_vec()));
         }
-        Ok(self.blocks.lock().get(id).cloned())
+        let found = self.blocks.lock().get(id).cloned();
+        if found.is_some() {
+            self.served.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(found)
     }
 }
 
