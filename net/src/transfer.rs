@@ -3,7 +3,7 @@
 use crate::limit::Limiter;
 use crate::node::{Node, protocol_violation};
 use crate::proto::{
-    FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_block, read_msg, write_block,
+    BlockFrames, FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_msg, write_block,
     write_msg,
 };
 use crate::{DeviceId, MAX_MESSAGE_SIZE, NetError, Role};
@@ -154,8 +154,9 @@ async fn request(
         };
         write_msg(&mut send, &Message::GetBlocks(req)).await?;
         send.finish().map_err(|e| FrameError::Stream(e.into()))?;
+        let mut frames = BlockFrames::new(&mut recv);
         for id in &ids {
-            let (got, data) = read_block(&mut recv).await?;
+            let (got, data) = frames.next().await?;
             if got != id.0 {
                 return Err(FrameError::Malformed);
             }

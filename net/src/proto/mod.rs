@@ -3,7 +3,7 @@
 //! are never reordered or reused.
 mod frame;
 
-pub(crate) use frame::{FrameError, read_block, read_msg, write_block, write_msg};
+pub(crate) use frame::{BlockFrames, FrameError, read_msg, write_block, write_msg};
 
 use serde::{Deserialize, Serialize};
 
