@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod cache;
+mod chunker;
 mod readahead;
 #[cfg(test)]
 mod tests;
@@ -168,11 +169,13 @@ impl WriteBuffer {
             && o <= off
             && let Some(d) = self.extents.get_mut(&o)
         {
+            // `s <= d.len()`: the extent reaches `off`. Appending with `extend_from_slice`
+            // writes each byte once (no zero-fill first).
             let s = (off - o) as usize;
-            let new_len = d.len().max(s + data.len());
-            self.bytes += new_len - d.len();
-            d.resize(new_len, 0);
-            d[s..s + data.len()].copy_from_slice(data);
+            let inside = (d.len() - s).min(data.len());
+            d[s..s + inside].copy_from_slice(&data[..inside]);
+            d.extend_from_slice(&data[inside..]);
+            self.bytes += data.len() - inside;
             return;
         }
         let mut pieces = Vec::new();
@@ -183,6 +186,11 @@ impl WriteBuffer {
                 merged_end = merged_end.max(o + d.len() as u64);
                 pieces.push((o, d));
             }
+        }
+        if pieces.is_empty() {
+            self.bytes += data.len();
+            self.extents.insert(off, data.to_vec());
+            return;
         }
         let mut buf = vec![0u8; (merged_end - start) as usize];
         for (o, d) in pieces {
@@ -261,6 +269,19 @@ impl WriteBuffer {
     pub fn covering(&self, a: u64, b: u64) -> Option<(u64, &[u8])> {
         let (o, d) = self.extents.range(..=a).next_back()?;
         (*o + d.len() as u64 >= b).then_some((*o, d.as_slice()))
+    }
+
+    /// The extents that overlap `a..b`, in offset order.
+    pub fn extents_in(&self, a: u64, b: u64) -> impl Iterator<Item = (u64, &[u8])> {
+        let first = self
+            .extents
+            .range(..=a)
+            .next_back()
+            .filter(|(o, d)| *o + d.len() as u64 > a)
+            .map_or(a, |(o, _)| *o);
+        self.extents
+            .range(first..b)
+            .map(|(o, d)| (*o, d.as_slice()))
     }
 
     /// The extents in offset order.
@@ -394,10 +415,7 @@ impl ContentEngine {
 
     /// Encrypts and stores one block of the given kind (used for snapshot directories too).
     pub fn put_blob(&self, kind: BlockKind, payload: &[u8]) -> Result<BlockRef, FsError> {
-        let mut p = Vec::with_capacity(1 + payload.len());
-        p.push(kind as u8);
-        p.extend_from_slice(payload);
-        let (key, stored) = self.keys.seal_block(&p)?;
+        let (key, stored) = self.keys.seal_typed_block(kind as u8, payload)?;
         let id = self.store.put(&stored, Class::Own)?;
         Ok(BlockRef { id, key })
     }
