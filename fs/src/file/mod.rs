@@ -138,6 +138,8 @@ impl FileContent {
 pub struct WriteBuffer {
     extents: BTreeMap<u64, Vec<u8>>,
     bytes: usize,
+    /// An empty allocation to hold the next new extent (see [`WriteBuffer::give_spare`]).
+    spare: Vec<u8>,
 }
 
 impl WriteBuffer {
@@ -188,8 +190,11 @@ impl WriteBuffer {
             }
         }
         if pieces.is_empty() {
+            let mut v = std::mem::take(&mut self.spare);
+            v.clear();
+            v.extend_from_slice(data);
             self.bytes += data.len();
-            self.extents.insert(off, data.to_vec());
+            self.extents.insert(off, v);
             return;
         }
         let mut buf = vec![0u8; (merged_end - start) as usize];
@@ -201,6 +206,32 @@ impl WriteBuffer {
         buf[s..s + data.len()].copy_from_slice(data);
         self.bytes += buf.len();
         self.extents.insert(start, buf);
+    }
+
+    /// Hands the buffer an allocation for its next new extent. Why: a streaming writer's
+    /// extent grows to the flush size in fresh pages every time, and faulting those in cost
+    /// more than copying the bytes; a recycled allocation is already mapped.
+    pub fn give_spare(&mut self, v: Vec<u8>) {
+        if v.capacity() > self.spare.capacity() {
+            self.spare = v;
+        }
+    }
+
+    /// Whether the buffer holds a spare allocation.
+    pub fn has_spare(&self) -> bool {
+        self.spare.capacity() > 0
+    }
+
+    /// The buffer's largest allocation, emptied, for reuse by another buffer.
+    pub fn into_spare(self) -> Vec<u8> {
+        let mut v = self
+            .extents
+            .into_values()
+            .chain([self.spare])
+            .max_by_key(Vec::capacity)
+            .unwrap_or_default();
+        v.clear();
+        v
     }
 
     /// Copies buffered bytes over `buf`, which holds the file's bytes at `off..`.
