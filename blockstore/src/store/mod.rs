@@ -7,11 +7,13 @@
 //! another lock.
 //!
 //! Durability: `commit` syncs every data file written since the last commit, then commits
-//! the index in one durable redb transaction. A failed data write or sync rolls every
-//! uncommitted block back (they must be put again); a failed index commit keeps them
-//! pending for the next commit.
+//! the index in one durable redb transaction. The active file is also synced in the
+//! background as it grows (`early`), so that a commit after a large write waits for little.
+//! A failed data write or sync (ours or a background one) rolls every uncommitted block back
+//! (they must be put again); a failed index commit keeps them pending for the next commit.
 mod cache;
 mod commit;
+mod early;
 mod files;
 mod fsck;
 mod gc;
@@ -24,6 +26,7 @@ pub use types::{Class, FsckReport, GcStats, StoreOptions, StoreStats};
 use crate::format::{Entry, FILE_HEADER_LEN, MAX_BLOCK_LEN, data_file_name};
 use crate::{BlockId, StoreError};
 use cache::Cache;
+use early::EarlySync;
 use files::open_data_files;
 use index::Index;
 use parking_lot::{Mutex, RwLock};
@@ -77,6 +80,7 @@ pub struct BlockStore {
     mark: FlushMark,
     cache: Mutex<Cache>,
     state: Mutex<State>,
+    early: EarlySync,
 }
 
 /// Returns `bytes` if they hash to `id`: never serve unverified bytes.
@@ -128,6 +132,7 @@ impl BlockStore {
             mark,
             cache: Mutex::new(cache),
             state: Mutex::new(state),
+            early: EarlySync::start(),
         };
         // The quota may have shrunk since the last run.
         store.evict(&mut store.state.lock());
@@ -395,6 +400,51 @@ mod tests {
         s.commit().unwrap();
         assert!(!s.mark.maybe_buffered(e.file, e.data_offset() + 5));
         assert_eq!(s.get(&id).unwrap(), b"small");
+    }
+
+    #[test]
+    fn a_failed_background_sync_fails_the_next_commit() {
+        use std::sync::atomic::Ordering;
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = StoreOptions {
+            cache_quota: 1 << 20,
+            data_file_size: 1 << 30,
+        };
+        let s = BlockStore::open(tmp.path(), opts).unwrap();
+        let kept = s.put(b"committed", Class::Own).unwrap();
+        s.commit().unwrap();
+        s.early.fail_next.store(true, Ordering::SeqCst);
+        let block = |i: u32| {
+            let mut b = vec![0u8; 1 << 20];
+            b[..4].copy_from_slice(&i.to_le_bytes());
+            b
+        };
+        let n = (early::EARLY_SYNC_BYTES >> 20) as u32 + 2;
+        let ids: Vec<BlockId> = (0..n)
+            .map(|i| s.put(&block(i), Class::Own).unwrap())
+            .collect();
+        let t = std::time::Instant::now();
+        while s.early.done.load(Ordering::SeqCst) == 0 {
+            assert!(t.elapsed().as_secs() < 20, "background sync never ran");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(
+            s.commit().is_err(),
+            "the lost background sync must fail the commit"
+        );
+        assert!(
+            !s.has(&ids[0]).unwrap(),
+            "uncommitted blocks are rolled back"
+        );
+        assert_eq!(s.get(&kept).unwrap(), b"committed");
+        // Reported once: the data put again commits.
+        let again = s.put(&block(0), Class::Own).unwrap();
+        s.commit().unwrap();
+        assert_eq!(s.get(&again).unwrap(), block(0));
+        drop(s);
+        let s = BlockStore::open(tmp.path(), StoreOptions::default()).unwrap();
+        assert_eq!(s.get(&again).unwrap(), block(0));
+        assert!(!s.has(&ids[1]).unwrap());
     }
 
     #[test]

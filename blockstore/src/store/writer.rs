@@ -56,6 +56,8 @@ pub(super) struct Writer {
     len: u64,
     /// Bytes written to the OS.
     flushed: u64,
+    /// `flushed` when the last early sync was asked for.
+    kicked: u64,
 }
 
 /// Opens a data file for reading and writing.
@@ -85,6 +87,7 @@ impl Writer {
             buf: Vec::with_capacity(BUF_CAP),
             len,
             flushed: len,
+            kicked: len,
         }
     }
 
@@ -113,6 +116,21 @@ impl Writer {
     /// Number of the file.
     pub(super) fn file_no(&self) -> u32 {
         self.file_no
+    }
+
+    /// The file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether another [`super::early::EARLY_SYNC_BYTES`] reached the OS since the last time
+    /// this said so.
+    pub(super) fn early_sync_due(&mut self) -> bool {
+        let due = self.flushed >= self.kicked + super::early::EARLY_SYNC_BYTES;
+        if due {
+            self.kicked = self.flushed;
+        }
+        due
     }
 
     /// The shared handle.
