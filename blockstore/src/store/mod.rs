@@ -32,7 +32,6 @@ use index::Index;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use writer::{FlushMark, Writer};
@@ -90,6 +89,21 @@ fn verify(id: &BlockId, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         return Err(StoreError::Corrupt { id: *id, actual });
     }
     Ok(bytes)
+}
+
+/// Reads exactly `len` bytes at `off` into a new buffer. Reads into the allocation's spare
+/// capacity: zero-filling it first cost as much as a tenth of a cold read's CPU.
+fn read_at(file: &File, len: usize, off: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(len);
+    while buf.len() < len {
+        let at = off + buf.len() as u64;
+        let n = rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
 }
 
 impl BlockStore {
@@ -266,11 +280,9 @@ impl BlockStore {
 
     /// Reads a block's bytes and checks them against `id`.
     fn read_verified(&self, id: &BlockId, e: &Entry, file: &File) -> Result<Vec<u8>, StoreError> {
-        let mut buf = vec![0u8; e.len as usize];
-        file.read_exact_at(&mut buf, e.data_offset())
-            .map_err(|err| {
-                crate::error::io_error(&self.data_dir.join(data_file_name(e.file)), err)
-            })?;
+        let buf = read_at(file, e.len as usize, e.data_offset()).map_err(|err| {
+            crate::error::io_error(&self.data_dir.join(data_file_name(e.file)), err)
+        })?;
         verify(id, buf).inspect_err(|_| {
             tracing::error!(block = %id, file = e.file, offset = e.offset, "corrupt block");
         })
