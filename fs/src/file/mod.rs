@@ -385,6 +385,9 @@ impl ContentEngine {
         let mut chunks = Vec::new();
         // A tree defect is not this read's error: the reader meets it when it gets there.
         if self.chunks_in(root, height, 0, range, &mut chunks).is_ok() {
+            // The disk starts on the whole batch while the pool fetches it block by block.
+            let ids: Vec<BlockId> = chunks.iter().map(|(r, _)| r.id).collect();
+            self.store.will_need(&ids);
             self.ahead.spawn(&self.fetch, chunks);
         }
     }
