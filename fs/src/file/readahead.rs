@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 const MAX_WINDOW: u64 = 8 << 20;
 /// How far out of order a request may arrive and still count as sequential (the kernel issues
 /// async reads from several threads); small so random reads rarely trigger read-ahead. Large
-/// requests get twice their length: the kernel's 1 MiB read-ahead requests, served by several
-/// FUSE threads, arrive a whole request apart (a fixed 256 KiB reset a fifth of the streams).
+/// requests get eight times their length: the kernel's read-ahead sends a window of several
+/// 1 MiB requests at once, and several FUSE threads serve them in any order (a fixed 256 KiB
+/// reset a fifth of the streams).
 const SLACK: u64 = 256 << 10;
 /// Files whose read position is tracked at once.
 const STREAMS: usize = 32;
@@ -184,7 +185,7 @@ impl ReadAhead {
             }
         }
         let st = s.get_mut(&root)?;
-        let slack = SLACK.max(2 * (end - off));
+        let slack = SLACK.max(8 * (end - off));
         if off + slack < st.next || off > st.next + slack {
             *st = Stream {
                 next: end,
