@@ -509,7 +509,8 @@ if [[ ! -s $RANDSRC ]]; then
 fi
 
 # ------------------------------------------------------------------ the runs
-WORKLOADS=(seqwrite seqread randwrite randread files tree dedup)
+# BENCH_WORKLOADS (space separated) runs a subset, e.g. "seqwrite seqread".
+read -r -a WORKLOADS <<<"${BENCH_WORKLOADS:-seqwrite seqread randwrite randread files tree dedup}"
 n=${#TARGETS[@]}
 for ((r = 1; r <= RUNS; r++)); do
 	# rotate the order each run so no target always goes first

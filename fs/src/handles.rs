@@ -16,6 +16,13 @@ use std::time::SystemTime;
 /// this many extents: flushing many small extents re-seals mostly untouched chunk bytes.
 const STREAM_EXTENTS: usize = 64;
 
+/// Recycled buffer allocations kept: one filling while one is in flight.
+const SPARES: usize = 2;
+/// Smaller allocations are cheap to make anew.
+const SPARE_MIN: usize = 1 << 20;
+/// Larger ones (scattered writes) are returned to the allocator.
+const SPARE_MAX: usize = 64 << 20;
+
 /// An open regular file: writes not yet in blocks and the logical size.
 pub(crate) struct OpenFile {
     pub(crate) buf: WriteBuffer,
@@ -37,6 +44,8 @@ pub(crate) struct Files {
     pub(crate) errors: HashMap<Ino, FsError>,
     /// Signalled whenever a flight lands.
     pub(crate) landed: Arc<Condvar>,
+    /// Allocations of landed flights, reused by the next buffers (see `WriteBuffer::give_spare`).
+    spares: Vec<Vec<u8>>,
 }
 
 impl Files {
@@ -69,6 +78,18 @@ impl Files {
 
     fn open_dirty(&self, ino: Ino) -> bool {
         self.open.get(&ino).is_some_and(|f| !f.buf.is_empty())
+    }
+
+    /// Keeps the allocation of a landed flight's buffer for the next buffer, if nobody else
+    /// holds the buffer and it is worth keeping.
+    pub(crate) fn recycle(&mut self, buf: Arc<WriteBuffer>) {
+        if let Ok(b) = Arc::try_unwrap(buf) {
+            let v = b.into_spare();
+            let keep = (SPARE_MIN..=SPARE_MAX).contains(&v.capacity());
+            if keep && self.spares.len() < SPARES {
+                self.spares.push(v);
+            }
+        }
     }
 
     /// A background failure of `ino` not yet reported (reported once).
@@ -144,7 +165,14 @@ pub(crate) fn write(
 ) -> Result<(), FsError> {
     let flags = st.files.handle(ino, fh)?;
     st.files.take_error(ino)?;
-    let of = st.files.open.get_mut(&ino).ok_or(FsError::BadHandle(fh))?;
+    let f = &mut st.files;
+    let of = f.open.get_mut(&ino).ok_or(FsError::BadHandle(fh))?;
+    if of.buf.is_empty()
+        && !of.buf.has_spare()
+        && let Some(v) = f.spares.pop()
+    {
+        of.buf.give_spare(v);
+    }
     let off = if flags.append { of.size } else { off };
     let end = off.checked_add(data.len() as u64).ok_or(FsError::TooBig)?;
     let before = of.buf.bytes();
@@ -251,6 +279,31 @@ mod tests {
             scattered.write(i * 8192, &[1; 4096]);
         }
         assert!(wants_flush(&scattered, lim), "half the total limit");
+    }
+
+    #[test]
+    fn landed_buffers_lend_their_allocation_to_the_next() {
+        let mut f = Files::default();
+        let mut b = WriteBuffer::new();
+        b.write(0, &vec![1; 2 << 20]);
+        f.recycle(Arc::new(b));
+        assert_eq!(f.spares.len(), 1);
+        // A buffer a reader still holds is left alone; tiny ones are not kept.
+        let held = Arc::new(WriteBuffer::new());
+        f.recycle(held.clone());
+        let mut tiny = WriteBuffer::new();
+        tiny.write(0, &[1; 10]);
+        f.recycle(Arc::new(tiny));
+        assert_eq!(f.spares.len(), 1);
+        let mut next = WriteBuffer::new();
+        next.give_spare(f.spares.pop().unwrap());
+        assert!(next.has_spare());
+        next.write(5, &[2; 10]);
+        assert!(!next.has_spare(), "the new extent took the spare");
+        let mut out = [0u8; 20];
+        next.overlay(0, &mut out);
+        assert_eq!(out, [[0; 5], [2; 5], [2; 5], [0; 5]].concat()[..]);
+        assert!(next.into_spare().capacity() >= 2 << 20);
     }
 
     #[test]

@@ -97,6 +97,7 @@ fn land(st: &mut State, job: Job, r: Result<FileContent, FsError>) -> Result<(),
     };
     st.files.buffered -= fl.buf.bytes();
     st.inode_mut(ino)?.content = nc;
+    st.files.recycle(fl.buf);
     Ok(())
 }
 

@@ -36,6 +36,9 @@ impl BlockStore {
             .as_mut()
             .ok_or(StoreError::Index("no active data file".into()))?;
         let offset = w.append(id, data, &self.mark)?;
+        if w.early_sync_due() {
+            self.early.kick(w.path().to_owned(), w.file().clone());
+        }
         Ok((w.file_no(), offset))
     }
 
@@ -110,7 +113,12 @@ impl BlockStore {
         if let Some(w) = st.writer.as_mut() {
             w.flush(&self.mark)?;
         }
-        if let Err(e) = self.sync_data(st) {
+        // Held across our syncs so that a background sync cannot report a failure in
+        // between (early.rs); a background failure fails this commit like our own would.
+        let mut bg = self.early.hold();
+        let synced = self.sync_data(st).and_then(|()| bg.take());
+        drop(bg);
+        if let Err(e) = synced {
             self.rollback(st);
             return Err(e);
         }

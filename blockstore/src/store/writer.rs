@@ -16,10 +16,6 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Records smaller than this are copied into the buffer; larger ones are written directly.
 const BUF_CAP: usize = 256 << 10;
-/// Written bytes after which the kernel is asked to start writing them to disk. Without it a
-/// commit's fsync found up to a second of appends still dirty (hundreds of MiB during a sync)
-/// and waited for all of it with the store locked; now most are on disk by then.
-const WRITEBACK_EVERY: u64 = 8 << 20;
 
 /// The active file number and how many of its bytes have been handed to the OS.
 ///
@@ -60,7 +56,7 @@ pub(super) struct Writer {
     len: u64,
     /// Bytes written to the OS.
     flushed: u64,
-    /// Bytes the kernel was asked to write back (see [`WRITEBACK_EVERY`]).
+    /// `flushed` when the last early sync was asked for.
     kicked: u64,
 }
 
@@ -122,6 +118,21 @@ impl Writer {
         self.file_no
     }
 
+    /// The file's path.
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether another [`super::early::EARLY_SYNC_BYTES`] reached the OS since the last time
+    /// this said so.
+    pub(super) fn early_sync_due(&mut self) -> bool {
+        let due = self.flushed >= self.kicked + super::early::EARLY_SYNC_BYTES;
+        if due {
+            self.kicked = self.flushed;
+        }
+        due
+    }
+
     /// The shared handle.
     pub(super) fn file(&self) -> &Arc<File> {
         &self.file
@@ -160,7 +171,6 @@ impl Writer {
             self.flushed = offset + total as u64;
             self.len = self.flushed;
             mark.publish(self.file_no, self.flushed);
-            self.start_writeback();
         } else {
             self.buf.extend_from_slice(&header);
             self.buf.extend_from_slice(data);
@@ -191,30 +201,7 @@ impl Writer {
         self.flushed = self.len;
         self.buf.clear();
         mark.publish(self.file_no, self.flushed);
-        self.start_writeback();
         Ok(())
-    }
-
-    /// Asks the kernel to start writing what was handed to it, without waiting: on Linux,
-    /// `POSIX_FADV_DONTNEED` starts writeback of dirty pages (and drops only pages already
-    /// clean). A hint: failure is harmless, the commit's fsync writes everything anyway.
-    fn start_writeback(&mut self) {
-        let Some(len) = std::num::NonZeroU64::new(self.flushed.saturating_sub(self.kicked)) else {
-            return;
-        };
-        if len.get() < WRITEBACK_EVERY {
-            return;
-        }
-        #[cfg(target_os = "linux")]
-        if let Err(e) = rustix::fs::fadvise(
-            &*self.file,
-            self.kicked,
-            Some(len),
-            rustix::fs::Advice::DontNeed,
-        ) {
-            tracing::debug!(error = %e, "could not start writeback");
-        }
-        self.kicked = self.flushed;
     }
 
     /// Flushes and fsyncs.
@@ -228,7 +215,6 @@ impl Writer {
         self.buf.clear();
         self.len = len;
         self.flushed = len;
-        self.kicked = self.kicked.min(len);
         mark.publish(self.file_no, len);
         self.file.set_len(len).map_err(|e| io_error(&self.path, e))
     }

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 mod cache;
+mod chunker;
 mod readahead;
 #[cfg(test)]
 mod tests;
@@ -137,6 +138,8 @@ impl FileContent {
 pub struct WriteBuffer {
     extents: BTreeMap<u64, Vec<u8>>,
     bytes: usize,
+    /// An empty allocation to hold the next new extent (see [`WriteBuffer::give_spare`]).
+    spare: Vec<u8>,
 }
 
 impl WriteBuffer {
@@ -168,11 +171,13 @@ impl WriteBuffer {
             && o <= off
             && let Some(d) = self.extents.get_mut(&o)
         {
+            // `s <= d.len()`: the extent reaches `off`. Appending with `extend_from_slice`
+            // writes each byte once (no zero-fill first).
             let s = (off - o) as usize;
-            let new_len = d.len().max(s + data.len());
-            self.bytes += new_len - d.len();
-            d.resize(new_len, 0);
-            d[s..s + data.len()].copy_from_slice(data);
+            let inside = (d.len() - s).min(data.len());
+            d[s..s + inside].copy_from_slice(&data[..inside]);
+            d.extend_from_slice(&data[inside..]);
+            self.bytes += data.len() - inside;
             return;
         }
         let mut pieces = Vec::new();
@@ -184,6 +189,14 @@ impl WriteBuffer {
                 pieces.push((o, d));
             }
         }
+        if pieces.is_empty() {
+            let mut v = std::mem::take(&mut self.spare);
+            v.clear();
+            v.extend_from_slice(data);
+            self.bytes += data.len();
+            self.extents.insert(off, v);
+            return;
+        }
         let mut buf = vec![0u8; (merged_end - start) as usize];
         for (o, d) in pieces {
             let s = (o - start) as usize;
@@ -193,6 +206,32 @@ impl WriteBuffer {
         buf[s..s + data.len()].copy_from_slice(data);
         self.bytes += buf.len();
         self.extents.insert(start, buf);
+    }
+
+    /// Hands the buffer an allocation for its next new extent. Why: a streaming writer's
+    /// extent grows to the flush size in fresh pages every time, and faulting those in cost
+    /// more than copying the bytes; a recycled allocation is already mapped.
+    pub fn give_spare(&mut self, v: Vec<u8>) {
+        if v.capacity() > self.spare.capacity() {
+            self.spare = v;
+        }
+    }
+
+    /// Whether the buffer holds a spare allocation.
+    pub fn has_spare(&self) -> bool {
+        self.spare.capacity() > 0
+    }
+
+    /// The buffer's largest allocation, emptied, for reuse by another buffer.
+    pub fn into_spare(self) -> Vec<u8> {
+        let mut v = self
+            .extents
+            .into_values()
+            .chain([self.spare])
+            .max_by_key(Vec::capacity)
+            .unwrap_or_default();
+        v.clear();
+        v
     }
 
     /// Copies buffered bytes over `buf`, which holds the file's bytes at `off..`.
@@ -261,6 +300,19 @@ impl WriteBuffer {
     pub fn covering(&self, a: u64, b: u64) -> Option<(u64, &[u8])> {
         let (o, d) = self.extents.range(..=a).next_back()?;
         (*o + d.len() as u64 >= b).then_some((*o, d.as_slice()))
+    }
+
+    /// The extents that overlap `a..b`, in offset order.
+    pub fn extents_in(&self, a: u64, b: u64) -> impl Iterator<Item = (u64, &[u8])> {
+        let first = self
+            .extents
+            .range(..=a)
+            .next_back()
+            .filter(|(o, d)| *o + d.len() as u64 > a)
+            .map_or(a, |(o, _)| *o);
+        self.extents
+            .range(first..b)
+            .map(|(o, d)| (*o, d.as_slice()))
     }
 
     /// The extents in offset order.
@@ -333,6 +385,9 @@ impl ContentEngine {
         let mut chunks = Vec::new();
         // A tree defect is not this read's error: the reader meets it when it gets there.
         if self.chunks_in(root, height, 0, range, &mut chunks).is_ok() {
+            // The disk starts on the whole batch while the pool fetches it block by block.
+            let ids: Vec<BlockId> = chunks.iter().map(|(r, _)| r.id).collect();
+            self.store.will_need(&ids);
             self.ahead.spawn(&self.fetch, chunks);
         }
     }
@@ -403,10 +458,7 @@ impl ContentEngine {
 
     /// Encrypts and stores one block of the given kind (used for snapshot directories too).
     pub fn put_blob(&self, kind: BlockKind, payload: &[u8]) -> Result<BlockRef, FsError> {
-        let mut p = Vec::with_capacity(1 + payload.len());
-        p.push(kind as u8);
-        p.extend_from_slice(payload);
-        let (key, stored) = self.keys.seal_block(&p)?;
+        let (key, stored) = self.keys.seal_typed_block(kind as u8, payload)?;
         let id = self.store.put(&stored, Class::Own)?;
         Ok(BlockRef { id, key })
     }

@@ -6,11 +6,10 @@
 //! ends at one (a forced cut: later chunks are untouched). Widening left by one byte makes an
 //! append re-chunk from the start of the old last chunk instead of leaving a runt behind.
 //! Holes are never widened into: writing one byte into a sparse gigabyte materializes one chunk.
+use super::chunker::Pieces;
 use super::tree::Entry;
-use super::{AVG_CHUNK, MIN_CHUNK};
-use super::{BlockKind, ContentEngine, FileContent, MAX_CHUNK, WriteBuffer};
+use super::{BlockKind, ContentEngine, FileContent, WriteBuffer};
 use crate::FsError;
-use fastcdc::v2020::FastCDC;
 use std::borrow::Cow;
 
 /// Regions up to this size are sealed without the thread pool (see `store_chunks_inline`).
@@ -118,8 +117,8 @@ impl ContentEngine {
         let mut pos = 0;
         for (a, b) in regions(&old, c.size, new_size, dirty) {
             old.keep(pos, a, &mut leaves);
-            let buf = self.materialize(&old, a, b, dirty)?;
-            leaves.extend(self.store_chunks(&buf)?);
+            let run = self.materialize(&old, (a, b), dirty)?;
+            leaves.extend(self.store_chunks(&run)?);
             pos = b;
         }
         old.keep(pos, new_size, &mut leaves);
@@ -132,26 +131,37 @@ impl ContentEngine {
         })
     }
 
-    /// The new bytes of region `a..b`: old chunks not wholly overwritten, then the writes.
-    /// A region inside one write (a big sequential write) is borrowed, not copied.
+    /// The new bytes of region `a..b` as pieces: buffered writes borrowed, and between them
+    /// the old bytes they do not cover (fetched and decrypted; holes as zeros).
     fn materialize<'a>(
         &self,
         old: &Leaves,
-        a: u64,
-        b: u64,
+        (a, b): (u64, u64),
         dirty: &'a WriteBuffer,
-    ) -> Result<Cow<'a, [u8]>, FsError> {
-        if let Some((o, d)) = dirty.covering(a, b) {
-            return Ok(Cow::Borrowed(&d[(a - o) as usize..(b - o) as usize]));
+    ) -> Result<Pieces<'a>, FsError> {
+        let mut pieces = Pieces::default();
+        let mut pos = a;
+        for (o, d) in dirty.extents_in(a, b) {
+            let (from, to) = (o.max(a), (o + d.len() as u64).min(b));
+            if pos < from {
+                pieces.push(Cow::Owned(self.old_bytes(old, pos, from)?));
+            }
+            pieces.push(Cow::Borrowed(&d[(from - o) as usize..(to - o) as usize]));
+            pos = to;
         }
+        if pos < b {
+            pieces.push(Cow::Owned(self.old_bytes(old, pos, b)?));
+        }
+        Ok(pieces)
+    }
+
+    /// The old content's bytes `a..b` (holes read as zeros).
+    fn old_bytes(&self, old: &Leaves, a: u64, b: u64) -> Result<Vec<u8>, FsError> {
         let mut buf = vec![0u8; (b - a) as usize];
         let mut i = old.at(a);
         while i < old.v.len() && old.offs[i] < b {
             let (s, t) = (old.offs[i], old.offs[i + 1]);
-            if let Some(r) = &old.v[i].r
-                // Old bytes wholly overwritten need not be fetched and decrypted.
-                && dirty.covering(s.max(a), t.min(b)).is_none()
-            {
+            if let Some(r) = &old.v[i].r {
                 let d = self.chunk(r, t - s)?;
                 let (from, to) = (s.max(a), t.min(b));
                 buf[(from - a) as usize..(to - a) as usize]
@@ -159,28 +169,26 @@ impl ContentEngine {
             }
             i += 1;
         }
-        dirty.overlay(a, &mut buf);
-        Ok(Cow::Owned(buf))
+        Ok(buf)
     }
 
-    /// Cuts `buf` into chunks and seals + stores them in parallel. The cutting (sequential by
+    /// Cuts `run` into chunks and seals + stores them in parallel. The cutting (sequential by
     /// nature) runs on one pool thread and hands each chunk off as soon as it is found, so on two
     /// cores the other one is already encrypting; the cutter then joins in. Results come back
     /// by index so the order of completion does not matter.
-    pub(crate) fn store_chunks(&self, buf: &[u8]) -> Result<Vec<Entry>, FsError> {
-        if buf.len() <= INLINE_SEAL_MAX {
-            return self.store_chunks_inline(buf);
+    pub(crate) fn store_chunks(&self, run: &Pieces<'_>) -> Result<Vec<Entry>, FsError> {
+        if run.len() <= INLINE_SEAL_MAX {
+            return self.store_chunks_inline(run);
         }
         let (tx, rx) = std::sync::mpsc::channel();
         rayon::scope(|s| {
-            let cdc = FastCDC::new(buf, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
-            for (i, c) in cdc.enumerate() {
+            for (i, c) in run.chunks().enumerate() {
                 let tx = tx.clone();
+                let part = run.slice(c);
                 s.spawn(move |_| {
-                    let part = &buf[c.offset..c.offset + c.length];
-                    let r = self.put_blob(BlockKind::Data, part).map(|r| Entry {
+                    let r = self.put_blob(BlockKind::Data, &part).map(|r| Entry {
                         r: Some(r),
-                        len: c.length as u64,
+                        len: part.len() as u64,
                     });
                     // The receiver outlives the scope, so this cannot fail.
                     let _ = tx.send((i, r));
@@ -196,13 +204,13 @@ impl ContentEngine {
     /// Small regions (most files of an untar) are sealed on the calling thread: waking the
     /// pool for a chunk or two costs more than the sealing (its idle workers spin in
     /// `sched_yield`).
-    fn store_chunks_inline(&self, buf: &[u8]) -> Result<Vec<Entry>, FsError> {
-        FastCDC::new(buf, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+    fn store_chunks_inline(&self, run: &Pieces<'_>) -> Result<Vec<Entry>, FsError> {
+        run.chunks()
             .map(|c| {
-                let part = &buf[c.offset..c.offset + c.length];
+                let part = run.slice(c);
                 Ok(Entry {
-                    r: Some(self.put_blob(BlockKind::Data, part)?),
-                    len: c.length as u64,
+                    r: Some(self.put_blob(BlockKind::Data, &part)?),
+                    len: part.len() as u64,
                 })
             })
             .collect()

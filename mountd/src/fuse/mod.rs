@@ -65,10 +65,11 @@ pub(crate) fn mount(fs: Arc<Fs>, dir: &Path, opts: MountOpts) -> std::io::Result
     Ok(session)
 }
 
-/// Kernel read-ahead we ask for, in KiB: the size of the read requests a sequential reader
-/// sends us. FUSE's INIT can only lower the 128 KiB default, and 128 KiB requests cost a
-/// round trip per two chunks.
-const READ_AHEAD_KB: u32 = 1024;
+/// Kernel read-ahead we ask for, in KiB. FUSE's INIT can only lower the 128 KiB default, and
+/// 128 KiB requests cost a round trip per two chunks. Requests stay at most `MAX_WRITE`; a
+/// window of several lets the kernel keep more than one in flight for a sequential reader, so
+/// several session threads serve it at once.
+const READ_AHEAD_KB: u32 = 4096;
 
 /// Raises the read-ahead of the mount at `dir` (canonical) through its device's sysfs knob
 /// (root only; others keep the default). Finds the device in `/proc/self/mountinfo` rather
