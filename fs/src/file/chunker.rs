@@ -201,19 +201,8 @@ impl Iterator for Chunks<'_, '_> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::file::tests::rand_bytes;
     use fastcdc::v2020::FastCDC;
-
-    fn noise(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    }
 
     fn reference(data: &[u8]) -> Vec<Range<usize>> {
         FastCDC::new(data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
@@ -223,7 +212,7 @@ mod tests {
 
     #[test]
     fn cuts_match_fastcdc_on_the_concatenation() {
-        let data = noise(3 << 20, 42);
+        let data = rand_bytes(3 << 20, 42);
         // Splits at awkward places: 1 byte pieces, splits inside the min-size skip, a run of
         // zeros (max-size cuts), and one piece.
         let mut zeros = data.clone();
@@ -259,7 +248,7 @@ mod tests {
     #[test]
     fn cut_matches_fastcdc_at_every_window_length() {
         let gear = Gear::new();
-        let data = noise(MAX_CHUNK as usize + 9, 7);
+        let data = rand_bytes(MAX_CHUNK as usize + 9, 7);
         let mut zeros = data.clone();
         zeros[..MAX_CHUNK as usize].fill(0);
         for d in [&data, &zeros] {
@@ -281,7 +270,7 @@ mod tests {
         let gear = Gear::new();
         let mut seen = [false; 4];
         for seed in 1..300 {
-            let d = noise(MAX_CHUNK as usize, seed);
+            let d = rand_bytes(MAX_CHUNK as usize, seed);
             let want = FastCDC::new(&d, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
                 .next()
                 .map_or(0, |c| c.length);
@@ -297,7 +286,7 @@ mod tests {
     #[test]
     #[ignore = "timing, run by hand with --release"]
     fn cut_speed() {
-        let d = noise(64 << 20, 3);
+        let d = rand_bytes(64 << 20, 3);
         let t = std::time::Instant::now();
         let n = FastCDC::new(&d, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).count();
         let a = t.elapsed();

@@ -30,7 +30,7 @@ fn env() -> Env {
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
-fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
+pub(super) fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
         .map(|_| {
