@@ -101,17 +101,22 @@ kill_random() { # COUNT: kills, then waits until the device has seen every victi
     done
     DETECT=$((SECONDS - t0))
 }
+# Waits (bounded) until 19 keepers are connected to the device.
+wait_connected() {
+    local t0=$SECONDS
+    until (($(status | jq '.sync.connected | length') >= 19)); do
+        ((SECONDS - t0 < TIMEOUT)) || { echo "swarm.sh: keepers did not connect" >&2; exit 1; }
+        sleep 0.2
+    done
+}
+
 check_read() {
     (cd "$MNT/data" && sha256sum -c --quiet "$W/sums") || { echo "swarm.sh: unreadable or wrong files" >&2; exit 1; }
 }
 
 for n in $(seq 1 19); do start_keeper "$n"; done
 # Level 3 only once every keeper is connected, so the first copies spread over all of them.
-t0=$SECONDS
-until (($(status | jq '.sync.connected | length') >= 19)); do
-    ((SECONDS - t0 < TIMEOUT)) || { echo "swarm.sh: keepers did not connect" >&2; exit 1; }
-    sleep 0.2
-done
+wait_connected
 "$FOSSA" "${A[@]}" redundancy "$MNT/data" 3 >/dev/null
 t_place=$(wait_level 3)
 blocks=$(status | jq '.redundancy.dirs[] | select(.path=="data") | .blocks')
@@ -129,11 +134,7 @@ printf '| initial placement | 20 | 0 | 3 | %s | - | %.1f | %.2f |\n' "$blocks" "
 printf '| 30%% killed | 20 | 6 | 3 | %s | %s | %.1f | %.2f |\n' "$blocks" "$d1" "$t1" "$(echo "($b1-$b0)/1048576" | bc -l)"
 
 for n in $(seq 20 25); do start_keeper "$n"; done
-t0=$SECONDS
-until (($(status | jq '.sync.connected | length') >= 19)); do
-    ((SECONDS - t0 < TIMEOUT)) || { echo "swarm.sh: keepers did not connect" >&2; exit 1; }
-    sleep 0.2
-done
+wait_connected
 "$FOSSA" "${A[@]}" redundancy "$MNT/data" 4 >/dev/null
 t_raise=$(wait_level 4)
 b2=$(copied)
