@@ -39,7 +39,7 @@ pub use invite::{InviteCode, JoinResult, PendingInvite, join, join_proof};
 pub use keep::{BlockHolder, HolderError, PutStatus, StoreHolder, audit_nonce, audit_proof};
 pub use members::{MemberRecord, Members, Role, SignedMember};
 pub use node::{Backend, NetStats, Node, NodeConfig, Replica, ReplicaError};
-pub use tls::raw_client_config;
+pub use tls::{quic_endpoint, raw_client_config, raw_server_config};
 pub use transfer::BlockSink;
 
 /// ALPN of the sync protocol between members: carries the major version.

@@ -185,12 +185,7 @@ impl Node {
             gate_invites.lock().iter().any(|i| i.expiry > now)
         });
         let server = tls::server_config(&key, members.clone(), gate)?;
-        let endpoint = quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            Some(server),
-            tls::udp_socket(cfg.listen)?,
-            Arc::new(quinn::TokioRuntime),
-        )?;
+        let endpoint = tls::quic_endpoint(cfg.listen, Some(server))?;
         let node = Arc::new(Node {
             cfg,
             key,

@@ -252,6 +252,29 @@ pub fn raw_client_config(
     client_config(key, Some(expected), None, alpn)
 }
 
+/// A raw QUIC server configuration presenting `key` and accepting current members of
+/// `members` only (no joiners), for tools and tests that speak the wire protocol directly.
+pub fn raw_server_config(
+    key: &DeviceKey,
+    members: Arc<Members>,
+) -> Result<quinn::ServerConfig, NetError> {
+    server_config(key, members, Arc::new(|| false))
+}
+
+/// A QUIC endpoint bound to `addr` with fossa's socket buffers, accepting connections with
+/// `server` if given (the one every node uses; tools and tests get the same sockets).
+pub fn quic_endpoint(
+    addr: std::net::SocketAddr,
+    server: Option<quinn::ServerConfig>,
+) -> Result<quinn::Endpoint, NetError> {
+    Ok(quinn::Endpoint::new(
+        quinn::EndpointConfig::default(),
+        server,
+        udp_socket(addr)?,
+        Arc::new(quinn::TokioRuntime),
+    )?)
+}
+
 /// Socket buffer asked for on QUIC sockets (the kernel caps it at `net.core.rmem_max` /
 /// `wmem_max`). The default, ~208 KiB, overflows under a bulk transfer: on loopback a pull of
 /// 512 MiB lost ~280 batches of datagrams to full receive buffers, and every loss halves the
@@ -259,7 +282,7 @@ pub fn raw_client_config(
 const SOCKET_BUFFER: usize = 8 << 20;
 
 /// A UDP socket bound to `addr` for a QUIC endpoint, with large socket buffers.
-pub(crate) fn udp_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+fn udp_socket(addr: std::net::SocketAddr) -> std::io::Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: a smaller buffer still works, only slower.
