@@ -121,6 +121,36 @@ impl Fs {
         let _ = fh;
         self.core.setattr(ino, set)
     }
+
+    /// Drops what a write, truncate or change of owner must take from a file when the FUSE
+    /// adapter handles it rather than the kernel (`FUSE_HANDLE_KILLPRIV_V2`): the setuid bit,
+    /// the setgid bit if the file is group-executable (otherwise it marks mandatory locking),
+    /// and the file capability (`security.capability`), as Linux's VFS does. Directories keep
+    /// theirs. Changes nothing (not even ctime) when there is nothing to drop.
+    pub fn kill_privs(&self, ino: Ino) -> Result<(), FsError> {
+        if is_virtual(ino) {
+            return Ok(());
+        }
+        let a = self.getattr(ino)?;
+        if a.kind == FileKind::Dir {
+            return Ok(());
+        }
+        let mut perm = a.perm & !0o4000;
+        if perm & 0o2010 == 0o2010 {
+            perm &= !0o2000;
+        }
+        if perm != a.perm {
+            let set = SetAttr {
+                perm: Some(perm),
+                ..SetAttr::default()
+            };
+            self.setattr(ino, &set, None)?;
+        }
+        match self.removexattr(ino, b"security.capability") {
+            Ok(()) | Err(FsError::NoAttr) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
     /// Creates a regular file, fifo, socket or device node.
     pub fn mknod(
         &self,

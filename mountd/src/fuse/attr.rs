@@ -107,7 +107,19 @@ pub(crate) struct SetAttrArgs {
 }
 
 /// `setattr`: chmod, chown, truncate (through the handle when given), utimens.
-pub(crate) fn setattr(fs: &Fs, ino: INodeNo, a: SetAttrArgs, reply: ReplyAttr) {
+///
+/// With `FUSE_HANDLE_KILLPRIV_V2` the kernel leaves dropping setuid/setgid/capabilities to
+/// us: on a change of owner or group always (as Linux does, for root too), on a truncate
+/// when the caller lacks CAP_FSETID. fuser does not pass the kernel's `FATTR_KILL_SUIDGID`
+/// flag, so "not root" (`privileged` false) stands in for that.
+pub(crate) fn setattr(fs: &Fs, ino: INodeNo, a: SetAttrArgs, privileged: bool, reply: ReplyAttr) {
+    let chown = (a.uid.is_some() || a.gid.is_some()) && a.mode.is_none();
+    let truncate = a.size.is_some() && !privileged;
+    if (chown || truncate)
+        && let Err(e) = fs.kill_privs(ino.0)
+    {
+        return reply.error(errno("setattr", ino.0, e));
+    }
     let time = |t: TimeOrNow| match t {
         TimeOrNow::Now => TimeSet::Now,
         TimeOrNow::SpecificTime(t) => TimeSet::At(t),

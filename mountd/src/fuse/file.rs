@@ -68,15 +68,17 @@ pub(crate) fn read(
     }
 }
 
-/// `write`.
+/// `write`; `kill`: the writer may not keep setuid/setgid/capabilities (see `Fs::kill_privs`).
 pub(crate) fn write(
     fs: &Fs,
     ino: INodeNo,
     fh: FileHandle,
-    offset: u64,
-    data: &[u8],
+    (offset, data, kill): (u64, &[u8], bool),
     reply: ReplyWrite,
 ) {
+    if kill && let Err(e) = fs.kill_privs(ino.0) {
+        return reply.error(errno("write", ino.0, e));
+    }
     match fs.write(ino.0, fh.0, offset, data) {
         Ok(n) => reply.written(n),
         Err(e) => reply.error(errno("write", ino.0, e)),
@@ -102,11 +104,12 @@ pub(crate) fn release(fs: &Fs, ino: INodeNo, fh: FileHandle, reply: ReplyEmpty) 
 }
 
 /// `fallocate`: plain allocation and `FALLOC_FL_KEEP_SIZE`; no hole punching or ranges.
+/// `kill`: the caller is not root, so setuid/setgid/capabilities go (as on a write).
 pub(crate) fn fallocate(
     fs: &Fs,
     ino: INodeNo,
     fh: FileHandle,
-    (offset, len, mode): (u64, u64, i32),
+    (offset, len, mode, kill): (u64, u64, i32, bool),
     reply: ReplyEmpty,
 ) {
     let keep_size = match mode {
@@ -114,6 +117,9 @@ pub(crate) fn fallocate(
         libc::FALLOC_FL_KEEP_SIZE => true,
         _ => return reply.error(Errno::from_i32(libc::EOPNOTSUPP)),
     };
+    if kill && let Err(e) = fs.kill_privs(ino.0) {
+        return reply.error(errno("fallocate", ino.0, e));
+    }
     let r = fs.fallocate(ino.0, fh.0, offset, len, keep_size);
     reply_empty(reply, "fallocate", ino.0, r);
 }

@@ -93,6 +93,11 @@ impl fuser::Filesystem for FossaFs {
             let _ = config.set_max_write(nearest);
         }
         let _ = config.set_max_readahead(MAX_WRITE);
+        // We drop setuid/setgid/file capabilities on write, truncate and chown ourselves
+        // (`kill_privs`). Without this the kernel asks `getxattr("security.capability")`
+        // before every write, a synchronous round trip: 4 KiB random writes ran at 26k IOPS
+        // with it and 34.5k without.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2);
         Ok(())
     }
 
@@ -113,7 +118,7 @@ impl fuser::Filesystem for FossaFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -140,7 +145,7 @@ impl fuser::Filesystem for FossaFs {
             ctime,
             fh,
         };
-        attr::setattr(&self.fs, ino, args, reply);
+        attr::setattr(&self.fs, ino, args, req.uid() == 0, reply);
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -242,12 +247,14 @@ impl fuser::Filesystem for FossaFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        file::write(&self.fs, ino, fh, offset, data, reply);
+        // Set by the kernel when the writer lacks CAP_FSETID (FUSE_HANDLE_KILLPRIV_V2).
+        let kill = write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID);
+        file::write(&self.fs, ino, fh, (offset, data, kill), reply);
     }
 
     fn flush(
@@ -358,7 +365,7 @@ impl fuser::Filesystem for FossaFs {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -366,6 +373,7 @@ impl fuser::Filesystem for FossaFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        file::fallocate(&self.fs, ino, fh, (offset, length, mode), reply);
+        let kill = req.uid() != 0;
+        file::fallocate(&self.fs, ino, fh, (offset, length, mode, kill), reply);
     }
 }
