@@ -6,7 +6,10 @@
 use blockstore::{BlockStore, StoreOptions};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fossa_fs::crypto::{VolumeKeys, VolumeSecret};
-use fossa_fs::file::{ContentEngine, ContentOptions, FileContent, WriteBuffer};
+use fossa_fs::file::{
+    AVG_CHUNK, ContentEngine, ContentOptions, FileContent, MAX_CHUNK, MIN_CHUNK, WriteBuffer,
+    chunk_lengths,
+};
 mod common;
 use common::rand_bytes;
 use std::hint::black_box;
@@ -157,9 +160,13 @@ fn stages(c: &mut Criterion) {
     g.sample_size(10).throughput(Throughput::Bytes(FILE as u64));
     g.bench_function("fastcdc_cut", |b| {
         b.iter(|| {
-            let cdc = fastcdc::v2020::FastCDC::new(&data, 16 << 10, 64 << 10, 256 << 10);
+            let cdc = fastcdc::v2020::FastCDC::new(&data, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK);
             black_box(cdc.count())
         })
+    });
+    // fossa's cutter: the same cuts as the crate's (tested in `file::chunker`).
+    g.bench_function("fossa_cut", |b| {
+        b.iter(|| black_box(chunk_lengths(&data).count()))
     });
     g.bench_function("seal_64KiB_blocks", |b| {
         b.iter(|| {

@@ -197,6 +197,16 @@ impl Iterator for Chunks<'_, '_> {
     }
 }
 
+/// Lengths of the chunks of `data` cut as one region, as the write path cuts it. Public
+/// (hidden) for the chunking benchmark, which compares it with the `fastcdc` crate.
+#[doc(hidden)]
+pub fn chunk_lengths(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut p = Pieces::default();
+    p.push(Cow::Borrowed(data));
+    let cuts: Vec<usize> = p.chunks().map(|r| r.len()).collect();
+    cuts.into_iter()
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -281,20 +291,6 @@ mod tests {
             seen, [true; 4],
             "cuts at every position within a 4-byte step"
         );
-    }
-
-    #[test]
-    #[ignore = "timing, run by hand with --release"]
-    fn cut_speed() {
-        let d = rand_bytes(64 << 20, 3);
-        let t = std::time::Instant::now();
-        let n = FastCDC::new(&d, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK).count();
-        let a = t.elapsed();
-        let mut p = Pieces::default();
-        p.push(Cow::Borrowed(&d[..]));
-        let t = std::time::Instant::now();
-        assert_eq!(p.chunks().count(), n);
-        eprintln!("fastcdc {a:?}, ours {:?}", t.elapsed());
     }
 
     #[test]

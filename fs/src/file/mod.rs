@@ -13,6 +13,8 @@ use std::sync::Arc;
 
 mod cache;
 mod chunker;
+#[doc(hidden)]
+pub use chunker::chunk_lengths;
 mod readahead;
 #[cfg(test)]
 mod tests;
