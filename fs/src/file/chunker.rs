@@ -200,11 +200,10 @@ impl Iterator for Chunks<'_, '_> {
 /// Lengths of the chunks of `data` cut as one region, as the write path cuts it. Public
 /// (hidden) for the chunking benchmark, which compares it with the `fastcdc` crate.
 #[doc(hidden)]
-pub fn chunk_lengths(data: &[u8]) -> impl Iterator<Item = usize> + '_ {
+pub fn chunk_lengths(data: &[u8]) -> Vec<usize> {
     let mut p = Pieces::default();
     p.push(Cow::Borrowed(data));
-    let cuts: Vec<usize> = p.chunks().map(|r| r.len()).collect();
-    cuts.into_iter()
+    p.chunks().map(|r| r.len()).collect()
 }
 
 #[cfg(test)]
