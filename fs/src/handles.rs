@@ -182,10 +182,34 @@ pub(crate) fn write(
     st.files.buffered = st.files.buffered + after - before;
     st.inode_mut(ino)?.touch_mtime(SystemTime::now());
     st.sync_hold.entry(ino).or_insert(None);
-    if due {
+    if due && !runs_ahead(st, ino, limits.0) && buffer_due(st, ino, limits) {
         writeback::start(st, ino, spawn)?;
     }
     writeback::relieve(st, limits.1, spawn)
+}
+
+/// Whether `ino`'s buffer is due (it may have taken off while its writer waited).
+pub(crate) fn buffer_due(st: &State, ino: Ino, limits: (usize, usize)) -> bool {
+    st.files
+        .open
+        .get(&ino)
+        .is_some_and(|of| wants_flush(&of.buf, limits))
+}
+
+/// Whether a due buffer may keep filling because the file's previous flight is still running:
+/// the writeback thread starts it as soon as that one lands, so the writer goes on instead of
+/// idling until then. Up to twice the per-file limit; beyond that the writer waits for the
+/// landing (back-pressure), after which the buffer has either taken off or is started here.
+fn runs_ahead(st: &mut Guard<'_>, ino: Ino, file_limit: usize) -> bool {
+    let buffered = |st: &Guard<'_>| st.files.open.get(&ino).map_or(0, |of| of.buf.bytes());
+    while st.files.flights.contains_key(&ino) {
+        if buffered(st) < 2 * file_limit {
+            return true;
+        }
+        let cv = st.files.landed.clone();
+        cv.wait(st);
+    }
+    false
 }
 
 /// What a read needs, taken under the state lock so that the content I/O can run without

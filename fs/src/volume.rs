@@ -146,7 +146,7 @@ impl Fs {
             };
             self.setattr(ino, &set, None)?;
         }
-        match self.removexattr(ino, b"security.capability") {
+        match self.removexattr(ino, crate::xattr::CAPABILITY_XATTR) {
             Ok(()) | Err(FsError::NoAttr) => Ok(()),
             Err(e) => Err(e),
         }
@@ -291,6 +291,7 @@ impl Fs {
             None => Err(j),
         };
         let mut st = self.core.st.lock();
+        self.core.write_drops_capability(&mut st, ino)?;
         let lim = self.core.limits();
         handles::write(&mut st, (ino, fh), offset, data, lim, &spawn)?;
         Ok(n)

@@ -5,7 +5,9 @@
 //! the state lock, and *lands*: under the lock the inode gets the new content and the flight
 //! is removed (waiters are woken through `Files::landed`). At most one flight per inode, so
 //! updates of one file apply in order. Background flights run on the `fossa-writeback`
-//! thread; synchronous ones (close, fsync, truncate) on the caller's thread. A failed flight
+//! thread; synchronous ones (close, fsync, truncate) on the caller's thread. While a file's
+//! flight runs its writer fills the next buffer, up to twice the per-file limit, and that
+//! buffer takes off as soon as the flight lands (`handles::runs_ahead`, `fly`). A failed flight
 //! puts its buffer back under the current one, so the data is retried at the next flush.
 //! Flights only change in-memory inodes; `Core::flush_all` still commits the store before
 //! the metadata that references the new blocks.
@@ -15,6 +17,7 @@ use crate::cache::State;
 use crate::core::Core;
 use crate::file::{ContentEngine, FileContent, WriteBuffer};
 use parking_lot::MutexGuard;
+use std::collections::VecDeque;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
@@ -174,18 +177,28 @@ pub(crate) fn relieve(st: &mut Guard<'_>, total: usize, spawn: Spawn<'_>) -> Res
 }
 
 /// Runs one background update and lands it; a failure is kept for the file's next
-/// write/flush/fsync.
-fn fly(core: &Core, job: Job) {
+/// write/flush/fsync. If the file's next buffer filled up meanwhile, it takes off at once and
+/// is returned, to run next: its writer went on writing instead of waiting for this landing
+/// (`handles::write`), so nobody else would start it before the writer's next call.
+fn fly(core: &Core, job: Job) -> Option<Job> {
     let r = core.engine.update(&job.base, job.size, &job.buf);
     let ino = job.ino;
     let mut st = core.st.lock();
     if let Err(e) = land(&mut st, job, r) {
         tracing::warn!(ino, error = %e, "background flush failed; data kept buffered");
         st.files.errors.insert(ino, e);
+        return None;
     }
+    if !crate::handles::buffer_due(&st, ino, core.limits()) {
+        return None;
+    }
+    // A take-off only fails for an inode that is gone; its writes have nowhere to go.
+    take_off(&mut st, ino, None).ok().flatten()
 }
 
-/// The writeback thread: runs jobs until the sender is dropped.
+/// The writeback thread: runs jobs until the sender is dropped and none is left. A file's
+/// next flight queues behind the jobs sent meanwhile, so a file written without pause does
+/// not hold the thread while other files wait for theirs.
 pub(crate) fn spawn_thread(
     core: Arc<Core>,
 ) -> Result<(mpsc::Sender<Job>, JoinHandle<()>), FsError> {
@@ -193,8 +206,17 @@ pub(crate) fn spawn_thread(
     let h = std::thread::Builder::new()
         .name("fossa-writeback".into())
         .spawn(move || {
-            for job in rx {
-                fly(&core, job);
+            let mut queue = VecDeque::new();
+            loop {
+                queue.extend(rx.try_iter());
+                let job = match queue.pop_front() {
+                    Some(job) => job,
+                    None => match rx.recv() {
+                        Ok(job) => job,
+                        Err(_) => break,
+                    },
+                };
+                queue.extend(fly(&core, job));
             }
         })?;
     Ok((tx, h))

@@ -1,6 +1,7 @@
 //! Extended attributes, indexed by `name_tag(ino, name)`.
 use crate::FsError;
 use crate::attr::{Ino, XattrMode};
+use crate::cache::State;
 use crate::core::Core;
 use crate::format::Xattr;
 use std::time::SystemTime;
@@ -9,6 +10,9 @@ use std::time::SystemTime;
 const XATTR_NAME_MAX: usize = 255;
 /// Largest xattr value (Linux XATTR_SIZE_MAX).
 const XATTR_SIZE_MAX: usize = 64 << 10;
+
+/// A file capability: executing the file grants these capabilities.
+pub(crate) const CAPABILITY_XATTR: &[u8] = b"security.capability";
 
 /// POSIX ACLs travel as `system.posix_acl_*` xattrs; fossa does not implement ACLs.
 fn is_posix_acl(name: &[u8]) -> bool {
@@ -70,6 +74,22 @@ impl Core {
         let mut st = self.st.lock();
         st.inode(ino)?;
         Ok(st.xattrs(ino)?.values().map(|x| x.name.clone()).collect())
+    }
+
+    /// Drops `ino`'s file capability (`security.capability`) because it is being written.
+    /// Linux's VFS does this on every write, by root too (`file_remove_privs`), but the FUSE
+    /// kernel module skips that step for direct-I/O handles, so the fs layer does it. Most
+    /// files have no xattrs at all: that costs one lookup of the in-memory map.
+    pub(crate) fn write_drops_capability(&self, st: &mut State, ino: Ino) -> Result<(), FsError> {
+        if st.xattrs(ino)?.is_empty() {
+            return Ok(());
+        }
+        let tag = self.keys.name_tag(ino, CAPABILITY_XATTR);
+        if st.xattrs(ino)?.contains_key(&tag) {
+            st.set_xattr(ino, tag, None);
+            st.inode_mut(ino)?.ctime = SystemTime::now();
+        }
+        Ok(())
     }
 
     /// `removexattr`.

@@ -141,6 +141,11 @@ pub(crate) struct MountArgs {
     /// Let other users access the mount.
     #[arg(long)]
     pub(crate) allow_other: bool,
+    /// Keep written data in the kernel's page cache (FUSE write-through) instead of direct
+    /// I/O for files open for writing: faster repeated reads through such handles, slower
+    /// and costlier writes.
+    #[arg(long)]
+    pub(crate) cached_writes: bool,
     #[command(flatten)]
     pub(crate) net: NetArgs,
     /// This device's name if the volume is created now (default: the host name).

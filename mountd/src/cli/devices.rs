@@ -204,6 +204,7 @@ pub(crate) fn join(ctx: &Ctx, args: &JoinArgs) -> Result<()> {
         daemon: true,
         read_only: false,
         allow_other: false,
+        cached_writes: false,
         net,
         name: None,
     };

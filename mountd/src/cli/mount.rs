@@ -41,6 +41,7 @@ pub(crate) fn mount(ctx: &Ctx, args: &MountArgs) -> Result<()> {
     let opts = MountOpts {
         read_only: args.read_only,
         allow_other: args.allow_other,
+        cached_writes: args.cached_writes,
     };
     let net = NetOpts {
         listen: args.net.listen,
@@ -213,6 +214,7 @@ fn spawn_daemon(ctx: &Ctx, args: &MountArgs, dir: &Path, secret: &Secret) -> Res
     cmd.arg("mount").arg(dir);
     cmd.args(args.read_only.then_some("--read-only"));
     cmd.args(args.allow_other.then_some("--allow-other"));
+    cmd.args(args.cached_writes.then_some("--cached-writes"));
     if let Some(l) = args.net.listen {
         cmd.arg("--listen").arg(l.to_string());
     }

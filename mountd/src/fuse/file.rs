@@ -19,10 +19,21 @@ pub(crate) fn open_flags(raw: i32) -> OpenFlags {
     }
 }
 
+/// The kernel's mode for a new handle: direct I/O for writable handles when the mount uses
+/// direct writes (see `FossaFs::direct_writes`), the page cache otherwise.
+fn fopen_flags(flags: OpenFlags, direct_writes: bool) -> FopenFlags {
+    if direct_writes && flags.write {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
+    }
+}
+
 /// `open`.
-pub(crate) fn open(fs: &Fs, ino: INodeNo, raw_flags: i32, reply: ReplyOpen) {
-    match fs.open_file(ino.0, open_flags(raw_flags)) {
-        Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+pub(crate) fn open(fs: &Fs, ino: INodeNo, raw_flags: i32, direct_writes: bool, reply: ReplyOpen) {
+    let flags = open_flags(raw_flags);
+    match fs.open_file(ino.0, flags) {
+        Ok(fh) => reply.opened(FileHandle(fh), fopen_flags(flags, direct_writes)),
         Err(e) => reply.error(errno("open", ino.0, e)),
     }
 }
@@ -33,12 +44,13 @@ pub(crate) fn create(
     req: &Request,
     parent: INodeNo,
     name: &OsStr,
-    (mode, umask, raw_flags): (u32, u32, i32),
+    (mode, umask, raw_flags, direct_writes): (u32, u32, i32, bool),
     reply: ReplyCreate,
 ) {
     let who = caller(req, umask);
     let perm = (mode & 0o7777) as u16;
-    match fs.create(who, parent.0, name.as_bytes(), perm, open_flags(raw_flags)) {
+    let flags = open_flags(raw_flags);
+    match fs.create(who, parent.0, name.as_bytes(), perm, flags) {
         Ok((a, fh)) => {
             let (ttl, attr) = (ttl(&a), file_attr(&a));
             reply.created(
@@ -46,7 +58,7 @@ pub(crate) fn create(
                 &attr,
                 Generation(0),
                 FileHandle(fh),
-                FopenFlags::empty(),
+                fopen_flags(flags, direct_writes),
             );
         }
         Err(e) => reply.error(errno("create", parent.0, e)),

@@ -36,6 +36,9 @@ pub(crate) struct MountOpts {
     pub(crate) read_only: bool,
     /// Let other users (and root) access the mount.
     pub(crate) allow_other: bool,
+    /// Writable handles go through the kernel's page cache (FUSE write-through) instead of
+    /// direct I/O (see [`FossaFs::direct_writes`]).
+    pub(crate) cached_writes: bool,
 }
 
 /// Mounts `fs` at `dir`; the returned session serves it when run.
@@ -58,7 +61,12 @@ pub(crate) fn mount(fs: Arc<Fs>, dir: &Path, opts: MountOpts) -> std::io::Result
     config.clone_fd = true;
     // Resolved before mounting: afterwards resolving the path would ask this unserved mount.
     let abs = crate::mountinfo::resolve(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let session = Session::new(FossaFs { fs }, dir, &config)?;
+    let fossa = FossaFs {
+        fs,
+        direct_writes: false,
+        want_direct_writes: !opts.cached_writes,
+    };
+    let session = Session::new(fossa, dir, &config)?;
     if let Err(e) = raise_readahead(&abs) {
         tracing::debug!(error = %e, "could not raise the mount's read-ahead");
     }
@@ -84,6 +92,18 @@ fn raise_readahead(dir: &Path) -> std::io::Result<()> {
 /// The `fuser::Filesystem` of a fossa volume.
 pub(crate) struct FossaFs {
     fs: Arc<Fs>,
+    /// Handles opened for writing are direct I/O (`FOPEN_DIRECT_IO`): a write's bytes go from
+    /// the writer's pages into the request, not first into page-cache pages the kernel then
+    /// copies again, and the written data is not cached twice (the page cache and the
+    /// daemon's buffers). That copy and its page allocation were ~8% of the machine in a
+    /// 1 GiB sequential write, and sequential writes ran 8% faster without them. Reads through
+    /// such a handle come from the daemon (its chunk cache and read-ahead); read-only handles
+    /// keep the page cache. Only with `FUSE_DIRECT_IO_ALLOW_MMAP` (Linux 6.6): without it a
+    /// shared mapping of a direct-I/O file fails, and the kernel would not drop cached pages
+    /// of other handles on a direct write. Set at INIT.
+    direct_writes: bool,
+    /// Whether to ask for direct writes (`--cached-writes` turns them off).
+    want_direct_writes: bool,
 }
 
 impl fuser::Filesystem for FossaFs {
@@ -98,6 +118,14 @@ impl fuser::Filesystem for FossaFs {
         // before every write, a synchronous round trip: 4 KiB random writes ran at 26k IOPS
         // with it and 34.5k without.
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_HANDLE_KILLPRIV_V2);
+        self.direct_writes = self.want_direct_writes
+            && config
+                .add_capabilities(fuser::InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+                .is_ok();
+        tracing::debug!(
+            direct_writes = self.direct_writes,
+            "FUSE session initialized"
+        );
         Ok(())
     }
 
@@ -223,7 +251,7 @@ impl fuser::Filesystem for FossaFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        file::open(&self.fs, ino, flags.0, reply);
+        file::open(&self.fs, ino, flags.0, self.direct_writes, reply);
     }
 
     fn read(
@@ -360,7 +388,15 @@ impl fuser::Filesystem for FossaFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        file::create(&self.fs, req, parent, name, (mode, umask, flags), reply);
+        let direct = self.direct_writes;
+        file::create(
+            &self.fs,
+            req,
+            parent,
+            name,
+            (mode, umask, flags, direct),
+            reply,
+        );
     }
 
     fn fallocate(
