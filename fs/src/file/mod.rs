@@ -370,11 +370,13 @@ impl ContentEngine {
             return Ok(Vec::new());
         }
         let n = (len as u64).min(c.size - offset) as usize;
-        let mut out = vec![0u8; n];
+        let mut out = Vec::with_capacity(n);
         let (root, height) = Self::root_entry(c)?;
+        let want = offset..offset + n as u64;
         // Scheduled first so that the prefetch overlaps this read's own fetches.
-        self.read_ahead(c, &root, height, offset, offset + n as u64);
-        self.read_into(&root, height, 0, offset, &mut out)?;
+        self.read_ahead(c, &root, height, want.start, want.end);
+        self.read_into(&root, height, 0, &want, &mut out)?;
+        out.resize(n, 0);
         Ok(out)
     }
 

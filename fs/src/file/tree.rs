@@ -121,12 +121,14 @@ fn groups(level: &[Entry], max: usize) -> Vec<Range<usize>> {
     out
 }
 
-/// Copies the part of chunk `d` (at `start`, `len` bytes) that overlaps `out` (at `off`).
-fn copy_overlap(d: &[u8], start: u64, len: u64, off: u64, out: &mut [u8]) {
-    let (from, to) = (start.max(off), (start + len).min(off + out.len() as u64));
+/// Appends the part of chunk `d` (at `start`, `len` bytes) that overlaps `want` to `out`,
+/// which holds the bytes from `want.start` found so far; a gap before it (a hole) becomes
+/// zeros. Chunks must come in file order.
+fn append_overlap(d: &[u8], start: u64, len: u64, want: &Range<u64>, out: &mut Vec<u8>) {
+    let (from, to) = (start.max(want.start), (start + len).min(want.end));
     if from < to {
-        out[(from - off) as usize..(to - off) as usize]
-            .copy_from_slice(&d[(from - start) as usize..(to - start) as usize]);
+        out.resize(out.len().max((from - want.start) as usize), 0);
+        out.extend_from_slice(&d[(from - start) as usize..(to - start) as usize]);
     }
 }
 
@@ -181,20 +183,22 @@ impl ContentEngine {
         }
     }
 
-    /// Copies the bytes of `e` (covering `start..`) that fall in `out` (covering `off..`).
-    /// `out` is zero-filled, so holes need no work.
+    /// Appends the bytes of `e` (covering `start..`) that fall in `want` to `out` (see
+    /// `append_overlap`). Building the result in order, rather than copying into a buffer
+    /// zero-filled first, spares a cold sequential read a pass over every byte. Holes are
+    /// skipped: the caller pads `out` to the length it asked for.
     pub(crate) fn read_into(
         &self,
         e: &Entry,
         height: u8,
         start: u64,
-        off: u64,
-        out: &mut [u8],
+        want: &Range<u64>,
+        out: &mut Vec<u8>,
     ) -> Result<(), FsError> {
         let Some(r) = &e.r else { return Ok(()) };
-        let end = off + out.len() as u64;
+        let (off, end) = (want.start, want.end);
         if height == 0 {
-            copy_overlap(&self.chunk(r, e.len)?, start, e.len, off, out);
+            append_overlap(&self.chunk(r, e.len)?, start, e.len, want, out);
             return Ok(());
         }
         let kids = self.pointer(r, height, e.len)?;
@@ -217,13 +221,13 @@ impl ContentEngine {
                 .collect::<Result<Vec<_>, _>>()?;
             for ((k, s), d) in hits.iter().zip(chunks) {
                 if let Some(d) = d {
-                    copy_overlap(&d, *s, k.len, off, out);
+                    append_overlap(&d, *s, k.len, want, out);
                 }
             }
             return Ok(());
         }
         for (k, s) in hits {
-            self.read_into(k, height - 1, s, off, out)?;
+            self.read_into(k, height - 1, s, want, out)?;
         }
         Ok(())
     }
