@@ -123,11 +123,14 @@ impl State {
         Ok(())
     }
 
-    /// A new inode number.
+    /// A new inode number. Numbers are never reused, so the new inode has no xattrs in the
+    /// database: its (empty) map is known without reading it (a write reads it to drop a file
+    /// capability, see `Core::write_drops_capability`).
     pub(crate) fn alloc_ino(&mut self) -> Ino {
         let ino = self.sup.next_ino;
         self.sup.next_ino += 1;
         self.sup_dirty = true;
+        self.xattrs.entry(ino).or_default();
         ino
     }
 
