@@ -4,7 +4,7 @@
 //! content I/O (reads, and updates in flight, see `writeback`) runs without it. `flush_lock`
 //! serialises flushes so that batches reach redb in the order they were taken; the sealing
 //! and the redb commit run outside the state lock.
-use crate::attr::{Caller, FileKind, ROOT_INO};
+use crate::attr::{Caller, FileKind, Ino, ROOT_INO};
 use crate::cache::State;
 use crate::crypto::{VolumeKeys, VolumeSecret};
 use crate::file::ContentEngine;
@@ -104,10 +104,28 @@ impl Core {
         durable: bool,
         extra: impl FnOnce(&mut State, &mut Batch) -> Result<(), FsError>,
     ) -> Result<(), FsError> {
+        self.commit(durable, None, extra)
+    }
+
+    /// Moves the buffered data of `ino` alone into blocks, then commits like
+    /// [`Core::flush_all`]: an fsync does not wait for other files' buffers.
+    pub(crate) fn flush_file(&self, ino: Ino) -> Result<(), FsError> {
+        self.commit(true, Some(ino), |_, _| Ok(()))
+    }
+
+    /// Flushes the data of `only` (default: every dirty file), then commits the store and
+    /// the metadata, running `extra` as [`Core::flush_with`] describes.
+    fn commit(
+        &self,
+        durable: bool,
+        only: Option<Ino>,
+        extra: impl FnOnce(&mut State, &mut Batch) -> Result<(), FsError>,
+    ) -> Result<(), FsError> {
         let _order = self.flush_lock.lock();
         let batch = {
             let mut st = self.st.lock();
-            for ino in st.files.dirty() {
+            let inos = only.map_or_else(|| st.files.dirty(), |i| vec![i]);
+            for ino in inos {
                 writeback::flush_data(&self.engine, &mut st, ino, None)?;
             }
             let mut extra_batch = Batch::default();

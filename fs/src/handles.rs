@@ -44,6 +44,8 @@ pub(crate) struct Files {
     pub(crate) errors: HashMap<Ino, FsError>,
     /// Signalled whenever a flight lands.
     pub(crate) landed: Arc<Condvar>,
+    /// Threads waiting for a file's flights to end, by inode (`writeback::wait_flight`).
+    pub(crate) flush_waiters: HashMap<Ino, u32>,
     /// Allocations of landed flights, reused by the next buffers (see `WriteBuffer::give_spare`).
     spares: Vec<Vec<u8>>,
 }
@@ -200,16 +202,21 @@ pub(crate) fn buffer_due(st: &State, ino: Ino, limits: (usize, usize)) -> bool {
 /// the writeback thread starts it as soon as that one lands, so the writer goes on instead of
 /// idling until then. Up to twice the per-file limit; beyond that the writer waits for the
 /// landing (back-pressure), after which the buffer has either taken off or is started here.
+/// While another thread waits for the file's flights to end, the writer leaves the buffer to
+/// it instead of starting a flight that would keep it waiting.
 fn runs_ahead(st: &mut Guard<'_>, ino: Ino, file_limit: usize) -> bool {
     let buffered = |st: &Guard<'_>| st.files.open.get(&ino).map_or(0, |of| of.buf.bytes());
-    while st.files.flights.contains_key(&ino) {
-        if buffered(st) < 2 * file_limit {
+    loop {
+        let flying = st.files.flights.contains_key(&ino);
+        if flying && buffered(st) < 2 * file_limit {
             return true;
+        }
+        if !flying && !st.files.flush_waiters.contains_key(&ino) {
+            return false;
         }
         let cv = st.files.landed.clone();
         cv.wait(st);
     }
-    false
 }
 
 /// What a read needs, taken under the state lock so that the content I/O can run without

@@ -308,7 +308,8 @@ impl Fs {
         st.files.take_error(ino)?;
         handles::flush_data(&self.core.engine, &mut st, ino, None)
     }
-    /// Makes the file's data and all metadata durable (see [`Fs::sync`]). A background
+    /// Makes the file's data and all metadata durable (see [`Fs::sync`]); other files'
+    /// buffered writes stay buffered, as their data would under a kernel fsync. A background
     /// flush of this file that failed is reported (once) instead; its data stays buffered
     /// and is retried by the next flush.
     pub fn fsync(&self, ino: Ino, fh: Option<u64>, datasync: bool) -> Result<(), FsError> {
@@ -324,7 +325,7 @@ impl Fs {
             writeback::wait_flight(&mut st, ino);
             st.files.take_error(ino)?;
         }
-        self.core.flush_all(true)?;
+        self.core.flush_file(ino)?;
         self.core.st.lock().release_hold(ino);
         Ok(())
     }

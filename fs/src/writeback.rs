@@ -18,6 +18,7 @@ use crate::core::Core;
 use crate::file::{ContentEngine, FileContent, WriteBuffer};
 use parking_lot::MutexGuard;
 use std::collections::VecDeque;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 
@@ -44,11 +45,26 @@ pub(crate) struct Job {
     buf: Arc<WriteBuffer>,
 }
 
-/// Waits until no update of `ino` is in flight.
+/// Waits until no update of `ino` is in flight. Meanwhile a landing does not chain the
+/// file's next buffer (`fly`) and its writer does not start one (`handles::runs_ahead`): a
+/// file written without pause would otherwise always have a flight, and whoever waits (an
+/// fsync, the periodic commit, a truncate) would wait until the writing stops.
 pub(crate) fn wait_flight(st: &mut Guard<'_>, ino: Ino) {
+    if !st.files.flights.contains_key(&ino) {
+        return;
+    }
+    *st.files.flush_waiters.entry(ino).or_insert(0) += 1;
     while st.files.flights.contains_key(&ino) {
         let cv = st.files.landed.clone();
         cv.wait(st);
+    }
+    if let Entry::Occupied(mut w) = st.files.flush_waiters.entry(ino) {
+        *w.get_mut() -= 1;
+        if *w.get() == 0 {
+            w.remove();
+            // A writer held back by this wait may start its buffer now.
+            st.files.landed.notify_all();
+        }
     }
 }
 
@@ -179,7 +195,8 @@ pub(crate) fn relieve(st: &mut Guard<'_>, total: usize, spawn: Spawn<'_>) -> Res
 /// Runs one background update and lands it; a failure is kept for the file's next
 /// write/flush/fsync. If the file's next buffer filled up meanwhile, it takes off at once and
 /// is returned, to run next: its writer went on writing instead of waiting for this landing
-/// (`handles::write`), so nobody else would start it before the writer's next call.
+/// (`handles::write`), so nobody else would start it before the writer's next call. Not while
+/// someone waits for the file's flights to end (`wait_flight`): that one flushes the buffer.
 fn fly(core: &Core, job: Job) -> Option<Job> {
     let r = core.engine.update(&job.base, job.size, &job.buf);
     let ino = job.ino;
@@ -189,7 +206,8 @@ fn fly(core: &Core, job: Job) -> Option<Job> {
         st.files.errors.insert(ino, e);
         return None;
     }
-    if !crate::handles::buffer_due(&st, ino, core.limits()) {
+    let waited = st.files.flush_waiters.contains_key(&ino);
+    if waited || !crate::handles::buffer_due(&st, ino, core.limits()) {
         return None;
     }
     // A take-off only fails for an inode that is gone; its writes have nowhere to go.
