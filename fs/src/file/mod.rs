@@ -330,6 +330,9 @@ pub struct ContentEngine {
     fetch: Arc<readahead::Fetcher>,
     ahead: readahead::ReadAhead,
     opts: ContentOptions,
+    /// Pointer blocks sealed so far (tests check that updates take old ones over).
+    #[cfg(test)]
+    pointers_sealed: std::sync::atomic::AtomicU64,
 }
 
 impl ContentEngine {
@@ -361,6 +364,8 @@ impl ContentEngine {
             store,
             keys,
             opts,
+            #[cfg(test)]
+            pointers_sealed: Default::default(),
         }
     }
 

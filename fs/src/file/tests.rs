@@ -57,6 +57,32 @@ fn read_all(e: &Env, c: &FileContent) -> Vec<u8> {
     e.eng.read(c, 0, usize::MAX).unwrap()
 }
 
+/// The tree an update built must be the one its leaves make from scratch: taking over old
+/// pointer blocks may not change it.
+fn assert_canonical(e: &Env, c: &FileContent) {
+    let (root, height) = ContentEngine::root_entry(c).unwrap();
+    let mut leaves = Vec::new();
+    let mut none = tree::OldTree::default();
+    e.eng
+        .collect_leaves((&root, height, None), &mut leaves, &mut none)
+        .unwrap();
+    let n = leaves.len();
+    let fresh = e
+        .eng
+        .build(leaves, vec![None; n], &tree::OldTree::default());
+    assert_eq!(
+        fresh.unwrap(),
+        c.root,
+        "the update's tree differs from its leaves' own"
+    );
+}
+
+fn pointers_sealed(e: &Env) -> u64 {
+    e.eng
+        .pointers_sealed
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn blocks(e: &Env) -> u64 {
     e.store.stats().own_blocks
 }
@@ -344,11 +370,38 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+#[test]
+fn appending_to_a_large_file_seals_only_its_right_edge() {
+    let e = env_with(ContentOptions {
+        max_fanout: 4,
+        ..ContentOptions::default()
+    });
+    let data = rand_bytes(8 << 20, 5);
+    let mut c = write(&e, &FileContent::default(), 0, &data);
+    let whole = pointers_sealed(&e);
+    let mut end = data.len() as u64;
+    for seed in 0..4 {
+        let before = pointers_sealed(&e);
+        c = write(&e, &c, end, &rand_bytes(100_000, seed));
+        end += 100_000;
+        let sealed = pointers_sealed(&e) - before;
+        let depth = u64::from(c.root.unwrap().depth);
+        assert!(
+            sealed <= 3 * depth,
+            "an append sealed {sealed} pointer blocks (tree depth {depth}, {whole} in all)"
+        );
+        assert_canonical(&e, &c);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     #[test]
     fn random_ops_match_model(init in 0usize..600_000, ops in prop::collection::vec(op(), 1..6)) {
-        let e = env();
+        let e = env_with(ContentOptions {
+            max_fanout: 4,
+            ..ContentOptions::default()
+        });
         let mut model = rand_bytes(init, 9);
         let mut c = write(&e, &FileContent::default(), 0, &model);
         for op in ops {
@@ -369,6 +422,7 @@ proptest! {
             }
             prop_assert_eq!(c.size, model.len() as u64);
             prop_assert!(read_all(&e, &c) == model);
+            assert_canonical(&e, &c);
         }
     }
 }

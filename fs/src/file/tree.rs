@@ -88,15 +88,94 @@ pub(crate) fn decode_pointer(id: BlockId, height: u8, p: &[u8]) -> Result<Vec<En
 }
 
 /// Merges adjacent holes (so all-hole groups collapse) and drops empty entries.
-pub(crate) fn merge_holes(v: &mut Vec<Entry>) {
+/// Each entry's tag goes along (a hole has none; see [`OldTree`]).
+fn merge_holes_tagged(v: Vec<Entry>, tags: Vec<Option<usize>>) -> (Vec<Entry>, Vec<Option<usize>>) {
     let mut out: Vec<Entry> = Vec::with_capacity(v.len());
-    for e in v.drain(..).filter(|e| e.len > 0) {
+    let mut out_tags = Vec::with_capacity(v.len());
+    for (e, t) in v.into_iter().zip(tags).filter(|(e, _)| e.len > 0) {
         match out.last_mut() {
             Some(last) if last.r.is_none() && e.r.is_none() => last.len += e.len,
-            _ => out.push(e),
+            _ => {
+                out.push(e);
+                out_tags.push(t.filter(|_| e.r.is_some()));
+            }
         }
     }
-    *v = out;
+    (out, out_tags)
+}
+
+/// The pointer blocks of a file's old tree, kept while its update is built so that the new
+/// tree can take over those whose children did not change (see [`ContentEngine::build`]).
+#[derive(Default)]
+pub(crate) struct OldTree {
+    /// `nodes[h - 1]`: the pointer blocks at height `h`, in file order.
+    nodes: Vec<Vec<OldNode>>,
+    /// The index in `nodes[0]` of each leaf's parent (`None` for holes).
+    leaf_parent: Vec<Option<usize>>,
+}
+
+/// A pointer block of the old tree.
+struct OldNode {
+    entry: Entry,
+    /// Index of its parent among the pointer blocks one level up.
+    parent: Option<usize>,
+    /// Index of its first child one level down (among the leaves for height 1), and how
+    /// many children it has.
+    first: usize,
+    count: usize,
+}
+
+impl OldTree {
+    /// Records pointer block `e` at `height`; returns its index at that height.
+    fn push(
+        &mut self,
+        height: u8,
+        entry: Entry,
+        parent: Option<usize>,
+        leaves: usize,
+        count: usize,
+    ) -> usize {
+        let h = usize::from(height);
+        if self.nodes.len() < h {
+            self.nodes.resize_with(h, Vec::new);
+        }
+        // Children are recorded after their parent: the first lands at the current end.
+        let first = match h {
+            1 => leaves,
+            _ => self.nodes[h - 2].len(),
+        };
+        let level = &mut self.nodes[h - 1];
+        level.push(OldNode {
+            entry,
+            parent,
+            first,
+            count,
+        });
+        level.len() - 1
+    }
+
+    /// The parent index of entry `i` at `height - 1`.
+    fn parent(&self, height: u8, i: usize) -> Option<usize> {
+        match height {
+            1 => self.leaf_parent.get(i).copied().flatten(),
+            _ => self.nodes.get(usize::from(height) - 2)?.get(i)?.parent,
+        }
+    }
+
+    /// The old pointer block at `height` (its index and entry) whose children are exactly the
+    /// entries tagged `tags`, if there is one.
+    fn reusable(&self, height: u8, tags: &[Option<usize>]) -> Option<(usize, Entry)> {
+        let first = (*tags.first()?)?;
+        let p = self.parent(height, first)?;
+        let node = self.nodes.get(usize::from(height) - 1)?.get(p)?;
+        let same = node.first == first
+            && node.count == tags.len()
+            && tags
+                .iter()
+                .enumerate()
+                .all(|(k, t)| *t == Some(first + k) && self.parent(height, first + k) == Some(p));
+        same.then_some((p, node.entry))
+    }
 }
 
 /// Content-defined grouping: at least 2 entries (so every level shrinks), at most `max`, and a
@@ -259,20 +338,34 @@ impl ContentEngine {
         Ok(())
     }
 
-    /// Flattens the tree under `e` into leaf entries (chunks and holes), in order.
+    /// Flattens the tree under `e` (at `height`, under pointer `parent` if any) into leaf
+    /// entries (chunks and holes), in order, and records its pointer blocks in `old`.
     pub(crate) fn collect_leaves(
         &self,
-        e: &Entry,
-        height: u8,
+        (e, height, parent): (&Entry, u8, Option<usize>),
         out: &mut Vec<Entry>,
+        old: &mut OldTree,
     ) -> Result<(), FsError> {
         match &e.r {
             Some(r) if height > 0 => {
-                for k in self.pointer(r, height, e.len)?.iter() {
-                    self.collect_leaves(k, height - 1, out)?;
+                let kids = self.pointer(r, height, e.len)?;
+                let idx = old.push(height, *e, parent, out.len(), kids.len());
+                for k in kids.iter() {
+                    self.collect_leaves((k, height - 1, Some(idx)), out, old)?;
                 }
             }
-            _ => out.push(*e),
+            Some(_) => {
+                old.leaf_parent.push(parent);
+                out.push(*e);
+            }
+            None => {
+                // Holes are never taken over (they are clipped and merged), so a pointer
+                // block over one is sealed again.
+                if height == 0 {
+                    old.leaf_parent.push(None);
+                }
+                out.push(*e);
+            }
         }
         Ok(())
     }
@@ -350,19 +443,34 @@ impl ContentEngine {
     }
 
     /// Builds the pointer levels above `leaves`; `None` when the file is empty or one hole.
-    pub(crate) fn build(&self, mut level: Vec<Entry>) -> Result<Option<TreeRoot>, FsError> {
-        merge_holes(&mut level);
+    /// `tags[i]` names the old leaf that `leaves[i]` is (see [`OldTree`]): a group whose
+    /// entries are exactly an old pointer block's children takes that block over instead of
+    /// sealing it again, level by level. The result is the same tree as without `old` (the
+    /// same children make the same block), but a write at the end of a large file seals only
+    /// the pointer blocks along its right edge, not every pointer block of the file.
+    pub(crate) fn build(
+        &self,
+        level: Vec<Entry>,
+        tags: Vec<Option<usize>>,
+        old: &OldTree,
+    ) -> Result<Option<TreeRoot>, FsError> {
+        let (mut level, mut tags) = merge_holes_tagged(level, tags);
         let mut height = 0u8;
         while level.len() > 1 {
             height += 1;
             let gs = groups(&level, self.opts.max_fanout);
-            let cur = &level;
-            let mut next = gs
+            let (cur, cur_tags) = (&level, &tags);
+            let next = gs
                 .into_par_iter()
-                .map(|g| self.put_group(&cur[g], height))
+                .map(|g| match old.reusable(height, &cur_tags[g.clone()]) {
+                    Some((p, e)) => Ok((e, Some(p))),
+                    None => self.put_group(&cur[g], height).map(|e| (e, None)),
+                })
                 .collect::<Result<Vec<_>, _>>()?;
-            merge_holes(&mut next);
-            level = next;
+            (level, tags) = merge_holes_tagged(
+                next.iter().map(|(e, _)| *e).collect(),
+                next.into_iter().map(|(_, t)| t).collect(),
+            );
         }
         Ok(level.first().and_then(|e| {
             e.r.map(|block| TreeRoot {
@@ -378,6 +486,9 @@ impl ContentEngine {
             return Ok(*e);
         }
         let len = g.iter().map(|e| e.len).sum();
+        #[cfg(test)]
+        self.pointers_sealed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let r = self.put_blob(BlockKind::Pointer, &encode_pointer(height, g))?;
         Ok(Entry { r: Some(r), len })
     }
@@ -430,8 +541,13 @@ mod tests {
 
     #[test]
     fn holes_merge() {
-        let mut v = vec![Entry::hole(1), Entry::hole(2), data(1, 3), Entry::hole(0)];
-        merge_holes(&mut v);
+        let v = vec![Entry::hole(1), Entry::hole(2), data(1, 3), Entry::hole(0)];
+        let (v, tags) = merge_holes_tagged(v, vec![Some(0), None, Some(2), None]);
         assert_eq!(v, vec![Entry::hole(3), data(1, 3)]);
+        assert_eq!(
+            tags,
+            vec![None, Some(2)],
+            "a hole has no tag, a chunk keeps its own"
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! append re-chunk from the start of the old last chunk instead of leaving a runt behind.
 //! Holes are never widened into: writing one byte into a sparse gigabyte materializes one chunk.
 use super::chunker::Pieces;
-use super::tree::Entry;
+use super::tree::{Entry, OldTree};
 use super::{BlockKind, ContentEngine, FileContent, WriteBuffer};
 use crate::FsError;
 use std::borrow::Cow;
@@ -55,8 +55,9 @@ impl Leaves {
         (x.min(a), y.max(b))
     }
 
-    /// Appends the old leaves between `a` and `b` (never cutting a data chunk), holes clipped.
-    fn keep(&self, a: u64, b: u64, out: &mut Vec<Entry>) {
+    /// Appends the old leaves between `a` and `b` (never cutting a data chunk), holes clipped,
+    /// and their indices to `tags` (see `OldTree`).
+    fn keep(&self, a: u64, b: u64, out: &mut Vec<Entry>, tags: &mut Vec<Option<usize>>) {
         if a >= b {
             return;
         }
@@ -66,6 +67,7 @@ impl Leaves {
             let (s, t) = (self.offs[i].max(a), self.offs[i + 1].min(b));
             debug_assert!(e.r.is_none() || (s, t) == (self.offs[i], self.offs[i + 1]));
             out.push(Entry { r: e.r, len: t - s });
+            tags.push(e.r.map(|_| i));
             i += 1;
         }
     }
@@ -108,26 +110,29 @@ impl ContentEngine {
     ) -> Result<FileContent, FsError> {
         let (root, height) = Self::root_entry(c)?;
         let mut v = Vec::new();
-        self.collect_leaves(&root, height, &mut v)?;
+        let mut tree = OldTree::default();
+        self.collect_leaves((&root, height, None), &mut v, &mut tree)?;
         if new_size > c.size {
             v.push(Entry::hole(new_size - c.size));
         }
         let old = Leaves::new(v);
-        let mut leaves = Vec::new();
+        let (mut leaves, mut tags) = (Vec::new(), Vec::new());
         let mut pos = 0;
         for (a, b) in regions(&old, c.size, new_size, dirty) {
-            old.keep(pos, a, &mut leaves);
+            old.keep(pos, a, &mut leaves, &mut tags);
             let run = self.materialize(&old, (a, b), dirty)?;
-            leaves.extend(self.store_chunks(&run)?);
+            let new = self.store_chunks(&run)?;
+            tags.resize(tags.len() + new.len(), None);
+            leaves.extend(new);
             pos = b;
         }
-        old.keep(pos, new_size, &mut leaves);
+        old.keep(pos, new_size, &mut leaves, &mut tags);
         if leaves.iter().map(|e| e.len).sum::<u64>() != new_size {
             return Err(FsError::Invalid("content update lost track of lengths"));
         }
         Ok(FileContent {
             size: new_size,
-            root: self.build(leaves)?,
+            root: self.build(leaves, tags, &tree)?,
         })
     }
 
