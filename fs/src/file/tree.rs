@@ -110,7 +110,7 @@ fn merge_holes_tagged(v: Vec<Entry>, tags: Vec<Option<usize>>) -> (Vec<Entry>, V
 pub(crate) struct OldTree {
     /// `nodes[h - 1]`: the pointer blocks at height `h`, in file order.
     nodes: Vec<Vec<OldNode>>,
-    /// The index in `nodes[0]` of each leaf's parent (`None` for holes).
+    /// The index in `nodes[0]` of each leaf's parent (`None` for holes), leaf by leaf.
     leaf_parent: Vec<Option<usize>>,
 }
 
@@ -361,9 +361,7 @@ impl ContentEngine {
             None => {
                 // Holes are never taken over (they are clipped and merged), so a pointer
                 // block over one is sealed again.
-                if height == 0 {
-                    old.leaf_parent.push(None);
-                }
+                old.leaf_parent.push(None);
                 out.push(*e);
             }
         }
@@ -467,10 +465,8 @@ impl ContentEngine {
                     None => self.put_group(&cur[g], height).map(|e| (e, None)),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            (level, tags) = merge_holes_tagged(
-                next.iter().map(|(e, _)| *e).collect(),
-                next.into_iter().map(|(_, t)| t).collect(),
-            );
+            let (next, next_tags) = next.into_iter().unzip();
+            (level, tags) = merge_holes_tagged(next, next_tags);
         }
         Ok(level.first().and_then(|e| {
             e.r.map(|block| TreeRoot {
