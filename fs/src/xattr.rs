@@ -84,24 +84,28 @@ impl Core {
         if st.xattrs(ino)?.is_empty() {
             return Ok(());
         }
-        let tag = self.keys.name_tag(ino, CAPABILITY_XATTR);
-        if st.xattrs(ino)?.contains_key(&tag) {
-            st.set_xattr(ino, tag, None);
-            st.inode_mut(ino)?.ctime = SystemTime::now();
-        }
-        Ok(())
+        self.drop_xattr(st, ino, CAPABILITY_XATTR).map(|_| ())
     }
 
     /// `removexattr`.
     pub(crate) fn removexattr(&self, ino: Ino, name: &[u8]) -> Result<(), FsError> {
         let mut st = self.st.lock();
         st.inode(ino)?;
+        match self.drop_xattr(&mut st, ino, name)? {
+            true => Ok(()),
+            false => Err(FsError::NoAttr),
+        }
+    }
+
+    /// Removes xattr `name` of `ino` (touching ctime) under the held state lock; whether it
+    /// was there.
+    fn drop_xattr(&self, st: &mut State, ino: Ino, name: &[u8]) -> Result<bool, FsError> {
         let tag = self.keys.name_tag(ino, name);
         if !st.xattrs(ino)?.contains_key(&tag) {
-            return Err(FsError::NoAttr);
+            return Ok(false);
         }
         st.set_xattr(ino, tag, None);
         st.inode_mut(ino)?.ctime = SystemTime::now();
-        Ok(())
+        Ok(true)
     }
 }
