@@ -2,20 +2,23 @@
 # A/B of fossa builds on one mount workload at a time, interleaved (A, B, A, B, ...): for
 # checking that a change helps before a full bench/mount.sh run. Prints one line per run.
 #
-#   bench/ab.sh [--runs N] [--workload seqwrite|seqread|randwrite] BIN_A BIN_B [BIN_C ...]
+#   bench/ab.sh [--runs N] [--size S] [--workload seqwrite|seqread|randwrite] BIN_A BIN_B [BIN_C ...]
 #
-# seqwrite: fio 1 GiB, bs=1M, end_fsync, fresh random data per write (as bench/mount.sh);
+# seqwrite: fio 1 GiB (--size, in fio's units: 8G for a large file), bs=1M, end_fsync, fresh
+# random data per write (as bench/mount.sh);
 # seqread: the same file read after unmount + drop_caches + remount; randwrite: fio 4 KiB
 # random writes, QD1, 5 s, into a 256 MiB file. Reports MiB/s or IOPS, the daemon's CPU
 # seconds and the whole machine's busy CPU seconds (/proc/stat) for the timed step.
 set -euo pipefail
 RUNS=3
+SIZE=1024M
 WORKLOAD=seqwrite
 while (($#)); do
     case $1 in
         --runs) RUNS=$2; shift 2 ;;
+        --size) SIZE=$2; shift 2 ;;
         --workload) WORKLOAD=$2; shift 2 ;;
-        -*) echo "usage: $0 [--runs N] [--workload seqwrite|seqread|randwrite] BIN_A BIN_B ..." >&2; exit 2 ;;
+        -*) echo "usage: $0 [--runs N] [--size S] [--workload seqwrite|seqread|randwrite] BIN_A BIN_B ..." >&2; exit 2 ;;
         *) break ;;
     esac
 done
@@ -47,7 +50,7 @@ for r in $(seq 1 "$RUNS"); do
         f="$W/mnt/f.bin"
         case $WORKLOAD in
             seqread)
-                fio_json --name=prep --filename="$f" --rw=write --bs=1M --size=1024M --end_fsync=1 >/dev/null
+                fio_json --name=prep --filename="$f" --rw=write --bs=1M --size="$SIZE" --end_fsync=1 >/dev/null
                 "$bin" --home "$W/home" umount "$W/mnt" >/dev/null
                 sync; echo 3 > /proc/sys/vm/drop_caches
                 pid=$(mount_fossa "$bin") ;;
@@ -58,9 +61,9 @@ for r in $(seq 1 "$RUNS"); do
         esac
         c0=$(ticks "$pid"); s0=$(busy)
         case $WORKLOAD in
-            seqwrite) v=$(fio_json --name=w --filename="$f" --rw=write --bs=1M --size=1024M --end_fsync=1 \
+            seqwrite) v=$(fio_json --name=w --filename="$f" --rw=write --bs=1M --size="$SIZE" --end_fsync=1 \
                 --refill_buffers | jq '.jobs[0].write.bw_bytes/1048576|floor') unit=MiB/s ;;
-            seqread) v=$(fio_json --name=r --filename="$f" --rw=read --bs=1M --size=1024M \
+            seqread) v=$(fio_json --name=r --filename="$f" --rw=read --bs=1M --size="$SIZE" \
                 | jq '.jobs[0].read.bw_bytes/1048576|floor') unit=MiB/s ;;
             randwrite) v=$(fio_json --name=w --filename="$f" --rw=randwrite --bs=4k --size=256M --runtime=5 \
                 --time_based | jq '.jobs[0].write.iops|floor') unit=IOPS ;;

@@ -1,5 +1,6 @@
 //! Content engine throughput: the chunk + encrypt + hash + put pipeline, and reads (sequential
-//! 128 KiB, random 4 KiB; cache cold and warm).
+//! 128 KiB, random 4 KiB; cache cold and warm); small appends to files of growing size, with
+//! right-edge updates and with the whole-tree rebuild they replaced.
 //!
 //! Run: `cargo bench -p fossa-fs --bench content -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -39,6 +40,53 @@ fn engine() -> (TempDir, ContentEngine) {
         dir,
         ContentEngine::with_options(store.clone(), store, keys, opts),
     )
+}
+
+/// Appending 4 KiB (one update, as an fsync after each small append makes it) to files of
+/// 64 MiB and 1 GiB: with right-edge updates the cost should not grow with the file; the
+/// whole-tree rebuild flattens every leaf of the old tree each time.
+fn appends(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_4KiB");
+    g.sample_size(20);
+    let tail = rand_bytes(4096, 9);
+    for (name, size) in [("64MiB", 64usize << 20), ("1GiB", 1 << 30)] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(BlockStore::open(dir.path(), StoreOptions::default()).unwrap());
+        let keys = Arc::new(VolumeKeys::derive(&VolumeSecret([3; 32])));
+        let make = |whole_tree_updates| {
+            let opts = ContentOptions {
+                cache_bytes: 128 << 20,
+                whole_tree_updates,
+                ..ContentOptions::default()
+            };
+            ContentEngine::with_options(store.clone(), store.clone(), keys.clone(), opts)
+        };
+        let (edge, whole) = (make(false), make(true));
+        // Written as the fs flushes a stream: 16 MiB at a time.
+        let mut file = FileContent::default();
+        for i in 0..size / (16 << 20) {
+            let mut w = WriteBuffer::new();
+            w.write(
+                (i * (16 << 20)) as u64,
+                &rand_bytes(16 << 20, 100 + i as u64),
+            );
+            file = edge
+                .update(&file, ((i + 1) * (16 << 20)) as u64, &w)
+                .unwrap();
+        }
+        for (path, e) in [("edge", &edge), ("whole_tree", &whole)] {
+            let mut cur = file;
+            g.bench_function(format!("to_{name}_{path}"), |b| {
+                b.iter(|| {
+                    let mut w = WriteBuffer::new();
+                    w.write(cur.size, &tail);
+                    cur = e.update(&cur, cur.size + 4096, &w).unwrap();
+                    black_box(cur.size)
+                })
+            });
+        }
+    }
+    g.finish();
 }
 
 fn buffer(data: &[u8], extent: usize) -> WriteBuffer {
@@ -179,5 +227,5 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, pipeline, reads);
+criterion_group!(benches, stages, pipeline, reads, appends);
 criterion_main!(benches);

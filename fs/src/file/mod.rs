@@ -39,6 +39,11 @@ pub struct ContentOptions {
     /// Maximum entries per pointer block, clamped to 4..=[`MAX_FANOUT`] (tests lower it to
     /// build deep trees from small files).
     pub max_fanout: usize,
+    /// Every update flattens and regroups the whole old tree, even an append that changes
+    /// only its right edge (the behaviour before right-edge updates). For the benchmark that
+    /// compares the two; always off otherwise.
+    #[doc(hidden)]
+    pub whole_tree_updates: bool,
 }
 
 impl Default for ContentOptions {
@@ -48,6 +53,7 @@ impl Default for ContentOptions {
             // the cache has to cover the working set of random readers (databases, VM images).
             cache_bytes: 256 << 20,
             max_fanout: MAX_FANOUT,
+            whole_tree_updates: false,
         }
     }
 }
@@ -333,6 +339,9 @@ pub struct ContentEngine {
     /// Pointer blocks sealed so far (tests check that updates take old ones over).
     #[cfg(test)]
     pointers_sealed: std::sync::atomic::AtomicU64,
+    /// Updates that flattened the whole old tree (tests check that appends do not).
+    #[cfg(test)]
+    full_updates: std::sync::atomic::AtomicU64,
 }
 
 impl ContentEngine {
@@ -366,6 +375,8 @@ impl ContentEngine {
             opts,
             #[cfg(test)]
             pointers_sealed: Default::default(),
+            #[cfg(test)]
+            full_updates: Default::default(),
         }
     }
 

@@ -222,6 +222,7 @@ fn deep_tree_round_trip_and_visit() {
     let e = env_with(ContentOptions {
         max_fanout: 4,
         cache_bytes: 0,
+        ..ContentOptions::default()
     });
     let mut model = rand_bytes(3 << 20, 5);
     let mut c = write(&e, &FileContent::default(), 0, &model);
@@ -391,6 +392,106 @@ fn appending_to_a_large_file_seals_only_its_right_edge() {
             "an append sealed {sealed} pointer blocks (tree depth {depth}, {whole} in all)"
         );
         assert_canonical(&e, &c);
+    }
+}
+
+fn full_updates(e: &Env) -> u64 {
+    e.eng
+        .full_updates
+        .load(std::sync::atomic::Ordering::Relaxed)
+}
+
+#[test]
+fn appends_rebuild_only_the_right_edge() {
+    let e = env_with(ContentOptions {
+        max_fanout: 4,
+        ..ContentOptions::default()
+    });
+    let mut model = rand_bytes(8 << 20, 11);
+    let mut c = write(&e, &FileContent::default(), 0, &model);
+    assert!(c.root.unwrap().depth >= 4, "{:?}", c.root);
+    // Appends of every size, and writes into the last chunk: none flattens the old tree.
+    for (i, len) in [1usize, 100_000, 70_000, 3 << 20, 17]
+        .into_iter()
+        .enumerate()
+    {
+        let before = full_updates(&e);
+        let tail = i % 2 == 1;
+        let off = if tail { model.len() - 5 } else { model.len() };
+        let d = rand_bytes(len, 40 + i as u64);
+        model.resize(model.len().max(off + len), 0);
+        model[off..off + len].copy_from_slice(&d);
+        c = write(&e, &c, off as u64, &d);
+        assert_eq!(full_updates(&e), before, "write {i} took the general path");
+        assert_eq!(read_all(&e, &c), model);
+        assert_canonical(&e, &c);
+    }
+    // A write in the middle takes the general path (so the count above means something).
+    let before = full_updates(&e);
+    let d = rand_bytes(1000, 77);
+    model[1 << 20..(1 << 20) + 1000].copy_from_slice(&d);
+    c = write(&e, &c, 1 << 20, &d);
+    assert_eq!(full_updates(&e), before + 1);
+    assert_eq!(read_all(&e, &c), model);
+    assert_canonical(&e, &c);
+}
+
+#[derive(Debug, Clone)]
+enum Tail {
+    /// Append `len` bytes after a gap of `gap` zeros.
+    Append(usize, usize, u64),
+    /// Overwrite `len` bytes starting `back` bytes before the end.
+    Overwrite(usize, usize, u64),
+    /// Grow by `n` zeros.
+    Grow(usize),
+}
+
+fn tail_op() -> impl Strategy<Value = Tail> {
+    prop_oneof![
+        4 => (0usize..300_000, prop_oneof![Just(0usize), 1usize..200_000], any::<u64>())
+            .prop_map(|(l, g, s)| Tail::Append(l + 1, g, s)),
+        2 => (1usize..100_000, 1usize..150_000, any::<u64>()).prop_map(|(b, l, s)| Tail::Overwrite(b, l, s)),
+        1 => (1usize..300_000).prop_map(Tail::Grow),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Updates near the end (the right-edge path, and the general one once the edge holds a
+    /// hole) keep the content and the canonical tree.
+    #[test]
+    fn tail_ops_match_model(init in 1usize..2_000_000, ops in prop::collection::vec(tail_op(), 1..8)) {
+        let e = env_with(ContentOptions {
+            max_fanout: 4,
+            ..ContentOptions::default()
+        });
+        let mut model = rand_bytes(init, 12);
+        let mut c = write(&e, &FileContent::default(), 0, &model);
+        for op in ops {
+            match op {
+                Tail::Append(len, gap, seed) => {
+                    let d = rand_bytes(len, seed);
+                    let off = model.len() + gap;
+                    model.resize(off, 0);
+                    model.extend_from_slice(&d);
+                    c = write(&e, &c, off as u64, &d);
+                }
+                Tail::Overwrite(back, len, seed) => {
+                    let d = rand_bytes(len, seed);
+                    let off = model.len().saturating_sub(back);
+                    model.resize(model.len().max(off + len), 0);
+                    model[off..off + len].copy_from_slice(&d);
+                    c = write(&e, &c, off as u64, &d);
+                }
+                Tail::Grow(n) => {
+                    model.resize(model.len() + n, 0);
+                    c = resize(&e, &c, model.len() as u64);
+                }
+            }
+            prop_assert_eq!(c.size, model.len() as u64);
+            prop_assert!(read_all(&e, &c) == model);
+            assert_canonical(&e, &c);
+        }
     }
 }
 

@@ -23,7 +23,7 @@ pub(crate) const ENTRY_LEN: usize = BLOCK_REF_LEN + 8;
 /// Hard cap on entries per pointer block (the format's limit; options may lower it).
 pub const MAX_FANOUT: usize = 256;
 /// Deepest tree accepted (256^8 chunks is far beyond any u64 file).
-const MAX_DEPTH: u8 = 8;
+pub(crate) const MAX_DEPTH: u8 = 8;
 
 /// One child of a pointer block (or one leaf of the flattened tree).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +89,10 @@ pub(crate) fn decode_pointer(id: BlockId, height: u8, p: &[u8]) -> Result<Vec<En
 
 /// Merges adjacent holes (so all-hole groups collapse) and drops empty entries.
 /// Each entry's tag goes along (a hole has none; see [`OldTree`]).
-fn merge_holes_tagged(v: Vec<Entry>, tags: Vec<Option<usize>>) -> (Vec<Entry>, Vec<Option<usize>>) {
+pub(crate) fn merge_holes_tagged(
+    v: Vec<Entry>,
+    tags: Vec<Option<usize>>,
+) -> (Vec<Entry>, Vec<Option<usize>>) {
     let mut out: Vec<Entry> = Vec::with_capacity(v.len());
     let mut out_tags = Vec::with_capacity(v.len());
     for (e, t) in v.into_iter().zip(tags).filter(|(e, _)| e.len > 0) {
@@ -180,7 +183,7 @@ impl OldTree {
 
 /// Content-defined grouping: at least 2 entries (so every level shrinks), at most `max`, and a
 /// cut after a child whose id's low bits are all ones (about `max / 2` per group on average).
-fn groups(level: &[Entry], max: usize) -> Vec<Range<usize>> {
+pub(crate) fn groups(level: &[Entry], max: usize) -> Vec<Range<usize>> {
     let mask = (max / 2).next_power_of_two() as u32 - 1;
     let mut out = Vec::new();
     let mut start = 0;
@@ -477,7 +480,7 @@ impl ContentEngine {
     }
 
     /// Stores one pointer block over `g`; a lone hole passes up unchanged (holes cost nothing).
-    fn put_group(&self, g: &[Entry], height: u8) -> Result<Entry, FsError> {
+    pub(crate) fn put_group(&self, g: &[Entry], height: u8) -> Result<Entry, FsError> {
         if let [e @ Entry { r: None, .. }] = g {
             return Ok(*e);
         }

@@ -6,14 +6,29 @@
 //! ends at one (a forced cut: later chunks are untouched). Widening left by one byte makes an
 //! append re-chunk from the start of the old last chunk instead of leaving a runt behind.
 //! Holes are never widened into: writing one byte into a sparse gigabyte materializes one chunk.
+//!
+//! An update that changes nothing before the lowest pointer block of the tree's right edge (an
+//! append, a write into the last chunks, a grow) flattens and rebuilds only that edge, so its
+//! cost does not grow with the file (`update_right_edge`): a streaming write updates its file
+//! every 16 MiB, and a whole-tree rebuild each time made writing a file quadratic in its size.
 use super::chunker::Pieces;
-use super::tree::{Entry, OldTree};
-use super::{BlockKind, ContentEngine, FileContent, WriteBuffer};
+use super::tree::{Entry, MAX_DEPTH, OldTree, groups, merge_holes_tagged};
+use super::{BlockKind, ContentEngine, FileContent, TreeRoot, WriteBuffer};
 use crate::FsError;
+use rayon::prelude::*;
 use std::borrow::Cow;
+use std::sync::Arc;
 
 /// Regions up to this size are sealed without the thread pool (see `store_chunks_inline`).
 const INLINE_SEAL_MAX: usize = 256 << 10;
+
+/// The pointer blocks along the old tree's right edge: `kids[h - 1]` are the children of the
+/// edge block at height `h` (the last child of each is the edge block below).
+struct RightEdge {
+    kids: Vec<Arc<Vec<Entry>>>,
+    /// Byte offset of the lowest edge block's first child.
+    start: u64,
+}
 
 /// The flattened old content: leaves plus their start offsets (`offs[i]..offs[i + 1]`).
 struct Leaves {
@@ -22,10 +37,11 @@ struct Leaves {
 }
 
 impl Leaves {
-    fn new(v: Vec<Entry>) -> Self {
+    /// Leaves `v`, the first starting at byte `base` of the file.
+    fn new(v: Vec<Entry>, base: u64) -> Self {
         let mut offs = Vec::with_capacity(v.len() + 1);
-        let mut s = 0u64;
-        offs.push(0);
+        let mut s = base;
+        offs.push(base);
         for e in &v {
             s += e.len;
             offs.push(s);
@@ -108,6 +124,12 @@ impl ContentEngine {
         new_size: u64,
         dirty: &WriteBuffer,
     ) -> Result<FileContent, FsError> {
+        if let Some(edge) = self.right_edge(c, new_size, dirty)? {
+            return self.update_right_edge(c, new_size, dirty, &edge);
+        }
+        #[cfg(test)]
+        self.full_updates
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (root, height) = Self::root_entry(c)?;
         let mut v = Vec::new();
         let mut tree = OldTree::default();
@@ -115,24 +137,149 @@ impl ContentEngine {
         if new_size > c.size {
             v.push(Entry::hole(new_size - c.size));
         }
-        let old = Leaves::new(v);
+        let (leaves, tags) = self.rechunk(&Leaves::new(v, 0), c.size, new_size, dirty)?;
+        Ok(FileContent {
+            size: new_size,
+            root: self.build(leaves, tags, &tree)?,
+        })
+    }
+
+    /// The new leaves from `old.offs[0]` to `new_size`: old leaves kept, dirty regions
+    /// re-chunked and stored. Tags as in [`Leaves::keep`].
+    fn rechunk(
+        &self,
+        old: &Leaves,
+        old_size: u64,
+        new_size: u64,
+        dirty: &WriteBuffer,
+    ) -> Result<(Vec<Entry>, Vec<Option<usize>>), FsError> {
         let (mut leaves, mut tags) = (Vec::new(), Vec::new());
-        let mut pos = 0;
-        for (a, b) in regions(&old, c.size, new_size, dirty) {
+        let mut pos = old.offs[0];
+        for (a, b) in regions(old, old_size, new_size, dirty) {
             old.keep(pos, a, &mut leaves, &mut tags);
-            let run = self.materialize(&old, (a, b), dirty)?;
+            let run = self.materialize(old, (a, b), dirty)?;
             let new = self.store_chunks(&run)?;
             tags.resize(tags.len() + new.len(), None);
             leaves.extend(new);
             pos = b;
         }
         old.keep(pos, new_size, &mut leaves, &mut tags);
-        if leaves.iter().map(|e| e.len).sum::<u64>() != new_size {
+        if leaves.iter().map(|e| e.len).sum::<u64>() != new_size - old.offs[0] {
             return Err(FsError::Invalid("content update lost track of lengths"));
         }
+        Ok((leaves, tags))
+    }
+
+    /// The old tree's right edge, if this update changes nothing before its lowest pointer
+    /// block (an append, or a write into the last few chunks): then only that edge is
+    /// rebuilt, at a cost independent of the file's size. `None` sends the update down the
+    /// general path. Holes in the edge's pointer blocks also take the general path (rare:
+    /// sparse files), which keeps the argument in `update_right_edge` simple.
+    fn right_edge(
+        &self,
+        c: &FileContent,
+        new_size: u64,
+        dirty: &WriteBuffer,
+    ) -> Result<Option<RightEdge>, FsError> {
+        if new_size < c.size || c.size == 0 || self.opts.whole_tree_updates {
+            return Ok(None);
+        }
+        let (mut e, height) = Self::root_entry(c)?;
+        if height == 0 {
+            return Ok(None);
+        }
+        let mut kids = Vec::with_capacity(usize::from(height));
+        let mut start = 0u64;
+        for h in (1..=height).rev() {
+            let Some(r) = e.r else { return Ok(None) };
+            let ch = self.pointer(&r, h, e.len)?;
+            let Some(last) = ch.last().copied() else {
+                return Ok(None);
+            };
+            if ch.iter().any(|k| k.r.is_none()) {
+                return Ok(None);
+            }
+            if h > 1 {
+                start += e.len - last.len;
+            }
+            kids.push(ch);
+            e = last;
+        }
+        kids.reverse();
+        // A region is widened left to the chunk holding its first byte's predecessor, so
+        // everything stays within the lowest edge block when each write starts past its
+        // first byte.
+        let first = dirty.extents().map(|(a, _)| a).min().unwrap_or(new_size);
+        Ok((first > start).then_some(RightEdge { kids, start }))
+    }
+
+    /// [`ContentEngine::update`] through the right edge (see [`Self::right_edge`]). The tree
+    /// is the one `build` makes from all the leaves: `build` groups each level left to right
+    /// and a group starts afresh after a cut, so the groups left of an edge block are the old
+    /// ones; the edge block's children start right after a cut, so grouping them (with the new
+    /// entries from below) from their first one gives the groups `build` would. Every group
+    /// that holds an edge block's children is new (an edge block's children hold no cut of
+    /// their own, so the kept ones always join the first new entry), so nothing here is taken
+    /// over. The edge's pointer blocks hold no holes, so the first entry of every rebuilt
+    /// level is data (a kept child, or a block over one) and hole merging cannot reach left
+    /// of the edge; holes the update adds (a grow, a write past the end) merge as in `build`.
+    fn update_right_edge(
+        &self,
+        c: &FileContent,
+        new_size: u64,
+        dirty: &WriteBuffer,
+        edge: &RightEdge,
+    ) -> Result<FileContent, FsError> {
+        let mut v = edge.kids[0].to_vec();
+        if new_size > c.size {
+            v.push(Entry::hole(new_size - c.size));
+        }
+        let (leaves, tags) = self.rechunk(&Leaves::new(v, edge.start), c.size, new_size, dirty)?;
+        let (mut level, _) = merge_holes_tagged(leaves, tags);
+        let mut height = 0u8;
+        loop {
+            let h = usize::from(height);
+            // The level is whole (nothing of it left of the edge) once no block above has a
+            // child before the edge.
+            let whole = edge.kids.iter().skip(h + 1).all(|k| k.len() == 1);
+            if whole && level.len() <= 1 {
+                break;
+            }
+            height += 1;
+            if usize::from(height) > usize::from(MAX_DEPTH) {
+                return Err(FsError::Invalid("file tree too deep"));
+            }
+            let gs = groups(&level, self.opts.max_fanout);
+            let cur = &level;
+            let next = gs
+                .into_par_iter()
+                .map(|g| self.put_group(&cur[g], height))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Below the old root, the edge block's siblings before it join the new entries.
+            level = match edge
+                .kids
+                .get(usize::from(height))
+                .and_then(|k| k.split_last())
+            {
+                Some((_, before)) => {
+                    let mut v = before.to_vec();
+                    v.extend(next);
+                    v
+                }
+                None => next,
+            };
+            let n = level.len();
+            (level, _) = merge_holes_tagged(level, vec![None; n]);
+        }
+        let root = level.first().and_then(|e| {
+            e.r.map(|block| TreeRoot {
+                block,
+                depth: height,
+            })
+        });
         Ok(FileContent {
             size: new_size,
-            root: self.build(leaves, tags, &tree)?,
+            root,
         })
     }
 
