@@ -1,6 +1,6 @@
 //! Content engine throughput: the chunk + encrypt + hash + put pipeline, and reads (sequential
-//! 128 KiB, random 4 KiB; cache cold and warm); small appends to files of growing size, with
-//! right-edge updates and with the whole-tree rebuild they replaced.
+//! 128 KiB, random 4 KiB; cache cold and warm); small appends and overwrites in files of
+//! growing size, updated around the change and by the whole-tree rebuild this replaced.
 //!
 //! Run: `cargo bench -p fossa-fs --bench content -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -42,11 +42,11 @@ fn engine() -> (TempDir, ContentEngine) {
     )
 }
 
-/// Appending 4 KiB (one update, as an fsync after each small append makes it) to files of
-/// 64 MiB and 1 GiB: with right-edge updates the cost should not grow with the file; the
-/// whole-tree rebuild flattens every leaf of the old tree each time.
-fn appends(c: &mut Criterion) {
-    let mut g = c.benchmark_group("append_4KiB");
+/// One 4 KiB update (as an `fsync` after each small write makes it) to files of 64 MiB and
+/// 1 GiB: an append at the end and an overwrite in the middle. Updated around the change, the
+/// cost should not grow with the file; the whole-tree rebuild flattens every leaf each time.
+fn small_updates(c: &mut Criterion) {
+    let mut g = c.benchmark_group("update_4KiB");
     g.sample_size(20);
     let tail = rand_bytes(4096, 9);
     for (name, size) in [("64MiB", 64usize << 20), ("1GiB", 1 << 30)] {
@@ -61,7 +61,7 @@ fn appends(c: &mut Criterion) {
             };
             ContentEngine::with_options(store.clone(), store.clone(), keys.clone(), opts)
         };
-        let (edge, whole) = (make(false), make(true));
+        let (local, whole) = (make(false), make(true));
         // Written as the fs flushes a stream: 16 MiB at a time.
         let mut file = FileContent::default();
         for i in 0..size / (16 << 20) {
@@ -70,17 +70,30 @@ fn appends(c: &mut Criterion) {
                 (i * (16 << 20)) as u64,
                 &rand_bytes(16 << 20, 100 + i as u64),
             );
-            file = edge
+            file = local
                 .update(&file, ((i + 1) * (16 << 20)) as u64, &w)
                 .unwrap();
         }
-        for (path, e) in [("edge", &edge), ("whole_tree", &whole)] {
+        for (path, e) in [("local", &local), ("whole_tree", &whole)] {
             let mut cur = file;
-            g.bench_function(format!("to_{name}_{path}"), |b| {
+            g.bench_function(format!("append_to_{name}_{path}"), |b| {
                 b.iter(|| {
                     let mut w = WriteBuffer::new();
                     w.write(cur.size, &tail);
                     cur = e.update(&cur, cur.size + 4096, &w).unwrap();
+                    black_box(cur.size)
+                })
+            });
+            let mut cur = file;
+            let mut k = 0u64;
+            g.bench_function(format!("overwrite_in_{name}_{path}"), |b| {
+                b.iter(|| {
+                    // A different 4 KiB page each time, spread over the file's middle half.
+                    k += 1;
+                    let at = (size as u64 / 4 + (k * 7_919 * 4096) % (size as u64 / 2)) & !4095;
+                    let mut w = WriteBuffer::new();
+                    w.write(at, &tail);
+                    cur = e.update(&cur, cur.size, &w).unwrap();
                     black_box(cur.size)
                 })
             });
@@ -227,5 +240,5 @@ fn stages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, pipeline, reads, appends);
+criterion_group!(benches, stages, pipeline, reads, small_updates);
 criterion_main!(benches);

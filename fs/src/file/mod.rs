@@ -20,6 +20,7 @@ mod readahead;
 mod tests;
 mod tree;
 mod update;
+mod window;
 
 pub use tree::MAX_FANOUT;
 
@@ -39,8 +40,8 @@ pub struct ContentOptions {
     /// Maximum entries per pointer block, clamped to 4..=[`MAX_FANOUT`] (tests lower it to
     /// build deep trees from small files).
     pub max_fanout: usize,
-    /// Every update flattens and regroups the whole old tree, even an append that changes
-    /// only its right edge (the behaviour before right-edge updates). For the benchmark that
+    /// Every update flattens and regroups the whole old tree, even an append or an overwrite
+    /// that changes a few blocks (the behaviour before local updates). For the benchmark that
     /// compares the two; always off otherwise.
     #[doc(hidden)]
     pub whole_tree_updates: bool,

@@ -426,14 +426,79 @@ fn appends_rebuild_only_the_right_edge() {
         assert_eq!(read_all(&e, &c), model);
         assert_canonical(&e, &c);
     }
-    // A write in the middle takes the general path (so the count above means something).
+    // A truncation takes the general path (so the count above means something).
     let before = full_updates(&e);
-    let d = rand_bytes(1000, 77);
-    model[1 << 20..(1 << 20) + 1000].copy_from_slice(&d);
-    c = write(&e, &c, 1 << 20, &d);
+    model.truncate(model.len() - 1);
+    c = resize(&e, &c, model.len() as u64);
     assert_eq!(full_updates(&e), before + 1);
     assert_eq!(read_all(&e, &c), model);
     assert_canonical(&e, &c);
+}
+
+#[test]
+fn overwrites_update_only_around_the_window() {
+    let e = env_with(ContentOptions {
+        max_fanout: 4,
+        ..ContentOptions::default()
+    });
+    let mut model = rand_bytes(8 << 20, 13);
+    let mut c = write(&e, &FileContent::default(), 0, &model);
+    let before = full_updates(&e);
+    // At the start, in the middle, across chunks, and two writes in one update.
+    let writes: [&[(usize, usize)]; 5] = [
+        &[(0, 10)],
+        &[(4 << 20, 4096)],
+        &[(3 << 20, 700_000)],
+        &[(1 << 20, 1), (6 << 20, 50_000)],
+        &[((8 << 20) - 300_000, 200_000)],
+    ];
+    for (i, ws) in writes.iter().enumerate() {
+        let mut w = WriteBuffer::new();
+        for (j, &(off, len)) in ws.iter().enumerate() {
+            let d = rand_bytes(len, 60 + (i * 4 + j) as u64);
+            model[off..off + len].copy_from_slice(&d);
+            w.write(off as u64, &d);
+        }
+        c = e.eng.update(&c, c.size, &w).unwrap();
+        assert_eq!(read_all(&e, &c), model, "write {i}");
+        assert_canonical(&e, &c);
+    }
+    assert_eq!(
+        full_updates(&e),
+        before,
+        "an overwrite took the general path"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Overwrites that keep the size (the window path) keep the content and the canonical
+    /// tree, several writes per update included.
+    #[test]
+    fn overwrites_match_model(
+        init in 1usize..3_000_000,
+        ops in prop::collection::vec(prop::collection::vec((any::<u32>(), 1usize..120_000, any::<u64>()), 1..4), 1..6),
+    ) {
+        let e = env_with(ContentOptions {
+            max_fanout: 4,
+            ..ContentOptions::default()
+        });
+        let mut model = rand_bytes(init, 14);
+        let mut c = write(&e, &FileContent::default(), 0, &model);
+        for ws in ops {
+            let mut w = WriteBuffer::new();
+            for (at, len, seed) in ws {
+                let off = at as usize % model.len();
+                let len = len.min(model.len() - off);
+                let d = rand_bytes(len, seed);
+                model[off..off + len].copy_from_slice(&d);
+                w.write(off as u64, &d);
+            }
+            c = e.eng.update(&c, c.size, &w).unwrap();
+            prop_assert!(read_all(&e, &c) == model);
+            assert_canonical(&e, &c);
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

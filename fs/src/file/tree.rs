@@ -184,15 +184,11 @@ impl OldTree {
 /// Content-defined grouping: at least 2 entries (so every level shrinks), at most `max`, and a
 /// cut after a child whose id's low bits are all ones (about `max / 2` per group on average).
 pub(crate) fn groups(level: &[Entry], max: usize) -> Vec<Range<usize>> {
-    let mask = (max / 2).next_power_of_two() as u32 - 1;
+    let mask = natural_mask(max);
     let mut out = Vec::new();
     let mut start = 0;
     for (i, e) in level.iter().enumerate() {
-        let n = i + 1 - start;
-        let natural = e.r.is_some_and(|r| {
-            u32::from_le_bytes([r.id.0[0], r.id.0[1], r.id.0[2], r.id.0[3]]) & mask == mask
-        });
-        if n >= max || (n >= 2 && natural) {
+        if cuts_after(i + 1 - start, e, max, mask) {
             out.push(start..i + 1);
             start = i + 1;
         }
@@ -201,6 +197,19 @@ pub(crate) fn groups(level: &[Entry], max: usize) -> Vec<Range<usize>> {
         out.push(start..level.len());
     }
     out
+}
+
+/// The id bits that mark a natural cut for groups of at most `max`.
+pub(crate) fn natural_mask(max: usize) -> u32 {
+    (max / 2).next_power_of_two() as u32 - 1
+}
+
+/// Whether a group of `n` entries ending with `e` ends there (see [`groups`]).
+pub(crate) fn cuts_after(n: usize, e: &Entry, max: usize, mask: u32) -> bool {
+    let natural = e.r.is_some_and(|r| {
+        u32::from_le_bytes([r.id.0[0], r.id.0[1], r.id.0[2], r.id.0[3]]) & mask == mask
+    });
+    n >= max || (n >= 2 && natural)
 }
 
 /// Appends the part of chunk `d` (at `start`, `len` bytes) that overlaps `want` to `out`,

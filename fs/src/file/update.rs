@@ -13,6 +13,7 @@
 //! every 16 MiB, and a whole-tree rebuild each time made writing a file quadratic in its size.
 use super::chunker::Pieces;
 use super::tree::{Entry, MAX_DEPTH, OldTree, groups, merge_holes_tagged};
+use super::window::OldRoot;
 use super::{BlockKind, ContentEngine, FileContent, TreeRoot, WriteBuffer};
 use crate::FsError;
 use rayon::prelude::*;
@@ -127,6 +128,12 @@ impl ContentEngine {
         if let Some(edge) = self.right_edge(c, new_size, dirty)? {
             return self.update_right_edge(c, new_size, dirty, &edge);
         }
+        if new_size == c.size
+            && !self.opts.whole_tree_updates
+            && let Some(updated) = self.update_middle(c, dirty)?
+        {
+            return Ok(updated);
+        }
         #[cfg(test)]
         self.full_updates
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -137,20 +144,21 @@ impl ContentEngine {
         if new_size > c.size {
             v.push(Entry::hole(new_size - c.size));
         }
-        let (leaves, tags) = self.rechunk(&Leaves::new(v, 0), c.size, new_size, dirty)?;
+        let (leaves, tags) =
+            self.rechunk(&Leaves::new(v, 0), (c.size, new_size), new_size, dirty)?;
         Ok(FileContent {
             size: new_size,
             root: self.build(leaves, tags, &tree)?,
         })
     }
 
-    /// The new leaves from `old.offs[0]` to `new_size`: old leaves kept, dirty regions
-    /// re-chunked and stored. Tags as in [`Leaves::keep`].
+    /// The new leaves from `old.offs[0]` to `end`: old leaves kept, dirty regions re-chunked
+    /// and stored. Tags as in [`Leaves::keep`].
     fn rechunk(
         &self,
         old: &Leaves,
-        old_size: u64,
-        new_size: u64,
+        (old_size, new_size): (u64, u64),
+        end: u64,
         dirty: &WriteBuffer,
     ) -> Result<(Vec<Entry>, Vec<Option<usize>>), FsError> {
         let (mut leaves, mut tags) = (Vec::new(), Vec::new());
@@ -163,11 +171,45 @@ impl ContentEngine {
             leaves.extend(new);
             pos = b;
         }
-        old.keep(pos, new_size, &mut leaves, &mut tags);
-        if leaves.iter().map(|e| e.len).sum::<u64>() != new_size - old.offs[0] {
+        old.keep(pos, end, &mut leaves, &mut tags);
+        if leaves.iter().map(|e| e.len).sum::<u64>() != end - old.offs[0] {
             return Err(FsError::Invalid("content update lost track of lengths"));
         }
         Ok((leaves, tags))
+    }
+
+    /// An overwrite within a file whose size does not change, through `update_window`: the
+    /// leaves around the writes are re-chunked and the tree is updated around them. `None`
+    /// when that path does not apply (a hole on the way).
+    fn update_middle(
+        &self,
+        c: &FileContent,
+        dirty: &WriteBuffer,
+    ) -> Result<Option<FileContent>, FsError> {
+        let (root, height) = Self::root_entry(c)?;
+        if height == 0 {
+            return Ok(None);
+        }
+        let old = OldRoot { root, height };
+        let a = dirty.extents().map(|(a, _)| a).min();
+        let b = dirty.extents().map(|(a, d)| a + d.len() as u64).max();
+        let (Some(a), Some(b)) = (a, b.map(|b| b.min(c.size))) else {
+            return Ok(None);
+        };
+        if a >= b {
+            return Ok(None);
+        }
+        // The widening reads the leaf before the first byte and the one holding the last.
+        let Ok(around) = self.entries_at(&old, 0, (a.saturating_sub(1), b))? else {
+            return Ok(None);
+        };
+        let (Some(first), Some(last)) = (around.first(), around.last()) else {
+            return Ok(None);
+        };
+        let (x, y) = (first.start, last.start + last.e.len);
+        let sub = Leaves::new(around.iter().map(|l| l.e).collect(), x);
+        let (leaves, _) = self.rechunk(&sub, (c.size, c.size), y, dirty)?;
+        Ok(self.update_window(&old, (x, y), leaves)?.ok())
     }
 
     /// The old tree's right edge, if this update changes nothing before its lowest pointer
@@ -234,7 +276,12 @@ impl ContentEngine {
         if new_size > c.size {
             v.push(Entry::hole(new_size - c.size));
         }
-        let (leaves, tags) = self.rechunk(&Leaves::new(v, edge.start), c.size, new_size, dirty)?;
+        let (leaves, tags) = self.rechunk(
+            &Leaves::new(v, edge.start),
+            (c.size, new_size),
+            new_size,
+            dirty,
+        )?;
         let (mut level, _) = merge_holes_tagged(leaves, tags);
         let mut height = 0u8;
         loop {
