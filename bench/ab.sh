@@ -2,12 +2,13 @@
 # A/B of fossa builds on one mount workload at a time, interleaved (A, B, A, B, ...): for
 # checking that a change helps before a full bench/mount.sh run. Prints one line per run.
 #
-#   bench/ab.sh [--runs N] [--size S] [--workload seqwrite|seqread|randwrite] BIN_A BIN_B [BIN_C ...]
+#   bench/ab.sh [--runs N] [--size S] [--workload seqwrite|seqread|randwrite|syncwrite] BIN_A BIN_B [BIN_C ...]
 #
 # seqwrite: fio 1 GiB (--size, in fio's units: 8G for a large file), bs=1M, end_fsync, fresh
 # random data per write (as bench/mount.sh);
 # seqread: the same file read after unmount + drop_caches + remount; randwrite: fio 4 KiB
-# random writes, QD1, 5 s, into a 256 MiB file. Reports MiB/s or IOPS, the daemon's CPU
+# random writes, QD1, 5 s, into a 256 MiB file; syncwrite: the same with an fsync after every
+# write (a database's pattern), into a file of --size. Reports MiB/s or IOPS, the daemon's CPU
 # seconds and the whole machine's busy CPU seconds (/proc/stat) for the timed step.
 set -euo pipefail
 RUNS=3
@@ -18,7 +19,7 @@ while (($#)); do
         --runs) RUNS=$2; shift 2 ;;
         --size) SIZE=$2; shift 2 ;;
         --workload) WORKLOAD=$2; shift 2 ;;
-        -*) echo "usage: $0 [--runs N] [--size S] [--workload seqwrite|seqread|randwrite] BIN_A BIN_B ..." >&2; exit 2 ;;
+        -*) echo "usage: $0 [--runs N] [--size S] [--workload seqwrite|seqread|randwrite|syncwrite] BIN_A BIN_B ..." >&2; exit 2 ;;
         *) break ;;
     esac
 done
@@ -56,6 +57,9 @@ for r in $(seq 1 "$RUNS"); do
                 pid=$(mount_fossa "$bin") ;;
             randwrite)
                 fio_json --name=prep --filename="$f" --rw=write --bs=1M --size=256M >/dev/null ;;
+            syncwrite)
+                fio_json --name=prep --filename="$f" --rw=write --bs=1M --size="$SIZE" --end_fsync=1 \
+                    --refill_buffers >/dev/null ;;
             seqwrite) sync ;;
             *) echo "ab.sh: unknown workload $WORKLOAD" >&2; exit 2 ;;
         esac
@@ -67,6 +71,8 @@ for r in $(seq 1 "$RUNS"); do
                 | jq '.jobs[0].read.bw_bytes/1048576|floor') unit=MiB/s ;;
             randwrite) v=$(fio_json --name=w --filename="$f" --rw=randwrite --bs=4k --size=256M --runtime=5 \
                 --time_based | jq '.jobs[0].write.iops|floor') unit=IOPS ;;
+            syncwrite) v=$(fio_json --name=w --filename="$f" --rw=randwrite --bs=4k --size="$SIZE" --fsync=1 \
+                --runtime=5 --time_based --refill_buffers | jq '.jobs[0].write.iops|floor') unit=IOPS ;;
         esac
         c1=$(ticks "$pid"); s1=$(busy)
         printf '%-28s run %d %s: %7d %s  daemon %5.2f CPU-s  machine %5.2f CPU-s\n' "$(basename "$bin")" "$r" \
