@@ -13,7 +13,7 @@
 //! every 16 MiB, and a whole-tree rebuild each time made writing a file quadratic in its size.
 use super::chunker::Pieces;
 use super::tree::{Entry, MAX_DEPTH, OldTree, groups, merge_holes_tagged};
-use super::window::OldRoot;
+use super::window::{OldRoot, or_general};
 use super::{BlockKind, ContentEngine, FileContent, TreeRoot, WriteBuffer};
 use crate::FsError;
 use rayon::prelude::*;
@@ -200,7 +200,7 @@ impl ContentEngine {
             return Ok(None);
         }
         // The widening reads the leaf before the first byte and the one holding the last.
-        let Ok(around) = self.entries_at(&old, 0, (a.saturating_sub(1), b))? else {
+        let Some(around) = or_general(self.entries_at(&old, 0, (a.saturating_sub(1), b)))? else {
             return Ok(None);
         };
         let (Some(first), Some(last)) = (around.first(), around.last()) else {
@@ -209,7 +209,7 @@ impl ContentEngine {
         let (x, y) = (first.start, last.start + last.e.len);
         let sub = Leaves::new(around.iter().map(|l| l.e).collect(), x);
         let (leaves, _) = self.rechunk(&sub, (c.size, c.size), y, dirty)?;
-        Ok(self.update_window(&old, (x, y), leaves)?.ok())
+        or_general(self.update_window(&old, (x, y), leaves))
     }
 
     /// The old tree's right edge, if this update changes nothing before its lowest pointer

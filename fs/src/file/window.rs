@@ -37,22 +37,41 @@ pub(super) struct OldRoot {
     pub(super) height: u8,
 }
 
-/// Why the window path gave up: the caller takes the general path.
-pub(super) struct Bail;
+/// Why the window path stopped: a hole on the way (`Bail`: the caller takes the general
+/// path) or an error.
+pub(super) enum Stop {
+    Bail,
+    Fail(FsError),
+}
+
+impl From<FsError> for Stop {
+    fn from(e: FsError) -> Self {
+        Stop::Fail(e)
+    }
+}
+
+/// `Some` result of the window path, `None` where it bailed out, or its error.
+pub(super) fn or_general<T>(r: Result<T, Stop>) -> Result<Option<T>, FsError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Stop::Bail) => Ok(None),
+        Err(Stop::Fail(e)) => Err(e),
+    }
+}
 
 /// A level's changed window (bytes) and its new entries there.
 type Level = ((u64, u64), Vec<Entry>);
 
 impl ContentEngine {
-    /// Old entries at `height` that overlap bytes `from..to`, in order (`Err(Bail)` at a hole).
+    /// Old entries at `height` that overlap bytes `from..to`, in order (`Bail` at a hole).
     pub(super) fn entries_at(
         &self,
         old: &OldRoot,
         height: u8,
         (from, to): (u64, u64),
-    ) -> Result<Result<Vec<At>, Bail>, FsError> {
+    ) -> Result<Vec<At>, Stop> {
         if height > old.height {
-            return Ok(Err(Bail));
+            return Err(Stop::Bail);
         }
         let mut out = Vec::new();
         let top = At {
@@ -64,7 +83,7 @@ impl ContentEngine {
         // Depth-first, children pushed in reverse so they pop in file order.
         while let Some((at, h)) = stack.pop() {
             let Some(r) = at.e.r else {
-                return Ok(Err(Bail));
+                return Err(Stop::Bail);
             };
             if h == height {
                 out.push(at);
@@ -90,7 +109,7 @@ impl ContentEngine {
             }
             stack.extend(next.into_iter().rev());
         }
-        Ok(Ok(out))
+        Ok(out)
     }
 
     /// The tree of `old` with the leaves over bytes `x..y` replaced by `leaves` (which cover
@@ -100,11 +119,11 @@ impl ContentEngine {
         old: &OldRoot,
         (x, y): (u64, u64),
         leaves: Vec<Entry>,
-    ) -> Result<Result<FileContent, Bail>, FsError> {
+    ) -> Result<FileContent, Stop> {
         let size = old.root.len;
         let (mut win, mut level, mut height) = ((x, y), leaves, 0u8);
         if level.iter().any(|e| e.r.is_none()) {
-            return Ok(Err(Bail));
+            return Err(Stop::Bail);
         }
         loop {
             let whole = win == (0, size);
@@ -113,17 +132,14 @@ impl ContentEngine {
             }
             height += 1;
             if height > MAX_DEPTH {
-                return Err(FsError::Invalid("file tree too deep"));
+                return Err(FsError::Invalid("file tree too deep").into());
             }
             if whole {
                 let gs = super::tree::groups(&level, self.opts.max_fanout);
                 level = self.seal_groups(&level, gs, height)?;
                 continue;
             }
-            match self.widen_level(old, height, win, &level)? {
-                Ok((w, next)) => (win, level) = (w, next),
-                Err(Bail) => return Ok(Err(Bail)),
-            }
+            (win, level) = self.widen_level(old, height, win, &level)?;
         }
         let root = level.first().and_then(|e| {
             e.r.map(|block| TreeRoot {
@@ -131,7 +147,7 @@ impl ContentEngine {
                 depth: height,
             })
         });
-        Ok(Ok(FileContent { size, root }))
+        Ok(FileContent { size, root })
     }
 
     /// Seals the groups `gs` of `level` as pointer blocks at `height`.
@@ -154,27 +170,20 @@ impl ContentEngine {
         height: u8,
         (x, y): (u64, u64),
         new: &[Entry],
-    ) -> Result<Result<Level, Bail>, FsError> {
+    ) -> Result<Level, Stop> {
         let size = old.root.len;
         let below = height - 1;
         // The old group (pointer block at `height`) holding byte x, and its entries before x.
-        let holder = match self.entries_at(old, height, (x, x + 1))? {
-            Ok(v) => v,
-            Err(b) => return Ok(Err(b)),
-        };
-        let Some(g0) = holder.first().map(|a| a.start) else {
-            return Err(FsError::Invalid("content update lost track of the tree"));
-        };
-        let before = match self.entries_at(old, below, (g0, x))? {
-            Ok(v) => v,
-            Err(b) => return Ok(Err(b)),
-        };
+        let lost = || Stop::Fail(FsError::Invalid("content update lost track of the tree"));
+        let holder = self.entries_at(old, height, (x, x + 1))?;
+        let g0 = holder.first().ok_or_else(lost)?.start;
+        let before = self.entries_at(old, below, (g0, x))?;
         // Whether an old group ends at y: the parent of the old entry ending there ends there.
         let y_cut = y == size
-            || match self.entries_at(old, below, (y - 1, y))? {
-                Ok(v) => v.last().is_some_and(|a| a.parent_end == y),
-                Err(b) => return Ok(Err(b)),
-            };
+            || self
+                .entries_at(old, below, (y - 1, y))?
+                .last()
+                .is_some_and(|a| a.parent_end == y);
         let mask = super::tree::natural_mask(self.opts.max_fanout);
         let max = self.opts.max_fanout;
         let mut seq: Vec<Entry> = before.iter().map(|a| a.e).collect();
@@ -186,8 +195,7 @@ impl ContentEngine {
                 gs.push(start..i + 1);
                 start = i + 1;
                 if pos == y && y_cut {
-                    let next = self.seal_groups(&seq, gs, height)?;
-                    return Ok(Ok(((g0, y), next)));
+                    return Ok(((g0, y), self.seal_groups(&seq, gs, height)?));
                 }
             }
         }
@@ -195,18 +203,12 @@ impl ContentEngine {
         // group boundary (or the file ends).
         let mut p = y;
         while p < size {
-            let blk = match self.entries_at(old, height, (p, p + 1))? {
-                Ok(v) => v,
-                Err(b) => return Ok(Err(b)),
-            };
-            let Some(blk) = blk.first().copied() else {
-                return Err(FsError::Invalid("content update lost track of the tree"));
-            };
+            let blk = *self
+                .entries_at(old, height, (p, p + 1))?
+                .first()
+                .ok_or_else(lost)?;
             let end = blk.start + blk.e.len;
-            let after = match self.entries_at(old, below, (p, end))? {
-                Ok(v) => v,
-                Err(b) => return Ok(Err(b)),
-            };
+            let after = self.entries_at(old, below, (p, end))?;
             for a in after {
                 seq.push(a.e);
                 pos += a.e.len;
@@ -215,8 +217,7 @@ impl ContentEngine {
                     gs.push(start..i + 1);
                     start = i + 1;
                     if a.parent_end == pos {
-                        let next = self.seal_groups(&seq, gs, height)?;
-                        return Ok(Ok(((g0, pos), next)));
+                        return Ok(((g0, pos), self.seal_groups(&seq, gs, height)?));
                     }
                 }
             }
@@ -225,7 +226,6 @@ impl ContentEngine {
         if start < seq.len() {
             gs.push(start..seq.len());
         }
-        let next = self.seal_groups(&seq, gs, height)?;
-        Ok(Ok(((g0, size), next)))
+        Ok(((g0, size), self.seal_groups(&seq, gs, height)?))
     }
 }
