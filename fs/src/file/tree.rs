@@ -199,6 +199,16 @@ pub(crate) fn groups(level: &[Entry], max: usize) -> Vec<Range<usize>> {
     out
 }
 
+/// The root of a finished tree: the one entry left at `height` (none for an all-hole file).
+pub(crate) fn root_over(level: &[Entry], height: u8) -> Option<TreeRoot> {
+    level.first().and_then(|e| {
+        e.r.map(|block| TreeRoot {
+            block,
+            depth: height,
+        })
+    })
+}
+
 /// The id bits that mark a natural cut for groups of at most `max`.
 pub(crate) fn natural_mask(max: usize) -> u32 {
     (max / 2).next_power_of_two() as u32 - 1
@@ -480,12 +490,7 @@ impl ContentEngine {
             let (next, next_tags) = next.into_iter().unzip();
             (level, tags) = merge_holes_tagged(next, next_tags);
         }
-        Ok(level.first().and_then(|e| {
-            e.r.map(|block| TreeRoot {
-                block,
-                depth: height,
-            })
-        }))
+        Ok(root_over(&level, height))
     }
 
     /// Stores one pointer block over `g`; a lone hole passes up unchanged (holes cost nothing).

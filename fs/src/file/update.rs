@@ -12,11 +12,10 @@
 //! cost does not grow with the file (`update_right_edge`): a streaming write updates its file
 //! every 16 MiB, and a whole-tree rebuild each time made writing a file quadratic in its size.
 use super::chunker::Pieces;
-use super::tree::{Entry, MAX_DEPTH, OldTree, groups, merge_holes_tagged};
+use super::tree::{Entry, MAX_DEPTH, OldTree, groups, merge_holes_tagged, root_over};
 use super::window::{OldRoot, or_general};
-use super::{BlockKind, ContentEngine, FileContent, TreeRoot, WriteBuffer};
+use super::{BlockKind, ContentEngine, FileContent, WriteBuffer};
 use crate::FsError;
-use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -129,7 +128,6 @@ impl ContentEngine {
             return self.update_right_edge(c, new_size, dirty, &edge);
         }
         if new_size == c.size
-            && !self.opts.whole_tree_updates
             && let Some(updated) = self.update_middle(c, dirty)?
         {
             return Ok(updated);
@@ -187,7 +185,7 @@ impl ContentEngine {
         dirty: &WriteBuffer,
     ) -> Result<Option<FileContent>, FsError> {
         let (root, height) = Self::root_entry(c)?;
-        if height == 0 {
+        if height == 0 || self.opts.whole_tree_updates {
             return Ok(None);
         }
         let old = OldRoot { root, height };
@@ -296,12 +294,7 @@ impl ContentEngine {
             if usize::from(height) > usize::from(MAX_DEPTH) {
                 return Err(FsError::Invalid("file tree too deep"));
             }
-            let gs = groups(&level, self.opts.max_fanout);
-            let cur = &level;
-            let next = gs
-                .into_par_iter()
-                .map(|g| self.put_group(&cur[g], height))
-                .collect::<Result<Vec<_>, _>>()?;
+            let next = self.seal_groups(&level, groups(&level, self.opts.max_fanout), height)?;
             // Below the old root, the edge block's siblings before it join the new entries.
             level = match edge
                 .kids
@@ -318,15 +311,9 @@ impl ContentEngine {
             let n = level.len();
             (level, _) = merge_holes_tagged(level, vec![None; n]);
         }
-        let root = level.first().and_then(|e| {
-            e.r.map(|block| TreeRoot {
-                block,
-                depth: height,
-            })
-        });
         Ok(FileContent {
             size: new_size,
-            root,
+            root: root_over(&level, height),
         })
     }
 

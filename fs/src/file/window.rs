@@ -18,8 +18,8 @@
 //!
 //! Holes (sparse files) make hole merging reach across the window's edges; any hole met here
 //! sends the update to the general path, which is always correct.
-use super::tree::{Entry, MAX_DEPTH, cuts_after};
-use super::{ContentEngine, FileContent, TreeRoot};
+use super::tree::{Entry, MAX_DEPTH, cuts_after, root_over};
+use super::{ContentEngine, FileContent};
 use crate::FsError;
 use rayon::prelude::*;
 
@@ -141,17 +141,14 @@ impl ContentEngine {
             }
             (win, level) = self.widen_level(old, height, win, &level)?;
         }
-        let root = level.first().and_then(|e| {
-            e.r.map(|block| TreeRoot {
-                block,
-                depth: height,
-            })
-        });
-        Ok(FileContent { size, root })
+        Ok(FileContent {
+            size,
+            root: root_over(&level, height),
+        })
     }
 
     /// Seals the groups `gs` of `level` as pointer blocks at `height`.
-    fn seal_groups(
+    pub(super) fn seal_groups(
         &self,
         level: &[Entry],
         gs: Vec<std::ops::Range<usize>>,
