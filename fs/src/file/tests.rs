@@ -42,6 +42,15 @@ pub(super) fn rand_bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// `n` cases, or `PROPTEST_CASES` when set: `ProptestConfig::with_cases` alone would ignore
+/// it, and a long run would silently run the short default.
+fn cases(n: u32) -> ProptestConfig {
+    let set = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    ProptestConfig::with_cases(set.unwrap_or(n))
+}
+
 fn write(e: &Env, c: &FileContent, off: u64, data: &[u8]) -> FileContent {
     let mut w = WriteBuffer::new();
     w.write(off, data);
@@ -435,6 +444,47 @@ fn appends_rebuild_only_the_right_edge() {
     assert_canonical(&e, &c);
 }
 
+/// A preallocated file (`fallocate` grows it with a hole) filled from the start: the hole
+/// after the written data is not in the way of the right-edge path, so no fill flattens
+/// the tree. Before, each one did, and filling was quadratic in the file's size.
+#[test]
+fn filling_a_preallocated_file_rebuilds_only_the_right_edge() {
+    let e = env_with(ContentOptions {
+        max_fanout: 4,
+        ..ContentOptions::default()
+    });
+    let size = 12usize << 20;
+    let mut model = vec![0u8; size];
+    let mut c = resize(&e, &FileContent::default(), size as u64);
+    // The first write goes into a file that is all hole: it has no edge to keep.
+    let first = rand_bytes(3 << 20, 60);
+    model[..first.len()].copy_from_slice(&first);
+    c = write(&e, &c, 0, &first);
+    assert!(c.root.unwrap().depth >= 3, "{:?}", c.root);
+    let mut off = first.len();
+    let before = full_updates(&e);
+    for (i, len) in [1usize, 70_000, 1 << 20, 3 << 20, 100_000, 17]
+        .into_iter()
+        .enumerate()
+    {
+        let d = rand_bytes(len, 61 + i as u64);
+        model[off..off + len].copy_from_slice(&d);
+        c = write(&e, &c, off as u64, &d);
+        off += len;
+        assert_eq!(c.size, size as u64);
+        assert_eq!(full_updates(&e), before, "fill {i} took the general path");
+        assert_eq!(read_all(&e, &c), model);
+        assert_canonical(&e, &c);
+    }
+    // Writing the rest ends the hole; then the file is whole data.
+    let d = rand_bytes(size - off, 70);
+    model[off..].copy_from_slice(&d);
+    c = write(&e, &c, off as u64, &d);
+    assert_eq!(full_updates(&e), before);
+    assert_eq!(read_all(&e, &c), model);
+    assert_canonical(&e, &c);
+}
+
 #[test]
 fn overwrites_update_only_around_the_window() {
     let e = env_with(ContentOptions {
@@ -471,7 +521,7 @@ fn overwrites_update_only_around_the_window() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(cases(24))]
     /// Overwrites that keep the size (the window path) keep the content and the canonical
     /// tree, several writes per update included.
     #[test]
@@ -509,6 +559,9 @@ enum Tail {
     Overwrite(usize, usize, u64),
     /// Grow by `n` zeros.
     Grow(usize),
+    /// Write `len` bytes where the written data ends (filling a grown file, as a
+    /// preallocated one is filled).
+    Fill(usize, u64),
 }
 
 fn tail_op() -> impl Strategy<Value = Tail> {
@@ -517,11 +570,12 @@ fn tail_op() -> impl Strategy<Value = Tail> {
             .prop_map(|(l, g, s)| Tail::Append(l + 1, g, s)),
         2 => (1usize..100_000, 1usize..150_000, any::<u64>()).prop_map(|(b, l, s)| Tail::Overwrite(b, l, s)),
         1 => (1usize..300_000).prop_map(Tail::Grow),
+        2 => (1usize..200_000, any::<u64>()).prop_map(|(l, s)| Tail::Fill(l, s)),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(cases(24))]
     /// Updates near the end (the right-edge path, and the general one once the edge holds a
     /// hole) keep the content and the canonical tree.
     #[test]
@@ -532,26 +586,26 @@ proptest! {
         });
         let mut model = rand_bytes(init, 12);
         let mut c = write(&e, &FileContent::default(), 0, &model);
+        // End of the bytes written so far (a grow leaves it where it is).
+        let mut written = model.len();
         for op in ops {
-            match op {
-                Tail::Append(len, gap, seed) => {
-                    let d = rand_bytes(len, seed);
-                    let off = model.len() + gap;
-                    model.resize(off, 0);
-                    model.extend_from_slice(&d);
-                    c = write(&e, &c, off as u64, &d);
-                }
+            let (off, d) = match op {
+                Tail::Append(len, gap, seed) => (model.len() + gap, rand_bytes(len, seed)),
                 Tail::Overwrite(back, len, seed) => {
-                    let d = rand_bytes(len, seed);
-                    let off = model.len().saturating_sub(back);
-                    model.resize(model.len().max(off + len), 0);
-                    model[off..off + len].copy_from_slice(&d);
-                    c = write(&e, &c, off as u64, &d);
+                    (model.len().saturating_sub(back), rand_bytes(len, seed))
                 }
+                Tail::Fill(len, seed) => (written, rand_bytes(len, seed)),
                 Tail::Grow(n) => {
                     model.resize(model.len() + n, 0);
                     c = resize(&e, &c, model.len() as u64);
+                    (model.len(), Vec::new())
                 }
+            };
+            if !d.is_empty() {
+                model.resize(model.len().max(off + d.len()), 0);
+                model[off..off + d.len()].copy_from_slice(&d);
+                c = write(&e, &c, off as u64, &d);
+                written = written.max(off + d.len());
             }
             prop_assert_eq!(c.size, model.len() as u64);
             prop_assert!(read_all(&e, &c) == model);
@@ -561,7 +615,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(24))]
+    #![proptest_config(cases(24))]
     #[test]
     fn random_ops_match_model(init in 0usize..600_000, ops in prop::collection::vec(op(), 1..6)) {
         let e = env_with(ContentOptions {
@@ -594,7 +648,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(cases(64))]
     #[test]
     fn write_buffer_matches_model(
         writes in prop::collection::vec((0u64..5000, 1usize..900, any::<u8>()), 1..40),

@@ -11,6 +11,8 @@
 //! append, a write into the last chunks, a grow) flattens and rebuilds only that edge, so its
 //! cost does not grow with the file (`update_right_edge`): a streaming write updates its file
 //! every 16 MiB, and a whole-tree rebuild each time made writing a file quadratic in its size.
+//! The edge runs through the last data: a hole after it (a file grown by `fallocate`, as fio
+//! and download tools do, then filled) is set aside and grown back by the update.
 use super::chunker::Pieces;
 use super::tree::{Entry, MAX_DEPTH, OldTree, groups, merge_holes_tagged, root_over};
 use super::window::{OldRoot, or_general};
@@ -28,6 +30,9 @@ struct RightEdge {
     kids: Vec<Arc<Vec<Entry>>>,
     /// Byte offset of the lowest edge block's first child.
     start: u64,
+    /// Length of the hole that ends the file after its last data (a preallocated file being
+    /// filled): left out of `kids`, and the update grows the rest back over it.
+    trailing: u64,
 }
 
 /// The flattened old content: leaves plus their start offsets (`offs[i]..offs[i + 1]`).
@@ -213,8 +218,10 @@ impl ContentEngine {
     /// The old tree's right edge, if this update changes nothing before its lowest pointer
     /// block (an append, or a write into the last few chunks): then only that edge is
     /// rebuilt, at a cost independent of the file's size. `None` sends the update down the
-    /// general path. Holes in the edge's pointer blocks also take the general path (rare:
-    /// sparse files), which keeps the argument in `update_right_edge` simple.
+    /// general path. The edge descends through the last data child at each level; the holes
+    /// after it make up the file's trailing hole (`RightEdge::trailing`), which the update
+    /// treats as a grow of the file without it. Holes before that child take the general
+    /// path (rare: sparse files), which keeps the argument in `update_right_edge` simple.
     fn right_edge(
         &self,
         c: &FileContent,
@@ -229,18 +236,25 @@ impl ContentEngine {
             return Ok(None);
         }
         let mut kids = Vec::with_capacity(usize::from(height));
-        let mut start = 0u64;
+        let (mut start, mut trailing) = (0u64, 0u64);
         for h in (1..=height).rev() {
             let Some(r) = e.r else { return Ok(None) };
-            let ch = self.pointer(&r, h, e.len)?;
-            let Some(last) = ch.last().copied() else {
+            let mut ch = self.pointer(&r, h, e.len)?;
+            // The edge runs through the last data child; holes after it are the file's
+            // trailing hole. Holes before it take the general path.
+            let Some(j) = ch.iter().rposition(|k| k.r.is_some()) else {
                 return Ok(None);
             };
-            if ch.iter().any(|k| k.r.is_none()) {
+            if ch[..j].iter().any(|k| k.r.is_none()) {
                 return Ok(None);
             }
+            if j + 1 < ch.len() {
+                trailing += ch[j + 1..].iter().map(|k| k.len).sum::<u64>();
+                ch = Arc::new(ch[..=j].to_vec());
+            }
+            let last = ch[j];
             if h > 1 {
-                start += e.len - last.len;
+                start += ch[..j].iter().map(|k| k.len).sum::<u64>();
             }
             kids.push(ch);
             e = last;
@@ -250,7 +264,11 @@ impl ContentEngine {
         // everything stays within the lowest edge block when each write starts past its
         // first byte.
         let first = dirty.extents().map(|(a, _)| a).min().unwrap_or(new_size);
-        Ok((first > start).then_some(RightEdge { kids, start }))
+        Ok((first > start).then_some(RightEdge {
+            kids,
+            start,
+            trailing,
+        }))
     }
 
     /// [`ContentEngine::update`] through the right edge (see [`Self::right_edge`]). The tree
@@ -270,13 +288,16 @@ impl ContentEngine {
         dirty: &WriteBuffer,
         edge: &RightEdge,
     ) -> Result<FileContent, FsError> {
+        // Without its trailing hole the old file ends at its last data; the update grows it
+        // back to `new_size` (the hole then merges as in `build`).
+        let old_size = c.size - edge.trailing;
         let mut v = edge.kids[0].to_vec();
-        if new_size > c.size {
-            v.push(Entry::hole(new_size - c.size));
+        if new_size > old_size {
+            v.push(Entry::hole(new_size - old_size));
         }
         let (leaves, tags) = self.rechunk(
             &Leaves::new(v, edge.start),
-            (c.size, new_size),
+            (old_size, new_size),
             new_size,
             dirty,
         )?;
