@@ -2,8 +2,9 @@
 # fsync latency of a small file while another file is written without pause: fio writes
 # 3 GiB (bs=1M, fresh random data) into a fossa mount; one second in, five times 300 ms
 # apart, a small file is created, written (4 KiB) and fsynced. Interleaved over builds
-# (A, B, A, B, ...), one line per run. An fsync must wait at most for the flush that is
-# running, not for the stream to end (a stream of 3 GiB takes ~5 s here).
+# (A, B, A, B, ...), one line per run: the five fsync latencies, and the stream's own rate
+# (what the fsyncs cost it). An fsync must wait at most for the flush that is running, not
+# for the stream to end (a stream of 3 GiB takes ~5 s here).
 #
 #   bench/fsync-stream.sh [--runs N] BIN_A [BIN_B ...]
 set -euo pipefail
@@ -22,7 +23,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-one() { # BIN: prints the five fsync latencies in ms
+one() { # BIN: prints the five fsync latencies in ms and the stream's MiB/s
 	local bin=$1 d
 	d=$(mktemp -d "$WORK/run.XXXX")
 	MNT=$d/mnt
@@ -35,7 +36,7 @@ one() { # BIN: prints the five fsync latencies in ms
 		sleep 0.1
 	done
 	fio --name=stream --filename="$MNT/big" --rw=write --bs=1M --size=3G --end_fsync=1 \
-		--refill_buffers --output=/dev/null &
+		--refill_buffers --output-format=json --output="$d/fio.json" &
 	local fio=$!
 	# fio lays the file out at full size before writing, so its size says nothing: the
 	# stream is under way one second in.
@@ -51,9 +52,10 @@ for i in range(5):
     lat.append((time.monotonic() - t) * 1000)
     os.close(fd)
     time.sleep(0.3)
-print(" ".join(f"{x:6.0f}" for x in lat), f"  (max {max(lat):.0f})")
+print(" ".join(f"{x:6.0f}" for x in lat), f"  (max {max(lat):.0f})", end="")
 PY
 	wait "$fio"
+	python3 -c 'import json, sys; print("   stream %d MiB/s" % (json.load(open(sys.argv[1]))["jobs"][0]["write"]["bw"] // 1024))' "$d/fio.json"
 	"$bin" --home "$d/home" umount "$MNT" >/dev/null 2>&1 || fusermount3 -uz "$MNT"
 	MNT=
 	rm -rf "$d"

@@ -103,6 +103,10 @@ impl BlockStore {
 
     /// Makes every block put so far durable: data synced, then the index committed.
     pub fn commit(&self) -> Result<(), StoreError> {
+        // Puts wait while the data syncs, on purpose: the lock bounds what the `fdatasync`
+        // must write to what was put before the commit. With puts going on meanwhile, a
+        // small file's fsync during a 3 GiB stream took 120-390 ms instead of 30-70 ms
+        // (bench/fsync-stream.sh), for a stream 2% faster.
         let mut st = self.state.lock();
         self.commit_locked(&mut st)
     }
