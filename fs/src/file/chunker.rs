@@ -125,8 +125,8 @@ impl Gear {
         let mut h = at.hash;
         let mut i = at.pair;
         // Eight bytes (four pairs) a round. Each position is tested on its own branch: the
-        // branches are almost never taken, and one test-and-jump per position is cheaper than
-        // folding the eight tests into one (28% faster on Zen 3, `stage/fossa_cut`).
+        // branches are almost never taken, and one test-and-jump per position costs less than
+        // folding the tests into one (`stage/fossa_cut` 2.46 -> 2.66 GiB/s on Zen 3).
         while i + 4 <= end_pair {
             let a = 2 * i;
             let [b0, b1, b2, b3, b4, b5, b6, b7] = *src.get(a..a + 8)?.first_chunk::<8>()?;

@@ -290,7 +290,10 @@ impl ContentEngine {
     ) -> Result<FileContent, FsError> {
         // Without its trailing hole the old file ends at its last data; the update grows it
         // back to `new_size` (the hole then merges as in `build`).
-        let old_size = c.size - edge.trailing;
+        let old_size = c
+            .size
+            .checked_sub(edge.trailing)
+            .ok_or(FsError::Invalid("file tree lengths disagree"))?;
         let mut v = edge.kids[0].to_vec();
         if new_size > old_size {
             v.push(Entry::hole(new_size - old_size));
