@@ -576,8 +576,8 @@ fn tail_op() -> impl Strategy<Value = Tail> {
 
 proptest! {
     #![proptest_config(cases(24))]
-    /// Updates near the end (the right-edge path, and the general one once the edge holds a
-    /// hole) keep the content and the canonical tree.
+    /// Updates near the end (the right-edge path, also past a trailing hole, and the general
+    /// one once a hole lies before the edge) keep the content and the canonical tree.
     #[test]
     fn tail_ops_match_model(init in 1usize..2_000_000, ops in prop::collection::vec(tail_op(), 1..8)) {
         let e = env_with(ContentOptions {
