@@ -51,6 +51,14 @@ fn cases(n: u32) -> ProptestConfig {
     ProptestConfig::with_cases(set.unwrap_or(n))
 }
 
+/// An engine with fan-out 4, so that files of a few MiB have trees several levels deep.
+fn small_fanout_env() -> Env {
+    env_with(ContentOptions {
+        max_fanout: 4,
+        ..ContentOptions::default()
+    })
+}
+
 fn write(e: &Env, c: &FileContent, off: u64, data: &[u8]) -> FileContent {
     let mut w = WriteBuffer::new();
     w.write(off, data);
@@ -248,10 +256,7 @@ fn deep_tree_round_trip_and_visit() {
         assert_eq!(read_all(&e, &c), model);
     }
     // In a fresh store, the visited blocks are exactly the live ones.
-    let f = env_with(ContentOptions {
-        max_fanout: 4,
-        ..ContentOptions::default()
-    });
+    let f = small_fanout_env();
     let c = write(&f, &FileContent::default(), 0, &model);
     let mut seen = HashSet::new();
     f.eng
@@ -382,10 +387,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 #[test]
 fn appending_to_a_large_file_seals_only_its_right_edge() {
-    let e = env_with(ContentOptions {
-        max_fanout: 4,
-        ..ContentOptions::default()
-    });
+    let e = small_fanout_env();
     let data = rand_bytes(8 << 20, 5);
     let mut c = write(&e, &FileContent::default(), 0, &data);
     let whole = pointers_sealed(&e);
@@ -412,10 +414,7 @@ fn full_updates(e: &Env) -> u64 {
 
 #[test]
 fn appends_rebuild_only_the_right_edge() {
-    let e = env_with(ContentOptions {
-        max_fanout: 4,
-        ..ContentOptions::default()
-    });
+    let e = small_fanout_env();
     let mut model = rand_bytes(8 << 20, 11);
     let mut c = write(&e, &FileContent::default(), 0, &model);
     assert!(c.root.unwrap().depth >= 4, "{:?}", c.root);
@@ -449,10 +448,7 @@ fn appends_rebuild_only_the_right_edge() {
 /// the tree. Before, each one did, and filling was quadratic in the file's size.
 #[test]
 fn filling_a_preallocated_file_rebuilds_only_the_right_edge() {
-    let e = env_with(ContentOptions {
-        max_fanout: 4,
-        ..ContentOptions::default()
-    });
+    let e = small_fanout_env();
     let size = 12usize << 20;
     let mut model = vec![0u8; size];
     let mut c = resize(&e, &FileContent::default(), size as u64);
@@ -487,10 +483,7 @@ fn filling_a_preallocated_file_rebuilds_only_the_right_edge() {
 
 #[test]
 fn overwrites_update_only_around_the_window() {
-    let e = env_with(ContentOptions {
-        max_fanout: 4,
-        ..ContentOptions::default()
-    });
+    let e = small_fanout_env();
     let mut model = rand_bytes(8 << 20, 13);
     let mut c = write(&e, &FileContent::default(), 0, &model);
     let before = full_updates(&e);
@@ -529,10 +522,7 @@ proptest! {
         init in 1usize..3_000_000,
         ops in prop::collection::vec(prop::collection::vec((any::<u32>(), 1usize..120_000, any::<u64>()), 1..4), 1..6),
     ) {
-        let e = env_with(ContentOptions {
-            max_fanout: 4,
-            ..ContentOptions::default()
-        });
+        let e = small_fanout_env();
         let mut model = rand_bytes(init, 14);
         let mut c = write(&e, &FileContent::default(), 0, &model);
         for ws in ops {
@@ -580,10 +570,7 @@ proptest! {
     /// one once a hole lies before the edge) keep the content and the canonical tree.
     #[test]
     fn tail_ops_match_model(init in 1usize..2_000_000, ops in prop::collection::vec(tail_op(), 1..8)) {
-        let e = env_with(ContentOptions {
-            max_fanout: 4,
-            ..ContentOptions::default()
-        });
+        let e = small_fanout_env();
         let mut model = rand_bytes(init, 12);
         let mut c = write(&e, &FileContent::default(), 0, &model);
         // End of the bytes written so far (a grow leaves it where it is).
@@ -618,10 +605,7 @@ proptest! {
     #![proptest_config(cases(24))]
     #[test]
     fn random_ops_match_model(init in 0usize..600_000, ops in prop::collection::vec(op(), 1..6)) {
-        let e = env_with(ContentOptions {
-            max_fanout: 4,
-            ..ContentOptions::default()
-        });
+        let e = small_fanout_env();
         let mut model = rand_bytes(init, 9);
         let mut c = write(&e, &FileContent::default(), 0, &model);
         for op in ops {
