@@ -27,6 +27,13 @@ const FH_CHECK: usize = 28;
 const RH_LEN: usize = 4;
 const RH_ID: usize = 8;
 const RH_CHECK: usize = 44;
+// Index entry offsets (18..20 reserved, zero).
+const E_FILE: usize = 0;
+const E_OFFSET: usize = 4;
+const E_LEN: usize = 12;
+const E_CLASS: usize = 16;
+const E_FLAGS: usize = 17;
+const E_HITS: usize = 20;
 
 /// First 4 bytes of BLAKE3 over `bytes`: the header checksum.
 fn check4(bytes: &[u8]) -> [u8; 4] {
@@ -148,35 +155,35 @@ impl Entry {
 /// Encodes an index entry.
 pub(crate) fn encode_entry(e: &Entry) -> [u8; ENTRY_LEN] {
     let mut b = [0u8; ENTRY_LEN];
-    b[..4].copy_from_slice(&e.file.to_le_bytes());
-    b[4..12].copy_from_slice(&e.offset.to_le_bytes());
-    b[12..16].copy_from_slice(&e.len.to_le_bytes());
-    b[16] = match e.class {
+    b[E_FILE..E_FILE + 4].copy_from_slice(&e.file.to_le_bytes());
+    b[E_OFFSET..E_OFFSET + 8].copy_from_slice(&e.offset.to_le_bytes());
+    b[E_LEN..E_LEN + 4].copy_from_slice(&e.len.to_le_bytes());
+    b[E_CLASS] = match e.class {
         Class::Own => 0,
         Class::Cached => 1,
     };
-    b[17] = u8::from(e.pinned);
-    b[20..24].copy_from_slice(&e.hits.to_le_bytes());
+    b[E_FLAGS] = u8::from(e.pinned);
+    b[E_HITS..E_HITS + 4].copy_from_slice(&e.hits.to_le_bytes());
     b
 }
 
 /// Decodes an index entry.
 pub(crate) fn decode_entry(b: &[u8; ENTRY_LEN]) -> Result<Entry, &'static str> {
-    let class = match b[16] {
+    let class = match b[E_CLASS] {
         0 => Class::Own,
         1 => Class::Cached,
         _ => return Err("bad class in index entry"),
     };
-    if b[17] > 1 {
+    if b[E_FLAGS] > 1 {
         return Err("bad flags in index entry");
     }
     Ok(Entry {
-        file: u32_at(b, 0),
-        offset: u64_at(b, 4),
-        len: u32_at(b, 12),
+        file: u32_at(b, E_FILE),
+        offset: u64_at(b, E_OFFSET),
+        len: u32_at(b, E_LEN),
         class,
-        pinned: b[17] == 1,
-        hits: u32_at(b, 20),
+        pinned: b[E_FLAGS] == 1,
+        hits: u32_at(b, E_HITS),
     })
 }
 
@@ -239,5 +246,31 @@ mod tests {
         assert_eq!(parse_data_file_name("00000012.blk"), Some(12));
         assert_eq!(parse_data_file_name("12.blk"), None);
         assert_eq!(parse_data_file_name("0000001x.blk"), None);
+    }
+
+    /// Golden bytes (`tests/fixtures/format-v1/`): the committed encodings decode to the values
+    /// they were made from and re-encode identically, so a format change cannot slip in.
+    #[test]
+    fn golden_bytes() {
+        let h = encode_file_header(7);
+        crate::golden::check("blockstore-file-header", &h);
+        assert_eq!(decode_file_header(&h), Ok(7));
+
+        let id = BlockId::of(b"golden block");
+        let r = encode_record_header(1234, &id);
+        crate::golden::check("blockstore-record-header", &r);
+        assert_eq!(decode_record_header(&r), Ok(RecordHeader { len: 1234, id }));
+
+        let e = Entry {
+            file: 3,
+            offset: 0x0102_0304_0506,
+            len: 99,
+            class: Class::Cached,
+            pinned: true,
+            hits: 5,
+        };
+        let b = encode_entry(&e);
+        crate::golden::check("blockstore-index-entry", &b);
+        assert_eq!(decode_entry(&b), Ok(e));
     }
 }

@@ -18,6 +18,9 @@
 
 mod error;
 mod format;
+#[cfg(test)]
+#[path = "../../tests/fixtures/golden.rs"]
+mod golden;
 mod id;
 mod store;
 

@@ -23,6 +23,9 @@ mod dir;
 mod error;
 pub mod file;
 mod format;
+#[cfg(test)]
+#[path = "../../tests/fixtures/golden.rs"]
+mod golden;
 mod handles;
 mod inode;
 mod maint;

@@ -20,6 +20,9 @@ mod backend;
 mod dial;
 mod discovery;
 mod error;
+#[cfg(test)]
+#[path = "../../tests/fixtures/golden.rs"]
+mod golden;
 mod identity;
 mod invite;
 mod keep;

@@ -2,6 +2,8 @@
 //!
 //! Every record starts with a format-version byte; integers are little-endian. These are the
 //! plaintexts that `VolumeKeys::seal_record` seals (or that snapshot directory blocks hold).
+#[cfg(test)]
+mod golden_tests;
 mod inode;
 mod records;
 mod snapdir;

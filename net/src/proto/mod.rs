@@ -2,6 +2,8 @@
 //! domain types and converted explicitly; postcard tags enum variants by index, so variants
 //! are never reordered or reused.
 mod frame;
+#[cfg(test)]
+mod golden_tests;
 
 pub(crate) use frame::{BlockFrames, FrameError, read_msg, write_block, write_msg};
 
