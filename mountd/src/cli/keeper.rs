@@ -215,13 +215,7 @@ fn run(
     Ok(())
 }
 
-fn serve_until(
-    ctx: &Ctx,
-    node: &Node,
-    holder: &StoreHolder,
-    members: &Members,
-    stop: &AtomicBool,
-) {
+fn serve_until(ctx: &Ctx, node: &Node, holder: &StoreHolder, members: &Members, stop: &AtomicBool) {
     let mut saved = members.signed();
     let mut last_status: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
