@@ -126,7 +126,7 @@ impl InviteCode {
         };
         let prefix = prefix_of(role);
         let bytes = BASE32_NOPAD
-            .decode(clean[prefix.len()..].as_bytes())
+            .decode(&clean.as_bytes()[prefix.len()..])
             .map_err(|_| CodeError::Garbled)?;
         let split = bytes
             .len()
