@@ -54,8 +54,12 @@ pub enum NetError {
         /// The device that answered.
         got: DeviceId,
     },
-    /// The inviter refused the invitation (bad proof, expired, used).
-    #[error("invitation refused")]
+    /// The inviter refused the invitation (bad proof, expired, used, withdrawn, held by
+    /// another join, or this address waits after failed attempts).
+    #[error(
+        "the inviter refused the invitation (used, expired or withdrawn; or another join holds \
+         it, or this address must wait after failed attempts)"
+    )]
     JoinRefused,
     /// A keeper asked to do what only member devices do.
     #[error("a keeper cannot {0}")]
