@@ -42,7 +42,7 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Create a new volume and print its id.
     Init {
-        /// This device's name (default: the host name).
+        /// This device's name (default: the host name and the first group of the device id).
         #[arg(long)]
         name: Option<String>,
     },
@@ -87,7 +87,7 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run a storage peer: join with a `FOSSAK1-` code, or resume; serve until SIGINT/SIGTERM.
+    /// Run a storage peer: join with a `FOSSAK2-` code, or resume; serve until SIGINT/SIGTERM.
     Keeper(KeeperArgs),
     /// Join a volume with an invitation code and mount it at DIR.
     Join(JoinArgs),
@@ -148,7 +148,7 @@ pub(crate) struct MountArgs {
     pub(crate) cached_writes: bool,
     #[command(flatten)]
     pub(crate) net: NetArgs,
-    /// This device's name if the volume is created now (default: the host name).
+    /// This device's name if the volume is created now (default: the host name and the first group of the device id).
     #[arg(long)]
     pub(crate) name: Option<String>,
 }
@@ -181,11 +181,11 @@ pub(crate) struct NetArgs {
 /// Arguments of `fossa join`.
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct JoinArgs {
-    /// The `FOSSA1-…` code printed by `fossa invite`.
+    /// The `FOSSA2-…` code printed by `fossa invite`.
     pub(crate) code: String,
     /// The mount point (an existing directory).
     pub(crate) dir: PathBuf,
-    /// This device's name (default: the host name).
+    /// This device's name (default: the host name and the first group of the device id).
     #[arg(long)]
     pub(crate) name: Option<String>,
     #[command(flatten)]
@@ -195,7 +195,7 @@ pub(crate) struct JoinArgs {
 /// Arguments of `fossa keeper`.
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct KeeperArgs {
-    /// The `FOSSAK1-…` code printed by `fossa invite --keeper` (first run only).
+    /// The `FOSSAK2-…` code printed by `fossa invite --keeper` (first run only).
     pub(crate) code: Option<String>,
     /// Most bytes to hold (50G, 500M); required when joining, kept afterwards.
     #[arg(long, value_name = "SIZE")]

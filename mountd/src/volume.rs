@@ -50,7 +50,7 @@ impl VolumeLock {
 }
 
 /// Creates a new volume: directories, sealed secret, `config.json`, device key, and this device
-/// as the first member (named `name`, default the host name). Returns the volume id (hex).
+/// as the first member (named `name`, default host name and short device id). Returns the volume id (hex).
 ///
 /// The metadata database is created by the first `Fs::open` (at mount), so this needs no more
 /// of the core than the key sealing.

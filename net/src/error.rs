@@ -25,9 +25,15 @@ pub enum NetError {
     /// A device id that is not 52 base32 characters (32 bytes).
     #[error("malformed device id")]
     BadDeviceId,
-    /// An invitation code that does not decode.
-    #[error("malformed invitation code")]
-    BadInviteCode,
+    /// An invitation code refused before any network traffic.
+    #[error("bad invitation code: {0}")]
+    BadInviteCode(crate::invite::CodeError),
+    /// An invitation code past its expiry (Unix seconds), refused before any network traffic.
+    #[error("invitation expired at {expiry} (Unix time)")]
+    InviteExpired {
+        /// When it expired, Unix seconds.
+        expiry: u64,
+    },
     /// The member list file does not decode.
     #[error("malformed member list file")]
     BadMembersFile,
@@ -48,8 +54,12 @@ pub enum NetError {
         /// The device that answered.
         got: DeviceId,
     },
-    /// The inviter refused the invitation (bad proof, expired, used).
-    #[error("invitation refused")]
+    /// The inviter refused the invitation (bad proof, expired, used, withdrawn, held by
+    /// another join, or this address waits after failed attempts).
+    #[error(
+        "the inviter refused the invitation (used, expired or withdrawn; or another join holds \
+         it, or this address must wait after failed attempts)"
+    )]
     JoinRefused,
     /// A keeper asked to do what only member devices do.
     #[error("a keeper cannot {0}")]

@@ -30,6 +30,7 @@ mod limit;
 mod members;
 mod node;
 mod proto;
+mod refusals;
 pub mod repair;
 mod session;
 mod tls;
@@ -38,7 +39,10 @@ mod transfer;
 pub use discovery::{DISCOVERY_PORT, Discovery, DiscoveryConfig, Sighting};
 pub use error::NetError;
 pub use identity::{DeviceId, DeviceKey, verify_signature};
-pub use invite::{InviteCode, JoinResult, PendingInvite, join, join_proof};
+pub use invite::{
+    CodeError, InviteCode, JoinLimits, JoinResult, PendingInvite, PendingJoin, begin_join,
+    begin_join_from, join, join_proof,
+};
 pub use keep::{BlockHolder, HolderError, PutStatus, StoreHolder, audit_nonce, audit_proof};
 pub use members::{MemberRecord, Members, Role, SignedMember};
 pub use node::{Backend, NetStats, Node, NodeConfig, Replica, ReplicaError};
@@ -48,6 +52,6 @@ pub use transfer::BlockSink;
 /// ALPN of the sync protocol between members: carries the major version.
 pub const ALPN: &[u8] = b"fossa/sync/1";
 /// ALPN of joining with an invitation.
-pub const ALPN_JOIN: &[u8] = b"fossa/join/1";
+pub const ALPN_JOIN: &[u8] = b"fossa/join/2";
 /// Largest message body accepted on any stream (docs/protocol.md, "Framing").
 pub const MAX_MESSAGE_SIZE: usize = 4 << 20;

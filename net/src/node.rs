@@ -6,19 +6,23 @@
 //! `spawn_blocking`; no lock is held across an `.await`.
 pub use crate::backend::Backend;
 use crate::backend::NoIndex;
+use crate::invite::InviteBook;
 use crate::keep::BlockHolder;
 use crate::limit::Limiter;
 use crate::proto::code;
+use crate::refusals::RefusalLog;
 use crate::session::{self, Negotiated};
 use crate::tls;
-use crate::{ALPN, ALPN_JOIN, DeviceId, DeviceKey, Members, NetError, PendingInvite, Role};
+use crate::{
+    ALPN, ALPN_JOIN, DeviceId, DeviceKey, JoinLimits, Members, NetError, PendingInvite, Role,
+};
 use blockstore::BlockId;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -100,7 +104,14 @@ pub struct Node {
     pub(crate) index_received: AtomicU64,
     endpoint: quinn::Endpoint,
     sessions: Mutex<HashMap<DeviceId, Session>>,
-    pub(crate) invites: Arc<Mutex<Vec<PendingInvite>>>,
+    /// Pending invitations and failed join attempts.
+    pub(crate) invites: Arc<Mutex<InviteBook>>,
+    /// The TLS server side, for a configuration per incoming connection.
+    server_tls: tls::ServerTls,
+    /// Refused clients logged, per device.
+    refused_in: RefusalLog<DeviceId>,
+    /// Refusals met or made when dialling, logged per address.
+    refused_out: RefusalLog<SocketAddr>,
     /// Bumped by `notify_local_change`; sessions push when it moves.
     pub(crate) changes: watch::Sender<u64>,
     stop: watch::Sender<bool>,
@@ -178,14 +189,11 @@ impl Node {
             Backend::Device { replica, holder } => (replica, holder, Role::Device),
             Backend::Keeper { holder } => (Arc::new(NoIndex), Some(holder), Role::Keeper),
         };
-        let invites: Arc<Mutex<Vec<PendingInvite>>> = Arc::new(Mutex::new(Vec::new()));
+        let invites: Arc<Mutex<InviteBook>> = Arc::default();
         let gate_invites = invites.clone();
-        let gate: tls::JoinGate = Arc::new(move || {
-            let now = SystemTime::now();
-            gate_invites.lock().iter().any(|i| i.expiry > now)
-        });
-        let server = tls::server_config(&key, members.clone(), gate)?;
-        let endpoint = tls::quic_endpoint(cfg.listen, Some(server))?;
+        let gate: tls::JoinGate = Arc::new(move || gate_invites.lock().is_open(SystemTime::now()));
+        let server_tls = tls::ServerTls::new(&key, members.clone(), gate)?;
+        let endpoint = tls::quic_endpoint(cfg.listen, Some(server_tls.config(None)?))?;
         let node = Arc::new(Node {
             cfg,
             key,
@@ -197,6 +205,9 @@ impl Node {
             endpoint,
             sessions: Mutex::new(HashMap::new()),
             invites,
+            server_tls,
+            refused_in: RefusalLog::default(),
+            refused_out: RefusalLog::default(),
             changes: watch::Sender::new(0),
             stop: watch::Sender::new(false),
             conns: Mutex::new(HashMap::new()),
@@ -273,14 +284,15 @@ impl Node {
         v.sort();
         v
     }
-    /// Registers an invitation (accepted on ALPN `fossa/join/1` until it expires or is used).
-    /// A join adds the joiner to [`Members`], whose [`Members::subscribe`] then fires: the
-    /// daemon saves the list there.
+    /// Registers an invitation (accepted on ALPN `fossa/join/2` until it expires, a join with
+    /// it completes, or failed attempts withdraw it). A completed join adds the joiner to
+    /// [`Members`], whose [`Members::subscribe`] then fires: the daemon saves the list there.
     pub fn add_invite(&self, inv: PendingInvite) {
-        let now = SystemTime::now();
-        let mut invites = self.invites.lock();
-        invites.retain(|i| i.expiry > now);
-        invites.push(inv);
+        self.invites.lock().add(inv, SystemTime::now());
+    }
+    /// Replaces the limits on failed join attempts (crypto.md, "Invitations").
+    pub fn set_join_limits(&self, limits: JoinLimits) {
+        self.invites.lock().set_limits(limits);
     }
     /// Limits block data sent to and received from all peers together, in bytes per second
     /// (0: unlimited). Index updates are not limited.
@@ -383,13 +395,29 @@ impl Node {
     }
 
     /// Dials `addr` (server pinned to `expected` if given, and to the member list); on success
-    /// the session runs in the returned task.
+    /// the session runs in the returned task. A refusal either way is logged (rate-limited).
     pub(crate) async fn dial(
         self: &Arc<Self>,
         addr: SocketAddr,
         expected: Option<DeviceId>,
     ) -> Result<(DeviceId, tokio::task::JoinHandle<()>), NetError> {
-        let cfg = tls::client_config(&self.key, expected, Some(self.members.clone()), ALPN)?;
+        let slot = tls::RefusedSlot::default();
+        let result = self.dial_noting(addr, expected, slot.clone()).await;
+        if let Err(e) = &result {
+            let refused_peer = *slot.lock();
+            self.log_dial_refusal(addr, expected, refused_peer, e);
+        }
+        result
+    }
+
+    async fn dial_noting(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        expected: Option<DeviceId>,
+        slot: tls::RefusedSlot,
+    ) -> Result<(DeviceId, tokio::task::JoinHandle<()>), NetError> {
+        let members = Some(self.members.clone());
+        let cfg = tls::client_config_noting(&self.key, expected, members, ALPN, Some(slot))?;
         let connecting = self.endpoint.connect_with(cfg, addr, "fossa")?;
         let conn = tokio::time::timeout(self.cfg.connect_timeout, connecting)
             .await
@@ -409,6 +437,35 @@ impl Node {
             drop(guard);
         });
         Ok((peer, task))
+    }
+
+    /// Logs (at most once a minute per address) a dial that failed because one side refused
+    /// the other's key; other failures stay at debug level.
+    fn log_dial_refusal(
+        &self,
+        addr: SocketAddr,
+        expected: Option<DeviceId>,
+        refused_peer: Option<DeviceId>,
+        e: &NetError,
+    ) {
+        let by_peer = refused_by_peer(e);
+        if refused_peer.is_none() && !by_peer {
+            return;
+        }
+        let Some(quiet) = self.refused_out.admit(addr, Instant::now()) else {
+            return;
+        };
+        match refused_peer {
+            Some(peer) => warn!(
+                %addr, %peer, not_logged_since = quiet,
+                "refused the peer at this address: its device is not a member of this volume"
+            ),
+            None => warn!(
+                %addr, device = ?expected, not_logged_since = quiet,
+                "refused by the peer at this address: this device is not a member there \
+                 (revoked, or another volume)"
+            ),
+        }
     }
 
     /// Runs the opening exchange under `connect_timeout`; on failure closes `conn`.
@@ -439,10 +496,27 @@ impl Node {
 
     async fn handle_incoming(self: Arc<Self>, incoming: quinn::Incoming) {
         let remote = incoming.remote_address();
-        let conn = match tokio::time::timeout(self.cfg.connect_timeout, incoming).await {
+        let slot = tls::RefusedSlot::default();
+        let connecting = match self.server_tls.config(Some(slot.clone())) {
+            Ok(cfg) => incoming.accept_with(Arc::new(cfg)),
+            Err(e) => {
+                warn!(%remote, error = %e, "TLS configuration failed; connection refused");
+                incoming.refuse();
+                return;
+            }
+        };
+        let handshake = match connecting {
+            Ok(c) => tokio::time::timeout(self.cfg.connect_timeout, c).await,
+            Err(e) => Ok(Err(e)),
+        };
+        let conn = match handshake {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
-                debug!(%remote, error = %e, "incoming handshake failed");
+                let refused = *slot.lock();
+                match refused {
+                    Some(peer) => self.log_refused_client(peer, remote),
+                    None => debug!(%remote, error = %e, "incoming handshake failed"),
+                }
                 return;
             }
             Err(_) => {
@@ -465,11 +539,21 @@ impl Node {
                 self.accept_session(conn, peer).await;
             }
             _ => {
-                info!(%peer, %remote, "refused: not a member");
+                self.log_refused_client(peer, remote);
                 conn.close(code::REVOKED.into(), b"not a member");
             }
         }
         drop(guard);
+    }
+
+    /// Logs a refused client (at most once a minute per device).
+    fn log_refused_client(&self, peer: DeviceId, remote: SocketAddr) {
+        if let Some(quiet) = self.refused_in.admit(peer, Instant::now()) {
+            warn!(
+                %peer, %remote, not_logged_since = quiet,
+                "refused a device that is not a member of this volume (unknown or revoked)"
+            );
+        }
     }
 
     /// Takes the peer's control stream (its first stream) and negotiates, then runs.
@@ -515,6 +599,21 @@ impl Node {
         serve.abort();
         self.unregister(&peer, &conn);
         info!(%peer, reason = ?conn.close_reason(), "session down");
+    }
+}
+
+/// True if `e` says the peer refused this device: a TLS alert about our certificate, or a
+/// close with `REVOKED`.
+fn refused_by_peer(e: &NetError) -> bool {
+    let (NetError::Connection(c) | NetError::Stream(c)) = e else {
+        return false;
+    };
+    match c {
+        quinn::ConnectionError::ConnectionClosed(close) => {
+            (0x100..0x200).contains(&u64::from(close.error_code))
+        }
+        quinn::ConnectionError::ApplicationClosed(a) => a.error_code == code::REVOKED.into(),
+        _ => false,
     }
 }
 

@@ -65,12 +65,24 @@ fn tls13_only() -> rustls::Error {
 /// Who a server accepts besides current members.
 pub(crate) type JoinGate = Arc<dyn Fn() -> bool + Send + Sync>;
 
+/// Where a verifier of one connection records the device whose certificate it refused, so
+/// the refusal can be logged with the connection's address.
+pub(crate) type RefusedSlot = Arc<parking_lot::Mutex<Option<DeviceId>>>;
+
+fn note_refused(slot: Option<&RefusedSlot>, id: DeviceId) -> rustls::Error {
+    if let Some(s) = slot {
+        *s.lock() = Some(id);
+    }
+    bad_cert()
+}
+
 /// Verifies a client: a current member, or anyone while `join_open()` (an invitation is
 /// pending; such a connection is then only served on the join ALPN).
 struct ClientVerifier {
     members: Arc<Members>,
     join_open: JoinGate,
     algs: WebPkiSupportedAlgorithms,
+    refused: Option<RefusedSlot>,
 }
 
 impl std::fmt::Debug for ClientVerifier {
@@ -93,7 +105,7 @@ impl ClientCertVerifier for ClientVerifier {
         if self.members.is_member(&id) || (self.join_open)() {
             Ok(ClientCertVerified::assertion())
         } else {
-            Err(bad_cert())
+            Err(note_refused(self.refused.as_ref(), id))
         }
     }
     fn verify_tls12_signature(
@@ -122,6 +134,7 @@ struct ServerVerifier {
     expected: Option<DeviceId>,
     members: Option<Arc<Members>>,
     algs: WebPkiSupportedAlgorithms,
+    refused: Option<RefusedSlot>,
 }
 
 impl std::fmt::Debug for ServerVerifier {
@@ -144,7 +157,7 @@ impl ServerCertVerifier for ServerVerifier {
             return Err(bad_cert());
         }
         if self.members.as_ref().is_some_and(|m| !m.is_member(&id)) {
-            return Err(bad_cert());
+            return Err(note_refused(self.refused.as_ref(), id));
         }
         Ok(ServerCertVerified::assertion())
     }
@@ -187,30 +200,62 @@ fn transport() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
-/// The server side: both ALPNs, members always, anyone while `join_open()`.
+/// The server side: both ALPNs, members always, anyone while `join_open()`. Holds the
+/// credentials so that a configuration per connection costs no certificate.
+pub(crate) struct ServerTls {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    members: Arc<Members>,
+    join_open: JoinGate,
+}
+
+impl ServerTls {
+    pub(crate) fn new(
+        key: &DeviceKey,
+        members: Arc<Members>,
+        join_open: JoinGate,
+    ) -> Result<Self, NetError> {
+        let (certs, key) = credentials(key)?;
+        Ok(ServerTls {
+            certs,
+            key,
+            members,
+            join_open,
+        })
+    }
+    /// A configuration whose verifier records a refused client's DeviceId in `refused`.
+    pub(crate) fn config(
+        &self,
+        refused: Option<RefusedSlot>,
+    ) -> Result<quinn::ServerConfig, NetError> {
+        let provider = provider();
+        let algs = provider.signature_verification_algorithms;
+        let verifier = ClientVerifier {
+            members: self.members.clone(),
+            join_open: self.join_open.clone(),
+            algs,
+            refused,
+        };
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(Arc::new(verifier))
+            .with_single_cert(self.certs.clone(), self.key.clone_key())?;
+        tls.alpn_protocols = vec![ALPN.to_vec(), ALPN_JOIN.to_vec()];
+        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+            .map_err(|_| NetError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
+        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+        cfg.transport_config(transport());
+        Ok(cfg)
+    }
+}
+
+/// The server side (see [`ServerTls`]) without a refusal slot.
 pub(crate) fn server_config(
     key: &DeviceKey,
     members: Arc<Members>,
     join_open: JoinGate,
 ) -> Result<quinn::ServerConfig, NetError> {
-    let provider = provider();
-    let algs = provider.signature_verification_algorithms;
-    let verifier = ClientVerifier {
-        members,
-        join_open,
-        algs,
-    };
-    let (certs, pk) = credentials(key)?;
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(certs, pk)?;
-    tls.alpn_protocols = vec![ALPN.to_vec(), ALPN_JOIN.to_vec()];
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|_| NetError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
-    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    cfg.transport_config(transport());
-    Ok(cfg)
+    ServerTls::new(key, members, join_open)?.config(None)
 }
 
 /// A client configuration for one connection: ALPN `alpn`, server pinned to `expected` (if
@@ -221,12 +266,25 @@ pub(crate) fn client_config(
     members: Option<Arc<Members>>,
     alpn: &[u8],
 ) -> Result<quinn::ClientConfig, NetError> {
+    client_config_noting(key, expected, members, alpn, None)
+}
+
+/// [`client_config`] whose verifier records, in `refused`, a server it refused for not being
+/// a member.
+pub(crate) fn client_config_noting(
+    key: &DeviceKey,
+    expected: Option<DeviceId>,
+    members: Option<Arc<Members>>,
+    alpn: &[u8],
+    refused: Option<RefusedSlot>,
+) -> Result<quinn::ClientConfig, NetError> {
     let provider = provider();
     let algs = provider.signature_verification_algorithms;
     let verifier = ServerVerifier {
         expected,
         members,
         algs,
+        refused,
     };
     let (certs, pk) = credentials(key)?;
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)

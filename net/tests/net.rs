@@ -369,7 +369,7 @@ async fn join_with_an_invitation() {
         wrapped: vec![1, 2, 3],
         inviter: ka.id(),
         addrs: vec![a.local_addr()],
-        expiry: 0,
+        expiry: in_ten_minutes(),
     };
     let code = InviteCode::decode(&code.encode()).unwrap();
 
@@ -447,6 +447,15 @@ fn r_members(m: &Members) -> Vec<fossa_net::SignedMember> {
     m.signed()
 }
 
+/// Unix seconds ten minutes from now (a code's expiry).
+fn in_ten_minutes() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_to_a_silent_port_fails_within_the_timeout() {
     init_tracing();
@@ -481,7 +490,7 @@ async fn connect_to_a_silent_port_fails_within_the_timeout() {
         wrapped: vec![],
         inviter: ka.id(),
         addrs: vec![silent.local_addr().unwrap()],
-        expiry: 0,
+        expiry: in_ten_minutes(),
     };
     let t = Instant::now();
     let r = join(&code, &key(), "j", Duration::from_millis(500)).await;

@@ -79,7 +79,7 @@ impl Device {
         let out = self.vol.fossa(&["invite", "--expires", "10m"])?;
         assert_success(&out, "fossa invite")?;
         let code = out.stdout.trim().to_owned();
-        if !code.starts_with("FOSSA1-") || code.contains('\n') {
+        if !code.starts_with("FOSSA2-") || code.contains('\n') {
             bail!("fossa invite printed no one-line code: {}", out.describe());
         }
         Ok(code)

@@ -48,7 +48,7 @@ fn keeper_code(dev: &Device) -> Result<String> {
     let out = dev.fossa(&["invite", "--keeper", "--expires", "10m"])?;
     ensure!(out.success(), "invite --keeper: {}", out.describe());
     let code = out.stdout.trim().to_owned();
-    ensure!(code.starts_with("FOSSAK1-"), "not a keeper code: {code}");
+    ensure!(code.starts_with("FOSSAK2-"), "not a keeper code: {code}");
     Ok(code)
 }
 

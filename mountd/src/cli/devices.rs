@@ -2,16 +2,17 @@
 use super::{Ctx, mount, require_volume};
 use crate::config::Config;
 use crate::control::{self, NOT_MOUNTED, Request, member_rows};
-use crate::sync::{self, find_member, hostname, load_members, parse_duration, save_members};
-use crate::unlock;
+use crate::sync::{self, default_name, find_member, load_members, parse_duration, save_members};
 use crate::volume::{self, VolumeLock};
-use crate::{JoinArgs, MountArgs};
+use crate::{JoinArgs, MountArgs, timefmt, unlock};
 use anyhow::{Context, Result, anyhow, bail};
 use fossa_fs::volkey;
-use fossa_net::{DeviceKey, InviteCode, JoinResult, Members};
+use fossa_net::{
+    DeviceKey, InviteCode, JoinResult, Members, NetError, PendingJoin, Role, SignedMember,
+};
 use serde_json::Value;
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Deadline of the whole join exchange.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(15);
@@ -169,30 +170,36 @@ pub(crate) fn remove(ctx: &Ctx, id: &str) -> Result<()> {
     save_members(&ctx.paths, &members)
 }
 
-/// `fossa join CODE DIR`: joins, creates the volume locally, mounts as a daemon.
+/// `fossa join CODE DIR`: checks the code, joins, creates the volume locally, confirms the
+/// join (only then is the invitation used up), mounts as a daemon.
 pub(crate) fn join(ctx: &Ctx, args: &JoinArgs) -> Result<()> {
     mount::check_mountpoint(&args.dir)?;
     if ctx.paths.volume_exists() {
         bail!("a volume already exists in {}", ctx.paths.data.display());
     }
-    let code = InviteCode::decode(&args.code).map_err(|_| anyhow!("bad invitation code"))?;
-    if code.role != fossa_net::Role::Device {
-        bail!("this is a storage-peer invitation: run `fossa keeper CODE` with it");
-    }
+    let code = decode_code(&args.code, Role::Device)?;
     ctx.paths.create_dirs()?;
     let key = sync::load_key(&ctx.paths)?;
-    let name = args.name.clone().unwrap_or_else(hostname);
-    // The local secret first: a code is spent by the join, so nothing may fail after it that
-    // the user could have avoided.
+    let name = args.name.clone().unwrap_or_else(|| default_name(&key.id()));
+    // The local secret first: nothing the user could have avoided may fail during the join.
     let (secret, made) = unlock::for_new(ctx.key_file.as_deref(), &ctx.paths, false)?;
-    let joined = run_join(&code, &key, &name)?;
-    let k_wrap = joined.k_wrap.ok_or_else(|| {
-        anyhow!("the inviter admitted this device as a storage peer, not a device")
-    })?;
-    let vs = volkey::unwrap_invite(&code.wrapped, &k_wrap, &code.volume)
-        .context("opening the invitation's volume secret")?;
+    let store = |p: &PendingJoin| {
+        let k_wrap = p.k_wrap.ok_or_else(|| {
+            anyhow!("the inviter admitted this device as a storage peer, not a device")
+        })?;
+        let vs = volkey::unwrap_invite(&code.wrapped, &k_wrap, &code.volume).map_err(|_| {
+            anyhow!(
+                "the invitation's volume secret does not open with the inviter's key: the \
+                 code was altered (ask for a new code)"
+            )
+        })?;
+        save_list(ctx, code.volume, &p.members)?;
+        volume::create_with(&ctx.paths, &secret, code.volume, &vs)
+    };
+    let p = &ctx.paths;
+    let undo = || remove_created(&[p.sealed_key(), p.members(), p.blocks(), p.config_file()]);
+    let (id, joined) = run_join(&code, &key, &name, store, undo)?;
     save_joined_members(ctx, &code, &key, &joined)?;
-    let id = volume::create_with(&ctx.paths, &secret, code.volume, &vs)?;
     if let Some(f) = made {
         super::init::announce_key_file(&f);
     }
@@ -216,13 +223,94 @@ pub(crate) fn join(ctx: &Ctx, args: &JoinArgs) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn run_join(code: &InviteCode, key: &DeviceKey, name: &str) -> Result<JoinResult> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+/// Decodes a code of the wanted role and checks its expiry: all before any network traffic.
+pub(crate) fn decode_code(text: &str, want: Role) -> Result<InviteCode> {
+    let code = InviteCode::decode(text).map_err(code_error)?;
+    match (code.role, want) {
+        (Role::Keeper, Role::Device) => {
+            bail!("this is a storage-peer invitation: run `fossa keeper CODE` with it")
+        }
+        (Role::Device, Role::Keeper) => {
+            bail!("this is a device invitation: run `fossa join CODE DIR` with it")
+        }
+        _ => {}
+    }
+    code.check_expiry(SystemTime::now()).map_err(code_error)?;
+    Ok(code)
+}
+
+/// The user's words for a refused code (docs/cli.md).
+fn code_error(e: NetError) -> anyhow::Error {
+    match e {
+        NetError::InviteExpired { expiry } => anyhow!(
+            "invitation expired at {}: ask for a new code",
+            timefmt::rfc3339(UNIX_EPOCH + Duration::from_secs(expiry))
+        ),
+        e => e.into(),
+    }
+}
+
+/// Joins with `code`: once the inviter has accepted (and holds the invitation), `store`
+/// writes the local state, then the join is confirmed. If `store` or the confirmation fails,
+/// `undo` removes what `store` wrote and the invitation stays valid on the inviter.
+pub(crate) fn run_join<T>(
+    code: &InviteCode,
+    key: &DeviceKey,
+    name: &str,
+    store: impl FnOnce(&PendingJoin) -> Result<T>,
+    undo: impl FnOnce(),
+) -> Result<(T, JoinResult)> {
+    // One worker drives the connection while `store` runs (Argon2 can take a while).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .context("starting the network runtime")?;
-    let r = rt.block_on(fossa_net::join(code, key, name, JOIN_TIMEOUT));
-    r.with_context(|| format!("joining through {}", code.inviter))
+    let via = || format!("joining through {}", code.inviter);
+    let pending = rt
+        .block_on(fossa_net::begin_join(code, key, name, JOIN_TIMEOUT))
+        .map_err(code_error)
+        .with_context(via)?;
+    let stored = match store(&pending) {
+        Ok(t) => t,
+        Err(e) => {
+            undo();
+            rt.block_on(pending.abort());
+            return Err(e);
+        }
+    };
+    match rt.block_on(pending.confirm(JOIN_TIMEOUT)) {
+        Ok(joined) => Ok((stored, joined)),
+        Err(e) => {
+            undo();
+            Err(anyhow::Error::from(e).context(format!(
+                "{}: the join was not confirmed (the code stays valid until it expires)",
+                via()
+            )))
+        }
+    }
+}
+
+/// Removes files and directories a failed join created (absent ones are fine).
+pub(crate) fn remove_created(paths: &[PathBuf]) {
+    for p in paths {
+        let r = if p.is_dir() {
+            std::fs::remove_dir_all(p)
+        } else {
+            std::fs::remove_file(p)
+        };
+        if let Err(e) = r
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("removing {}: {e}", p.display());
+        }
+    }
+}
+
+fn save_list(ctx: &Ctx, volume: [u8; 16], list: &[SignedMember]) -> Result<()> {
+    let members = Members::new(volume);
+    members.merge(list);
+    save_members(&ctx.paths, &members)
 }
 
 pub(crate) fn save_joined_members(

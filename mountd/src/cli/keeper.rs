@@ -1,15 +1,18 @@
 //! `fossa keeper [CODE] --quota SIZE`: a storage peer (docs/redundancy.md). It joins with a
-//! `FOSSAK1-` code (never receiving the volume secret), then holds and serves ciphertext blocks
+//! `FOSSAK2-` code (never receiving the volume secret), then holds and serves ciphertext blocks
 //! in `DATA/blocks` under its quota until SIGINT or SIGTERM. Its state is `DATA/keeper.json`
 //! (volume id, quota), `DATA/device.key`, `DATA/members`; `DATA/keeper-status.json` is
 //! rewritten every few seconds for `fossa status`.
 use super::Ctx;
-use super::devices::{run_join, save_joined_members};
+use super::devices::{decode_code, remove_created, run_join, save_joined_members};
 use crate::KeeperArgs;
-use crate::sync::{self, DEFAULT_LISTEN, hostname, load_members, parse_addr_list, parse_rate};
+use crate::sync::{
+    self, DEFAULT_LISTEN, hostname, load_members, parse_addr_list, parse_rate, save_members,
+    short_id,
+};
 use anyhow::{Context, Result, anyhow, bail};
 use blockstore::{BlockStore, StoreOptions};
-use fossa_net::{BlockHolder, InviteCode, Node, NodeConfig, Role, StoreHolder};
+use fossa_net::{BlockHolder, Members, Node, NodeConfig, PendingJoin, Role, StoreHolder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -117,24 +120,30 @@ fn join(
         bail!("a volume already exists in {}", ctx.paths.data.display());
     }
     let quota = quota.ok_or_else(|| anyhow!("--quota SIZE is required when joining"))?;
-    let code = InviteCode::decode(code).map_err(|_| anyhow!("bad invitation code"))?;
-    if code.role != Role::Keeper {
-        bail!("this is a device invitation: run `fossa join CODE DIR` with it");
-    }
+    let code = decode_code(code, Role::Keeper)?;
     ctx.paths.create_dirs()?;
     let key = sync::load_key(&ctx.paths)?;
-    let name = name.unwrap_or_else(|| format!("{}-keeper", hostname()));
-    let joined = run_join(&code, &key, &name)?;
+    let name = name.unwrap_or_else(|| format!("{}-keeper-{}", hostname(), short_id(&key.id())));
+    let cfg = KeeperConfig {
+        volume_id: hex::encode(code.volume),
+        quota,
+        name: name.clone(),
+    };
+    let store = |p: &PendingJoin| {
+        if p.k_wrap.is_some() {
+            bail!("the inviter did not admit this node as a storage peer");
+        }
+        let members = Members::new(code.volume);
+        members.merge(&p.members);
+        save_members(&ctx.paths, &members)?;
+        save_config(ctx, &cfg)
+    };
+    let undo = || remove_created(&[ctx.paths.members(), config_path(ctx)]);
+    let ((), joined) = run_join(&code, &key, &name, store, undo)?;
     if joined.role != Role::Keeper || joined.k_wrap.is_some() {
         bail!("the inviter did not admit this node as a storage peer");
     }
     save_joined_members(ctx, &code, &key, &joined)?;
-    let cfg = KeeperConfig {
-        volume_id: hex::encode(code.volume),
-        quota,
-        name,
-    };
-    save_config(ctx, &cfg)?;
     peers.extend(code.addrs.iter().copied());
     println!("{}", key.id());
     Ok(cfg)
@@ -200,25 +209,19 @@ fn run(
     serve_until(ctx, &node, &holder, &members, &stop);
     rt.block_on(node.shutdown());
     rt.shutdown_timeout(Duration::from_secs(2));
-    sync::save_members(&ctx.paths, &members)?;
+    save_members(&ctx.paths, &members)?;
     let _ = std::fs::remove_file(status_path(ctx));
     tracing::info!("keeper stopped");
     Ok(())
 }
 
-fn serve_until(
-    ctx: &Ctx,
-    node: &Node,
-    holder: &StoreHolder,
-    members: &fossa_net::Members,
-    stop: &AtomicBool,
-) {
+fn serve_until(ctx: &Ctx, node: &Node, holder: &StoreHolder, members: &Members, stop: &AtomicBool) {
     let mut saved = members.signed();
     let mut last_status: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let now = members.signed();
         if now != saved {
-            if let Err(e) = sync::save_members(&ctx.paths, members) {
+            if let Err(e) = save_members(&ctx.paths, members) {
                 tracing::warn!("{e:#}");
             }
             saved = now;

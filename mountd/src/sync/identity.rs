@@ -15,7 +15,7 @@ pub(crate) struct Identity {
 
 impl Identity {
     /// Loads the device key and the member list, creating the key and adding this device as
-    /// the first member (named `name`, default the host name) if the list is empty.
+    /// the first member (named `name`, default [`default_name`]) if the list is empty.
     pub(crate) fn load_or_create(
         paths: &Paths,
         volume: [u8; 16],
@@ -38,7 +38,7 @@ impl Identity {
             .into_iter()
             .find(|r| r.device == me)
             .map(|r| r.name)
-            .unwrap_or_else(hostname)
+            .unwrap_or_else(|| default_name(&me))
     }
 }
 
@@ -72,7 +72,7 @@ fn add_self(members: &Members, key: &DeviceKey, name: Option<&str>) -> Result<()
     let record = MemberRecord {
         device: key.id(),
         public_key: key.public_key(),
-        name: name.map_or_else(hostname, str::to_owned),
+        name: name.map_or_else(|| default_name(&key.id()), str::to_owned),
         added_by: key.id(),
         revoked: false,
         addrs: Vec::new(),
@@ -81,6 +81,21 @@ fn add_self(members: &Members, key: &DeviceKey, name: Option<&str>) -> Result<()
     members
         .add_own(key, record)
         .context("adding this device to the member list")
+}
+
+/// The default device name: the host name and the first group of the device id
+/// (`laptop-5XQG2TA`), so that devices on hosts of the same name differ (docs/cli.md).
+pub(crate) fn default_name(id: &DeviceId) -> String {
+    format!("{}-{}", hostname(), short_id(id))
+}
+
+/// The first group of a device id's display form.
+pub(crate) fn short_id(id: &DeviceId) -> String {
+    id.to_string()
+        .split('-')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The machine's host name, or "fossa" if it cannot be read.
@@ -129,5 +144,11 @@ mod tests {
     fn ids_compare_without_dashes_or_case() {
         assert_eq!(normalise("ab2-cd3 "), "AB2CD3");
         assert!(!hostname().is_empty());
+        let a = DeviceId([1; 32]);
+        let b = DeviceId([2; 32]);
+        assert_ne!(default_name(&a), default_name(&b));
+        assert!(default_name(&a).starts_with(&format!("{}-", hostname())));
+        assert_eq!(short_id(&a).len(), 7);
+        assert!(a.to_string().starts_with(&short_id(&a)));
     }
 }

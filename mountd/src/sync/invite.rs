@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A new invitation: the printable code, and the `(s, K_wrap)` the inviter keeps.
 pub(crate) struct NewInvite {
-    /// The `FOSSA1-…` code.
+    /// The `FOSSA2-…` code.
     pub(crate) code: String,
     /// The one-time secret `s`.
     pub(crate) secret: [u8; 32],

@@ -16,7 +16,9 @@ mod replica;
 mod scanner;
 mod source;
 
-pub(crate) use identity::{Identity, find_member, hostname, load_key, load_members, save_members};
+pub(crate) use identity::{
+    Identity, default_name, find_member, hostname, load_key, load_members, save_members, short_id,
+};
 pub(crate) use invite::{advertised, parse_addr_list, parse_duration, parse_rate, wrap_code};
 pub(crate) use repair::{RepairState, SharedState};
 pub(crate) use replica::{DeviceSigner, MemberVerifier};

@@ -310,7 +310,7 @@ mod tests {
         }))
         .unwrap();
         assert!(matches!(block_view(&want[4..]), Err(FrameError::Malformed)));
-        assert!(matches!(block_view(&[16]), Err(FrameError::UnknownTag(16))));
+        assert!(matches!(block_view(&[18]), Err(FrameError::UnknownTag(18))));
         let mut long = encode(&Message::Block(Block {
             id: [3; 32],
             data: Some(vec![1, 2]),
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn rejects_unknown_tag_and_garbage() {
-        assert!(matches!(decode(&[16]), Err(FrameError::UnknownTag(16))));
+        assert!(matches!(decode(&[18]), Err(FrameError::UnknownTag(18))));
         assert!(matches!(
             decode(&[23, 1, 2]),
             Err(FrameError::UnknownTag(23))
@@ -377,6 +377,13 @@ mod tests {
         assert_eq!(f[4], 10);
         let f = encode(&Message::Dropped(Bitmap { bits: vec![] })).unwrap();
         assert_eq!(f[4], 15);
+        let f = encode(&Message::JoinConfirm(crate::proto::JoinConfirm {})).unwrap();
+        assert_eq!(&f[..], &[1, 0, 0, 0, 16]);
+        let f = encode(&Message::JoinDone(crate::proto::JoinDone {
+            members: vec![],
+        }))
+        .unwrap();
+        assert_eq!(&f[4..], &[17, 0]);
         let b = Bitmap::pack(&[true, false, false, true, false, false, false, false, true]);
         assert_eq!(b.bits, vec![0b1001, 1]);
         assert!(b.unpack(9).unwrap()[8]);

@@ -26,6 +26,7 @@ pub(crate) mod code {
     pub(crate) const REVOKED: u32 = 4;
     pub(crate) const JOIN_REFUSED: u32 = 5;
     pub(crate) const INTERNAL: u32 = 6;
+    pub(crate) const ABORTED: u32 = 7;
 }
 
 /// Every message; the variant index is the tag (docs/protocol.md, "Message tags").
@@ -63,10 +64,14 @@ pub(crate) enum Message {
     DropBlocks(IdList),
     /// Tag 15: answer to `DropBlocks`: which were deleted.
     Dropped(Bitmap),
+    /// Tag 16: the joiner has stored what it needs; commit the join.
+    JoinConfirm(JoinConfirm),
+    /// Tag 17: the join is committed; the member list with the joiner.
+    JoinDone(JoinDone),
 }
 
 /// Highest tag this version knows.
-pub(crate) const MAX_KNOWN_TAG: u32 = 15;
+pub(crate) const MAX_KNOWN_TAG: u32 = 17;
 /// Most ids in one `HasBlocks` or `DropBlocks`.
 pub(crate) const MAX_IDS_PER_LIST: usize = 4096;
 
@@ -156,6 +161,17 @@ pub(crate) struct JoinRequest {
 pub(crate) struct JoinAccept {
     /// None for a keeper invitation: a keeper never gets the volume secret.
     pub(crate) k_wrap: Option<[u8; 32]>,
+    /// The inviter's list, without the joiner.
+    pub(crate) members: Vec<SignedMemberWire>,
+}
+
+/// No fields: the message itself is the confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JoinConfirm {}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct JoinDone {
+    /// The inviter's list, the joiner's record included.
     pub(crate) members: Vec<SignedMemberWire>,
 }
 
