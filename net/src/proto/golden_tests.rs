@@ -132,6 +132,13 @@ fn messages() -> Vec<(&'static str, Message)> {
             }),
         ),
         ("dropped", Message::Dropped(Bitmap::pack(&[false, true]))),
+        ("join-confirm", Message::JoinConfirm(JoinConfirm {})),
+        (
+            "join-done",
+            Message::JoinDone(JoinDone {
+                members: vec![member(30)],
+            }),
+        ),
     ]
 }
 
