@@ -59,6 +59,9 @@ mod tests {
         long.push(0);
         assert!(decode_anchor(&long).is_err());
         assert!(decode_anchor(b"FOSSASNQ").is_err());
-        assert_eq!(decode_anchor(&encode_anchor(&vec![])).unwrap(), vec![]);
+        assert_eq!(
+            decode_anchor(&encode_anchor(&Vec::new())).unwrap(),
+            Vec::new()
+        );
     }
 }
