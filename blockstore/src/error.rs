@@ -43,6 +43,15 @@ pub enum StoreError {
     /// The device is full; nothing acknowledged was lost.
     #[error("no space left for the block store in {0}")]
     NoSpace(PathBuf),
+    /// The index database is damaged or missing while data files exist; `fsck(repair)` on
+    /// a store opened with [`crate::BlockStore::open_rebuilding_index`] rebuilds it.
+    #[error("the block index {path} is damaged: {reason}")]
+    IndexDamaged {
+        /// The index file.
+        path: PathBuf,
+        /// What opening or reading it reported.
+        reason: String,
+    },
     /// A block exceeds the maximum block size.
     #[error("block of {0} bytes exceeds the maximum")]
     TooLarge(usize),
@@ -73,5 +82,24 @@ pub(crate) fn index_error(path: &Path, e: impl Into<redb::Error>) -> StoreError 
     match e.into() {
         redb::Error::Io(source) => io_error(path, source),
         other => StoreError::Index(other.to_string()),
+    }
+}
+
+/// Maps a redb error met while opening or loading the index at `path`: what says the file is
+/// unreadable (corruption, a short file, a format redb cannot repair) is
+/// [`StoreError::IndexDamaged`]; the rest is mapped as [`index_error`] does.
+pub(crate) fn open_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
+    use std::io::ErrorKind::{InvalidData, UnexpectedEof};
+    match e.into() {
+        redb::Error::Io(source) if !matches!(source.kind(), UnexpectedEof | InvalidData) => {
+            io_error(path, source)
+        }
+        e @ (redb::Error::DatabaseAlreadyOpen
+        | redb::Error::LockProtocolMismatch
+        | redb::Error::TransactionInProgress) => StoreError::Index(e.to_string()),
+        other => StoreError::IndexDamaged {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
     }
 }

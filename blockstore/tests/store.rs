@@ -208,11 +208,17 @@ fn fsck_repair_rebuilds_a_deleted_index() {
         s.commit().unwrap();
     }
     std::fs::remove_file(tmp.path().join("index.redb")).unwrap();
+    assert!(matches!(
+        BlockStore::open(tmp.path(), opts()),
+        Err(StoreError::IndexDamaged { .. })
+    ));
     {
-        let s = BlockStore::open(tmp.path(), opts()).unwrap();
+        let (s, moved) = BlockStore::open_rebuilding_index(tmp.path(), opts()).unwrap();
+        assert_eq!(moved, None);
         assert!(!s.has(&BlockId::of(&blocks[0])).unwrap());
         let report = s.fsck(true).unwrap();
         assert_eq!(report.repaired, 40);
+        assert_eq!(report.rebuilt.len(), 40);
         for data in &blocks {
             assert_eq!(s.get(&BlockId::of(data)).unwrap(), *data);
         }
@@ -225,6 +231,48 @@ fn fsck_repair_rebuilds_a_deleted_index() {
         assert_eq!(s.get(&BlockId::of(data)).unwrap(), *data);
     }
     assert_eq!(s.fsck(true).unwrap().repaired, 0);
+}
+
+#[test]
+fn a_truncated_index_is_damaged_and_rebuilt_from_the_data_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut blocks = Vec::new();
+    {
+        let s = BlockStore::open(tmp.path(), opts()).unwrap();
+        for n in 0..300 {
+            let data = block(n, 10_000);
+            s.put(&data, Class::Own).unwrap();
+            s.commit().unwrap();
+            blocks.push(data);
+        }
+    }
+    let index = tmp.path().join("index.redb");
+    let len = file_len(&index);
+    OpenOptions::new()
+        .write(true)
+        .open(&index)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    match BlockStore::open(tmp.path(), opts()) {
+        Err(StoreError::IndexDamaged { path, .. }) => assert_eq!(path, index),
+        Err(e) => panic!("want IndexDamaged, got {e}"),
+        Ok(_) => panic!("a half index opened"),
+    }
+    let (s, moved) = BlockStore::open_rebuilding_index(tmp.path(), opts()).unwrap();
+    assert_eq!(moved, Some(tmp.path().join("index.redb.damaged")));
+    let report = s.fsck(true).unwrap();
+    assert_eq!(report.rebuilt.len(), 300);
+    // The layer above says which blocks are still reachable; the others become cache.
+    let unreachable: Vec<BlockId> = blocks[..100].iter().map(|b| BlockId::of(b)).collect();
+    assert_eq!(s.make_cached(&unreachable).unwrap(), 100);
+    drop(s);
+    let s = BlockStore::open(tmp.path(), opts()).unwrap();
+    for data in &blocks[100..] {
+        assert_eq!(s.get(&BlockId::of(data)).unwrap(), *data);
+    }
+    assert_eq!(s.stats().own_blocks, 200);
+    assert!(s.gc(&HashSet::new()).unwrap().blocks_removed == 200);
 }
 
 #[test]
@@ -261,6 +309,49 @@ fn gc_removes_unreachable_and_compaction_shrinks_disk() {
     let s = BlockStore::open(tmp.path(), opts()).unwrap();
     assert_eq!(s.get(&pinned).unwrap(), block(1, 60_000));
     assert!(!s.has(&ids[2]).unwrap());
+    let report = s.fsck(false).unwrap();
+    assert!(report.corrupt.is_empty() && report.dangling.is_empty());
+}
+
+#[test]
+fn gc_compacts_the_active_data_file() {
+    // One big data file, as in a volume's first GiB: everything sits in the active file.
+    let big = StoreOptions {
+        cache_quota: 1 << 20,
+        data_file_size: 1 << 30,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let s = BlockStore::open(tmp.path(), big.clone()).unwrap();
+    let ids: Vec<BlockId> = (0..300)
+        .map(|n| s.put(&block(n, 100_000), Class::Own).unwrap())
+        .collect();
+    s.commit().unwrap();
+    assert_eq!(data_files(tmp.path()).len(), 1);
+    let live: HashSet<BlockId> = ids.iter().step_by(30).copied().collect();
+    let before = s.stats().disk_bytes;
+    let stats = s.gc(&live).unwrap();
+    assert_eq!(stats.blocks_removed, 290);
+    let after = s.stats().disk_bytes;
+    let on_disk: u64 = data_files(tmp.path()).iter().map(|p| file_len(p)).sum();
+    assert_eq!(on_disk, after);
+    assert!(
+        after < before / 10,
+        "disk {before} -> {after}, reclaimed {}",
+        stats.bytes_reclaimed
+    );
+    assert!(stats.bytes_reclaimed >= before - after);
+    // Writes go on after the active file was sealed and compacted.
+    let later = s.put(&block(5000, 1000), Class::Own).unwrap();
+    s.commit().unwrap();
+    drop(s);
+    let s = BlockStore::open(tmp.path(), big).unwrap();
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(s.has(id).unwrap(), live.contains(id), "block {n}");
+        if live.contains(id) {
+            assert_eq!(s.get(id).unwrap(), block(n as u32, 100_000));
+        }
+    }
+    assert_eq!(s.get(&later).unwrap(), block(5000, 1000));
     let report = s.fsck(false).unwrap();
     assert!(report.corrupt.is_empty() && report.dangling.is_empty());
 }

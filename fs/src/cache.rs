@@ -134,6 +134,14 @@ impl State {
         ino
     }
 
+    /// Makes sure inode numbers below `n` are never handed out (a restored tree uses them).
+    pub(crate) fn reserve_inos_below(&mut self, n: u64) {
+        if self.sup.next_ino < n {
+            self.sup.next_ino = n;
+            self.sup_dirty = true;
+        }
+    }
+
     /// Inode numbers handed out so far (an upper bound of inodes in use).
     pub(crate) fn inodes_issued(&self) -> u64 {
         self.sup.next_ino - 1

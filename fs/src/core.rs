@@ -16,7 +16,7 @@ use crate::writeback;
 use crate::{FsError, FsOptions};
 use blockstore::{BlockSource, BlockStore};
 use parking_lot::Mutex;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -32,6 +32,8 @@ pub(crate) struct Core {
     pub(crate) snaps: Mutex<SnapView>,
     /// Sync index and bookkeeping, `None` until `Fs::enable_sync` (lock before `flush_lock`).
     pub(crate) sync: Mutex<Option<crate::sync::SyncState>>,
+    /// The snapshot anchor file (`recover.rs`).
+    pub(crate) anchor: PathBuf,
 }
 
 impl Core {
@@ -46,8 +48,21 @@ impl Core {
     ) -> Result<Self, FsError> {
         let keys = Arc::new(VolumeKeys::derive(vs));
         let db = Arc::new(MetaDb::open(meta_path, keys.clone())?);
-        let fresh = db.load_super()?.is_none();
-        let sup = db.load_super()?.unwrap_or(Super {
+        let damaged = |e: FsError| match e {
+            e @ (FsError::Meta(_) | FsError::BadRecord(_) | FsError::Crypto(_)) => {
+                FsError::MetaDamaged {
+                    path: meta_path.to_owned(),
+                    reason: e.to_string(),
+                }
+            }
+            other => other,
+        };
+        let loaded = db.load_super().map_err(damaged)?;
+        let fresh = loaded.is_none();
+        if !fresh {
+            db.load_inode(ROOT_INO).map_err(damaged)?;
+        }
+        let sup = loaded.unwrap_or(Super {
             next_ino: ROOT_INO + 1,
         });
         let mut st = State::new(db.clone(), sup);
@@ -73,7 +88,9 @@ impl Core {
             opts,
             snaps: Mutex::new(SnapView::default()),
             sync: Mutex::new(None),
+            anchor: crate::recover::anchor_path(meta_path),
         })
+        .and_then(|core| core.ensure_anchor().map(|()| core))
     }
 
     /// Buffer limits (per file, total) for writes.

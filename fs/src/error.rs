@@ -75,6 +75,15 @@ pub enum FsError {
     /// The metadata database failed (EIO).
     #[error("metadata database: {0}")]
     Meta(String),
+    /// The metadata database cannot be opened or read: `fossa fsck --repair` recovers it
+    /// (docs/cli.md, "Recovery").
+    #[error("the metadata database {path} is damaged: {reason}")]
+    MetaDamaged {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What opening or reading it reported.
+        reason: String,
+    },
     /// An I/O error outside the block store (EIO).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -31,6 +31,7 @@ mod inode;
 mod maint;
 mod meta;
 mod options;
+mod recover;
 mod redundancy;
 mod rename;
 mod setattr;
@@ -46,6 +47,7 @@ pub use attr::*;
 pub use civil::utc_civil;
 pub use error::FsError;
 pub use options::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
+pub use recover::{RecoverFrom, Recovered, Recovery, recover_meta};
 pub use redundancy::{
     DEFAULT_LEVEL, LevelDir, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level,
 };

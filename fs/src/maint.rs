@@ -78,7 +78,10 @@ impl Core {
     }
 
     /// Blocks reachable from the live tree and every snapshot.
-    fn live_blocks(&self, problems: &mut Vec<String>) -> Result<HashSet<BlockId>, FsError> {
+    pub(crate) fn live_blocks(
+        &self,
+        problems: &mut Vec<String>,
+    ) -> Result<HashSet<BlockId>, FsError> {
         let (inodes, p) = self.all_inodes()?;
         problems.extend(p);
         let mut live = HashSet::new();
@@ -114,6 +117,9 @@ impl Core {
             store,
             ..FsckReport::default()
         };
+        if repair && !r.store.rebuilt.is_empty() {
+            r.reclassified = self.classify_rebuilt(&r.store.rebuilt, &mut r.problems)?;
+        }
         let (inodes, p) = self.all_inodes()?;
         r.problems.extend(p);
         r.inodes = inodes.len() as u64;

@@ -57,6 +57,8 @@ pub struct FsckReport {
     pub problems: Vec<String>,
     /// What the block store's own check found and repaired.
     pub store: blockstore::FsckReport,
+    /// Blocks of a rebuilt block index that nothing reaches, made Cached (repair mode).
+    pub reclassified: usize,
 }
 
 /// Result of [`crate::Fs::gc`].

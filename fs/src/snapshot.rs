@@ -60,6 +60,7 @@ impl Core {
             Some(format::encode_snap(&rec)),
         ));
         self.commit_batch(&b)?;
+        self.save_anchor_logged();
         Ok(SnapshotInfo {
             name: name.to_string(),
             time,
@@ -110,6 +111,7 @@ impl Core {
         let mut b = Batch::default();
         b.snaps.push((self.snap_tag(name.as_bytes()), None));
         self.commit_batch(&b)?;
+        self.save_anchor_logged();
         self.snaps.lock().forget(self.snap_tag(name.as_bytes()));
         Ok(())
     }

@@ -9,6 +9,7 @@ mod config;
 mod control;
 mod fuse;
 mod mountinfo;
+mod recovery;
 mod sync;
 mod timefmt;
 mod unlock;

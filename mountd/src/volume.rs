@@ -120,7 +120,8 @@ pub(crate) struct Volume {
 }
 
 impl Volume {
-    /// Opens the volume under `lock`: unseals, opens the store and the metadata database.
+    /// Opens the volume under `lock`: unseals, opens the store and the metadata database. A
+    /// damaged database fails with a message that names `fossa fsck --repair`.
     pub(crate) fn open(
         paths: &Paths,
         lock: VolumeLock,
@@ -128,19 +129,27 @@ impl Volume {
         read_only: bool,
     ) -> Result<Self> {
         let (config, vs) = unseal(paths, secret)?;
-        let store = Arc::new(BlockStore::open(&paths.blocks(), StoreOptions::default())?);
+        let store = BlockStore::open(&paths.blocks(), StoreOptions::default())
+            .map_err(crate::recovery::store_hint)?;
+        let store = Arc::new(store);
         let net_source = Arc::new(NetSource::new(store.clone()));
-        let source: Arc<dyn BlockSource> = net_source.clone();
-        let owner = Caller {
-            uid: rustix::process::geteuid().as_raw(),
-            gid: rustix::process::getegid().as_raw(),
-            umask: 0,
-        };
         let opts = FsOptions {
             read_only,
             ..FsOptions::default()
         };
-        let fs = Fs::open(store.clone(), source, &paths.meta(), &vs, owner, opts)?;
+        let fs =
+            open_fs(paths, &store, &net_source, &vs, opts).map_err(crate::recovery::fs_hint)?;
+        Self::assemble(paths, lock, (config, vs), (store, net_source), fs)
+    }
+
+    /// The rest of an open once the store and the `Fs` are open.
+    pub(crate) fn assemble(
+        paths: &Paths,
+        lock: VolumeLock,
+        (config, vs): (Config, VolumeSecret),
+        (store, net_source): (Arc<BlockStore>, Arc<NetSource>),
+        fs: Fs,
+    ) -> Result<Self> {
         let sync = SyncParts::new(paths, config.volume_bytes()?, vs, net_source)?;
         sync.enable(&fs)?;
         Ok(Volume {
@@ -152,6 +161,27 @@ impl Volume {
             _lock: lock,
         })
     }
+}
+
+/// The owner of a new volume's root directory: the user running fossa.
+pub(crate) fn owner() -> Caller {
+    Caller {
+        uid: rustix::process::geteuid().as_raw(),
+        gid: rustix::process::getegid().as_raw(),
+        umask: 0,
+    }
+}
+
+/// Opens the metadata database of the volume at `paths` over `store`.
+pub(crate) fn open_fs(
+    paths: &Paths,
+    store: &Arc<BlockStore>,
+    net_source: &Arc<NetSource>,
+    vs: &VolumeSecret,
+    opts: FsOptions,
+) -> Result<Fs, fossa_fs::FsError> {
+    let source: Arc<dyn BlockSource> = net_source.clone();
+    Fs::open(store.clone(), source, &paths.meta(), vs, owner(), opts)
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ impl BlockStore {
     }
 
     /// Closes the active file (kept for the next commit to sync) and starts a new one.
-    fn roll(&self, st: &mut State) -> Result<(), StoreError> {
+    pub(super) fn roll(&self, st: &mut State) -> Result<(), StoreError> {
         if let Some(w) = st.writer.as_mut() {
             w.flush(&self.mark)?;
         }

@@ -33,6 +33,11 @@ fn list(data_dir: &Path) -> Result<Vec<u32>, StoreError> {
     Ok(out)
 }
 
+/// Whether `data_dir` holds any data file.
+pub(super) fn has_data_files(data_dir: &Path) -> Result<bool, StoreError> {
+    Ok(!list(data_dir)?.is_empty())
+}
+
 /// Reads and checks the header of data file `n`.
 pub(super) fn check_header(path: &Path, file: &File, n: u32) -> Result<(), StoreError> {
     let mut h = [0u8; FILE_HEADER_LEN as usize];

@@ -141,11 +141,32 @@ impl BlockStore {
                 st.dirty.insert(f.id);
                 st.removed.remove(&f.id);
                 r.repaired += 1;
+                r.rebuilt.push(f.id);
             }
             if st.orphans.contains(&n) {
                 st.adopt.insert(n, scan.end);
             }
         }
         self.commit_locked(st)
+    }
+
+    /// Makes the unpinned Own blocks among `ids` Cached (evicted first under the cache
+    /// quota) and commits; returns how many changed. For blocks a rebuilt index indexed as
+    /// Own that the layer above finds unreachable: the records do not carry the class.
+    pub fn make_cached(&self, ids: &[BlockId]) -> Result<usize, StoreError> {
+        let mut st = self.state.lock();
+        let mut n = 0;
+        for id in ids {
+            let was = self.map.read().get(id).copied();
+            let Some(e) = was.filter(|e| e.class == Class::Own && !e.pinned) else {
+                continue;
+            };
+            self.update(&mut st, id, |e| e.class = Class::Cached);
+            self.cache.lock().insert(*id, u64::from(e.len), e.hits);
+            n += 1;
+        }
+        self.evict(&mut st);
+        self.commit_locked(&mut st)?;
+        Ok(n)
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Compaction copies the live records of a sparse file to the active file, commits (data
 //! synced, index pointing at the copies, the old file forgotten) and only then deletes the
-//! old file, so a crash at any point leaves every committed block readable.
+//! old file, so a crash at any point leaves every committed block readable. A sparse active
+//! file is sealed first (a new active file is started), then compacted like any other.
 use super::{BlockStore, State};
 use crate::format::{Entry, FILE_HEADER_LEN, data_file_name};
 use crate::{BlockId, Class, GcStats, StoreError};
@@ -63,16 +64,14 @@ impl BlockStore {
             .collect()
     }
 
-    /// Committed files, other than the active one, whose live bytes are below the threshold.
+    /// Committed files (the active one included) whose live bytes are below the threshold.
     fn compaction_candidates(&self, st: &State) -> Vec<u32> {
-        let active = st.writer.as_ref().map(|w| w.file_no());
         let mut live: HashMap<u32, u64> = HashMap::new();
         for e in self.map.read().values() {
             *live.entry(e.file).or_default() += e.record_len();
         }
         st.file_lens
             .iter()
-            .filter(|(n, _)| Some(**n) != active)
             .filter(|(n, len)| {
                 let body = len.saturating_sub(FILE_HEADER_LEN);
                 let live = live.get(n).copied().unwrap_or(0);
@@ -82,11 +81,17 @@ impl BlockStore {
             .collect()
     }
 
-    /// Compacts sparse files; returns the bytes freed on disk.
+    /// Compacts sparse files; returns the bytes freed on disk. Requires everything put so
+    /// far to be committed (the active file's length is then its committed length).
     fn compact(&self, st: &mut State) -> Result<u64, StoreError> {
         let files = self.compaction_candidates(st);
         if files.is_empty() {
             return Ok(0);
+        }
+        let active = st.writer.as_ref().map(|w| w.file_no());
+        if active.is_some_and(|n| files.contains(&n)) {
+            // Seal it: its live records go to a new active file like any other file's.
+            self.roll(st)?;
         }
         let reclaimed: u64 = files.iter().filter_map(|n| st.file_lens.get(n)).sum();
         let mut moved = Vec::new();

@@ -2,7 +2,7 @@
 //!
 //! The store keeps a full copy of the index in memory (loaded here at open); redb is written
 //! only by [`Index::commit`], one durable transaction per store commit.
-use crate::error::index_error;
+use crate::error::{index_error, open_error};
 use crate::format::{ENTRY_LEN, Entry, FORMAT_VERSION, decode_entry, encode_entry};
 use crate::{BlockId, StoreError};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -43,28 +43,35 @@ pub(super) struct Index {
 }
 
 impl Index {
-    /// Opens or creates the index at `path` and checks its format version.
-    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(|e| index_error(path, e))?;
+    /// Opens or creates the index at `path`, checks its format version and loads it. A file
+    /// redb cannot open or read is [`StoreError::IndexDamaged`].
+    pub(super) fn open(path: &Path) -> Result<(Self, Loaded), StoreError> {
+        let db = Database::create(path).map_err(|e| open_error(path, e))?;
         let index = Index {
             db,
             path: path.to_owned(),
         };
         index.check_version()?;
-        Ok(index)
+        let loaded = index.load()?;
+        Ok((index, loaded))
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> StoreError {
         index_error(&self.path, e)
     }
 
+    /// Errors while opening and loading: damage is [`StoreError::IndexDamaged`].
+    fn open_err(&self, e: impl Into<redb::Error>) -> StoreError {
+        open_error(&self.path, e)
+    }
+
     fn check_version(&self) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let tx = self.db.begin_write().map_err(|e| self.open_err(e))?;
         {
-            let mut meta = tx.open_table(META).map_err(|e| self.err(e))?;
+            let mut meta = tx.open_table(META).map_err(|e| self.open_err(e))?;
             let found = meta
                 .get(VERSION_KEY)
-                .map_err(|e| self.err(e))?
+                .map_err(|e| self.open_err(e))?
                 .map(|v| v.value());
             match found {
                 Some(v) if v == u64::from(FORMAT_VERSION) => {}
@@ -76,24 +83,24 @@ impl Index {
                 }
                 None => {
                     meta.insert(VERSION_KEY, u64::from(FORMAT_VERSION))
-                        .map_err(|e| self.err(e))?;
+                        .map_err(|e| self.open_err(e))?;
                 }
             }
             // Create the other tables so that read transactions find them.
-            tx.open_table(BLOCKS).map_err(|e| self.err(e))?;
-            tx.open_table(FILES).map_err(|e| self.err(e))?;
+            tx.open_table(BLOCKS).map_err(|e| self.open_err(e))?;
+            tx.open_table(FILES).map_err(|e| self.open_err(e))?;
         }
-        tx.commit().map_err(|e| self.err(e))
+        tx.commit().map_err(|e| self.open_err(e))
     }
 
     /// Reads the whole index. Undecodable entries are skipped with a warning (fsck repair
     /// rebuilds them from the data files).
-    pub(super) fn load(&self) -> Result<Loaded, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
-        let blocks_t = tx.open_table(BLOCKS).map_err(|e| self.err(e))?;
+    fn load(&self) -> Result<Loaded, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.open_err(e))?;
+        let blocks_t = tx.open_table(BLOCKS).map_err(|e| self.open_err(e))?;
         let mut blocks = HashMap::new();
-        for row in blocks_t.iter().map_err(|e| self.err(e))? {
-            let (k, v) = row.map_err(|e| self.err(e))?;
+        for row in blocks_t.iter().map_err(|e| self.open_err(e))? {
+            let (k, v) = row.map_err(|e| self.open_err(e))?;
             let id = BlockId(*k.value());
             match decode_entry(v.value()) {
                 Ok(entry) => {
@@ -102,10 +109,10 @@ impl Index {
                 Err(reason) => tracing::warn!(block = %id, reason, "skipping bad index entry"),
             }
         }
-        let files_t = tx.open_table(FILES).map_err(|e| self.err(e))?;
+        let files_t = tx.open_table(FILES).map_err(|e| self.open_err(e))?;
         let mut file_lens = BTreeMap::new();
-        for row in files_t.iter().map_err(|e| self.err(e))? {
-            let (k, v) = row.map_err(|e| self.err(e))?;
+        for row in files_t.iter().map_err(|e| self.open_err(e))? {
+            let (k, v) = row.map_err(|e| self.open_err(e))?;
             file_lens.insert(k.value(), v.value());
         }
         Ok(Loaded { blocks, file_lens })

@@ -91,6 +91,9 @@ fn verify(id: &BlockId, bytes: Vec<u8>) -> Result<Vec<u8>, StoreError> {
     Ok(bytes)
 }
 
+/// The index's file name in the store directory.
+const INDEX_FILE: &str = "index.redb";
+
 /// Gap between blocks that [`BlockStore::will_need`] reads through rather than splitting.
 const HINT_GAP: u64 = 256 << 10;
 
@@ -112,11 +115,50 @@ fn read_at(file: &File, len: usize, off: u64) -> std::io::Result<Vec<u8>> {
 impl BlockStore {
     /// Opens (creating if needed) the store in `dir`. Uncommitted tails of data files are cut
     /// off; a data file with a damaged header is [`StoreError::Format`].
+    ///
+    /// A damaged index, or a missing one while data files exist, is
+    /// [`StoreError::IndexDamaged`]: nothing is changed on disk, and
+    /// [`BlockStore::open_rebuilding_index`] is the way out.
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
         let data_dir = dir.join("data");
         std::fs::create_dir_all(&data_dir).map_err(|e| crate::error::io_error(&data_dir, e))?;
-        let index = Index::open(&dir.join("index.redb"))?;
-        let loaded = index.load()?;
+        let path = dir.join(INDEX_FILE);
+        if !path.exists() && files::has_data_files(&data_dir)? {
+            return Err(StoreError::IndexDamaged {
+                path,
+                reason: "the index is missing but data files exist".into(),
+            });
+        }
+        Self::open_with_index(dir, data_dir, opts)
+    }
+
+    /// Opens the store with a new, empty index, first moving a damaged one (if any) to
+    /// `index.redb.damaged`: every data file is then an orphan, and [`BlockStore::fsck`] with
+    /// `repair` indexes every intact record of every file (`FsckReport::rebuilt`). Returns the
+    /// store and where the old index went.
+    pub fn open_rebuilding_index(
+        dir: &Path,
+        opts: StoreOptions,
+    ) -> Result<(Self, Option<PathBuf>), StoreError> {
+        let data_dir = dir.join("data");
+        std::fs::create_dir_all(&data_dir).map_err(|e| crate::error::io_error(&data_dir, e))?;
+        let path = dir.join(INDEX_FILE);
+        let aside = path.with_extension("redb.damaged");
+        let moved = match std::fs::rename(&path, &aside) {
+            Ok(()) => Some(aside),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(crate::error::io_error(&path, e)),
+        };
+        tracing::warn!(index = %path.display(), moved = ?moved, "rebuilding the block index");
+        Ok((Self::open_with_index(dir, data_dir, opts)?, moved))
+    }
+
+    fn open_with_index(
+        dir: &Path,
+        data_dir: PathBuf,
+        opts: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let (index, loaded) = Index::open(&dir.join(INDEX_FILE))?;
         let files = open_data_files(&data_dir, &loaded.file_lens)?;
         let mark = FlushMark::new();
         let writer =

@@ -67,4 +67,6 @@ pub struct FsckReport {
     pub dangling: Vec<BlockId>,
     /// Index entries rebuilt from data files (repair mode).
     pub repaired: u64,
+    /// The blocks those entries are for, indexed as unpinned Own.
+    pub rebuilt: Vec<BlockId>,
 }

@@ -2,6 +2,7 @@
 //!
 //! Every record starts with a format-version byte; integers are little-endian. These are the
 //! plaintexts that `VolumeKeys::seal_record` seals (or that snapshot directory blocks hold).
+pub(crate) mod anchor;
 #[cfg(test)]
 mod golden_tests;
 mod inode;

@@ -83,6 +83,23 @@ fn dberr(e: impl std::fmt::Display) -> FsError {
     FsError::Meta(e.to_string())
 }
 
+/// Maps a redb error met while opening the database at `path`: what says the file is
+/// unreadable (corruption, a short file, a format redb cannot repair) is
+/// [`FsError::MetaDamaged`], an ordinary I/O error (permissions, a full disk) stays one.
+fn open_error(path: &Path, e: redb::Error) -> FsError {
+    use std::io::ErrorKind::{InvalidData, UnexpectedEof};
+    match e {
+        redb::Error::Io(io) if !matches!(io.kind(), UnexpectedEof | InvalidData) => FsError::Io(io),
+        e @ (redb::Error::DatabaseAlreadyOpen
+        | redb::Error::LockProtocolMismatch
+        | redb::Error::TransactionInProgress) => dberr(e),
+        other => FsError::MetaDamaged {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
 /// The open metadata database.
 pub(crate) struct MetaDb {
     db: Database,
@@ -90,16 +107,49 @@ pub(crate) struct MetaDb {
 }
 
 impl MetaDb {
-    /// Opens or creates the database, making sure every table exists.
+    /// Opens or creates the database, making sure every table exists. A file redb cannot
+    /// open is [`FsError::MetaDamaged`].
     pub(crate) fn open(path: &Path, keys: Arc<VolumeKeys>) -> Result<Self, FsError> {
-        let db = Database::create(path).map_err(dberr)?;
-        let tx = db.begin_write().map_err(dberr)?;
-        tx.open_table(INODES).map_err(dberr)?;
+        let damaged = |e: redb::Error| open_error(path, e);
+        let db = Database::create(path).map_err(|e| damaged(e.into()))?;
+        let tx = db.begin_write().map_err(|e| damaged(e.into()))?;
+        tx.open_table(INODES).map_err(|e| damaged(e.into()))?;
         for t in [DIRENTS, XATTRS, SNAPS, META, SYNC_INDEX, SYNC_PEERS] {
-            tx.open_table(t).map_err(dberr)?;
+            tx.open_table(t).map_err(|e| damaged(e.into()))?;
         }
-        tx.commit().map_err(dberr)?;
+        tx.commit().map_err(|e| damaged(e.into()))?;
         Ok(MetaDb { db, keys })
+    }
+
+    /// The sealed snapshot records as stored (table key, sealed value).
+    pub(crate) fn sealed_snapshots(&self) -> Result<Records, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(SNAPS).map_err(dberr)?;
+        let mut out = Vec::new();
+        for item in t.iter().map_err(dberr)? {
+            let (k, v) = item.map_err(dberr)?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Opens a sealed snapshot record stored under `key` (from an anchor file).
+    pub(crate) fn open_snapshot(&self, key: &[u8], sealed: &[u8]) -> Result<SnapRecord, FsError> {
+        let p = self.keys.open_record(T_SNAP, key, sealed)?;
+        format::decode_snap(&p)
+    }
+
+    /// Writes sealed snapshot records as they are (their AAD binds only table and key), in
+    /// one durable transaction.
+    pub(crate) fn put_sealed_snapshots(&self, recs: &Records) -> Result<(), FsError> {
+        let tx = self.db.begin_write().map_err(dberr)?;
+        {
+            let mut t = tx.open_table(SNAPS).map_err(dberr)?;
+            for (k, v) in recs {
+                t.insert(k.as_slice(), v.as_slice()).map_err(dberr)?;
+            }
+        }
+        tx.commit().map_err(dberr)
     }
 
     /// The superblock, `None` for a new volume.

@@ -1,5 +1,5 @@
 //! `fossa fsck` and `fossa gc`.
-use super::{Ctx, open_local, request, require_volume};
+use super::{Ctx, open_local, open_repairing, request, require_volume};
 use crate::control::Request;
 use crate::volume::VolumeLock;
 use anyhow::Result;
@@ -10,7 +10,14 @@ use std::process::ExitCode;
 pub(crate) fn fsck(ctx: &Ctx, repair: bool, json: bool) -> Result<ExitCode> {
     require_volume(ctx)?;
     // Checking a mounted volume would race with its writers.
-    let vol = open_local(ctx, VolumeLock::acquire(&ctx.paths)?)?;
+    let lock = VolumeLock::acquire(&ctx.paths)?;
+    let (vol, recovered) = match repair {
+        true => open_repairing(ctx, lock)?,
+        false => (open_local(ctx, lock)?, Vec::new()),
+    };
+    for line in recovered.iter().filter(|_| !json) {
+        println!("recovered: {line}");
+    }
     let r = vol.fs.fsck(repair)?;
     let mut problems = r.problems.clone();
     problems.extend(
@@ -32,6 +39,7 @@ pub(crate) fn fsck(ctx: &Ctx, repair: bool, json: bool) -> Result<ExitCode> {
         "blocks_checked": r.blocks,
         "store_blocks_checked": r.store.blocks_checked,
         "repaired": r.store.repaired,
+        "recovered": recovered,
         "problems": problems,
     });
     if json {

@@ -96,6 +96,12 @@ fn open_local(ctx: &Ctx, lock: VolumeLock) -> Result<Volume> {
     Volume::open(&ctx.paths, lock, &secret, false)
 }
 
+/// Opens the volume in this process for `fsck --repair` (`recovery::open_repairing`).
+fn open_repairing(ctx: &Ctx, lock: VolumeLock) -> Result<(Volume, Vec<String>)> {
+    let secret = unlock::for_existing(ctx.key_file.as_deref(), &ctx.paths)?;
+    crate::recovery::open_repairing(&ctx.paths, lock, &secret)
+}
+
 /// Executes `req`: through the daemon's control socket if a daemon holds the volume,
 /// otherwise by opening the volume here.
 fn request(ctx: &Ctx, req: &Request) -> Result<Value> {
