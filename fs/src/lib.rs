@@ -27,6 +27,7 @@ mod handles;
 mod inode;
 mod maint;
 mod meta;
+mod names;
 mod options;
 mod redundancy;
 mod rename;
