@@ -117,7 +117,7 @@ impl Core {
         let (inodes, p) = self.all_inodes()?;
         r.problems.extend(p);
         r.inodes = inodes.len() as u64;
-        let names = self.paths_by_ino()?;
+        let names = self.paths_by_ino();
         for i in &inodes {
             self.check_content(i, names.get(&i.ino).map(Vec::as_slice), &mut r);
         }

@@ -9,30 +9,33 @@ use std::collections::{HashMap, HashSet};
 impl Core {
     /// A path (`/`-joined, no leading `/`) of every inode the live tree reaches: the first one
     /// found for a hard-linked file.
-    pub(crate) fn paths_by_ino(&self) -> Result<HashMap<Ino, Vec<u8>>, FsError> {
+    pub(crate) fn paths_by_ino(&self) -> HashMap<Ino, Vec<u8>> {
         self.walk_names(|_| false)
     }
 
     /// A path of `ino` in the live tree, if it has one (an unlinked open file has none).
     pub(crate) fn path_of(&self, ino: Ino) -> Option<Vec<u8>> {
-        self.walk_names(|found| found == ino)
-            .ok()
-            .and_then(|mut m| m.remove(&ino))
+        self.walk_names(|found| found == ino).remove(&ino)
     }
 
-    /// Walks directories breadth first, naming each inode; stops early once `done(ino)`
+    /// Walks directories depth first, naming each inode; stops early once `done(ino)`
     /// holds for an inode just named.
-    fn walk_names(&self, done: impl Fn(Ino) -> bool) -> Result<HashMap<Ino, Vec<u8>>, FsError> {
+    fn walk_names(&self, done: impl Fn(Ino) -> bool) -> HashMap<Ino, Vec<u8>> {
         let mut names: HashMap<Ino, Vec<u8>> = HashMap::new();
         let mut seen = HashSet::from([ROOT_INO]);
         let mut queue = vec![(ROOT_INO, Vec::new())];
         while let Some((dir, path)) = queue.pop() {
+            // A directory that cannot be read names nothing below it (fsck reports it).
             let entries: Vec<(Vec<u8>, Ino, FileKind)> = {
                 let mut st = self.st.lock();
-                st.dir(dir)?
-                    .values()
-                    .map(|d| (d.name.clone(), d.ino, d.kind))
-                    .collect()
+                st.dir(dir).map_or_else(
+                    |_| Vec::new(),
+                    |d| {
+                        d.values()
+                            .map(|d| (d.name.clone(), d.ino, d.kind))
+                            .collect()
+                    },
+                )
             };
             for (name, ino, kind) in entries {
                 let mut p = path.clone();
@@ -42,14 +45,14 @@ impl Core {
                 p.extend_from_slice(&name);
                 names.entry(ino).or_insert_with(|| p.clone());
                 if done(ino) {
-                    return Ok(names);
+                    return names;
                 }
                 if kind == FileKind::Dir && seen.insert(ino) {
                     queue.push((ino, p));
                 }
             }
         }
-        Ok(names)
+        names
     }
 }
 

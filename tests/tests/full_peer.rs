@@ -49,17 +49,20 @@ fn a_full_peer_is_not_sent_the_same_blocks_again_and_resumes_when_it_has_room() 
     b.dev.join(&a.invite()?, &pa)?;
     a.wait_connected(&[&b.dev])?;
 
-    // Leave B about 24 MiB of room, then write 64 MiB on A.
-    let filler_path = b.dev.vol.home().join("filler");
-    let (filler, filled) = fill(&filler_path)?;
-    filler.set_len(filled.saturating_sub(24 * MIB))?;
-    filler.sync_all()?;
+    // 64 MiB written on A while B is away; B comes back with about 24 MiB of room (the
+    // index, small, is applied first; then the blocks fill the disk).
+    b.dev.stop()?;
     let files: Vec<(String, Vec<u8>)> = (0..4)
         .map(|i| (format!("f{i}.bin"), random_bytes(100 + i, 16 << 20)))
         .collect();
     for (name, data) in &files {
         write_synced(&a.path(name), data)?;
     }
+    let filler_path = b.dev.vol.home().join("filler");
+    let (filler, filled) = fill(&filler_path)?;
+    filler.set_len(filled.saturating_sub(24 * MIB))?;
+    filler.sync_all()?;
+    b.dev.mount()?;
 
     // B fills up and pauses its pull.
     let paused = |d: &Device| d.vol.daemon_log().contains("fetching paused");

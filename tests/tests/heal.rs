@@ -136,7 +136,17 @@ fn a_corrupt_block_is_healed_from_a_peer_by_the_read_that_finds_it() -> Result<(
         Ok(std::fs::read(&p).is_ok_and(|got| got == data))
     })
     .with_context(|| b.vol.log_tail_lines(30))?;
-    ensure!(redundancy_stat(&b, "local_healed")? >= 1, "no heal counted");
+    ensure!(
+        b.vol
+            .daemon_log()
+            .contains("corrupt local copy replaced by a verified copy"),
+        "the heal must be logged:\n{}",
+        b.vol.log_tail_lines(20)
+    );
+    // Counted at the next round of the repair loop (every 30 s by default).
+    wait_until(Duration::from_secs(60), "the heal to be counted", || {
+        Ok(redundancy_stat(&b, "local_healed")? >= 1)
+    })?;
     b.stop()?;
     let after = fsck(&b)?;
     ensure!(
