@@ -16,6 +16,8 @@ const AUDIT_BYTES: u64 = 64 << 20;
 pub(crate) const AUDIT_BYTES_ENV: &str = "FOSSA_LOCAL_AUDIT_BYTES";
 /// Deadline of fetching the good copies of corrupt blocks.
 const FETCH_DEADLINE: Duration = Duration::from_secs(20);
+/// Ids taken from the store at a time by the local audit.
+const SLICE: usize = 256;
 /// Most corrupt blocks fetched in one round.
 const HEAL_MAX: usize = 256;
 
@@ -60,29 +62,40 @@ impl LocalAudit {
     /// Re-hashes up to the round's budget of own blocks after the cursor; corrupt ones are
     /// added to `pending`.
     pub(crate) fn scan(&mut self, store: &BlockStore) {
-        let mut ids = store.ids(Class::Own);
-        if ids.is_empty() {
-            return;
-        }
-        ids.sort_unstable();
-        let start = self
-            .cursor
-            .map_or(0, |c| ids.partition_point(|id| *id <= c));
         let budget = budget();
         let mut bytes = 0u64;
-        for id in ids[start..].iter().chain(&ids[..start]) {
-            if bytes >= budget {
-                break;
-            }
-            self.cursor = Some(*id);
-            self.stats.checked += 1;
-            match store.get(id) {
-                Ok(d) => bytes += d.len() as u64,
-                Err(StoreError::NotFound(_)) => {}
-                Err(e) => {
-                    tracing::error!(block = %id, error = %e, "local audit: copy failed verification");
-                    self.flag(*id);
+        let mut wrapped = false;
+        while bytes < budget {
+            let ids = store.own_ids_after(self.cursor, SLICE);
+            if ids.is_empty() {
+                // The end of the store: go round again, at most once per round.
+                if wrapped || self.cursor.is_none() {
+                    return;
                 }
+                wrapped = true;
+                self.cursor = None;
+                continue;
+            }
+            for id in ids {
+                if bytes >= budget {
+                    return;
+                }
+                self.cursor = Some(id);
+                bytes += self.check(store, id);
+            }
+        }
+    }
+
+    /// Re-hashes one local copy; the bytes read.
+    fn check(&mut self, store: &BlockStore, id: BlockId) -> u64 {
+        self.stats.checked += 1;
+        match store.get(&id) {
+            Ok(d) => d.len() as u64,
+            Err(StoreError::NotFound(_)) => 0,
+            Err(e) => {
+                tracing::error!(block = %id, error = %e, "local audit: copy failed verification");
+                self.flag(id);
+                0
             }
         }
     }
