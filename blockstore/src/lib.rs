@@ -27,7 +27,7 @@ mod store;
 pub use error::StoreError;
 pub use format::MAX_BLOCK_LEN;
 pub use id::BlockId;
-pub use store::{BlockStore, Class, FsckReport, GcStats, StoreOptions, StoreStats};
+pub use store::{BlockStore, Class, FsckReport, GcStats, Healed, StoreOptions, StoreStats};
 
 /// Where the filesystem layer reads blocks from: the local store first, later the network.
 ///

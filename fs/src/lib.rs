@@ -30,6 +30,7 @@ mod handles;
 mod inode;
 mod maint;
 mod meta;
+mod names;
 mod options;
 mod recover;
 mod redundancy;

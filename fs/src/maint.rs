@@ -123,15 +123,17 @@ impl Core {
         let (inodes, p) = self.all_inodes()?;
         r.problems.extend(p);
         r.inodes = inodes.len() as u64;
+        let names = self.paths_by_ino();
         for i in &inodes {
-            self.check_content(i, &mut r);
+            self.check_content(i, names.get(&i.ino).map(Vec::as_slice), &mut r);
         }
         self.check_links(&inodes, &mut r)?;
         self.check_snapshots(&mut r)?;
         Ok(r)
     }
 
-    pub(crate) fn check_content(&self, i: &Inode, r: &mut FsckReport) {
+    /// Reads a file's whole content; a failure is reported with the file's `path` if known.
+    pub(crate) fn check_content(&self, i: &Inode, path: Option<&[u8]>, r: &mut FsckReport) {
         if i.kind != FileKind::File {
             return;
         }
@@ -141,8 +143,10 @@ impl Core {
         while off < i.content.size {
             let n = (i.content.size - off).min(8 << 20) as usize;
             if let Err(e) = self.engine.read(&i.content, off, n) {
+                let file =
+                    path.map_or_else(String::new, |p| format!("{} ", crate::names::shown(p)));
                 r.problems
-                    .push(format!("inode {}: content at {off}: {e}", i.ino));
+                    .push(format!("{file}(inode {}): content at {off}: {e}", i.ino));
                 return;
             }
             off += n as u64;

@@ -53,7 +53,8 @@ pub struct FsckReport {
     pub inodes: u64,
     /// Blocks reachable from the live tree and snapshots, each read and verified.
     pub blocks: u64,
-    /// Problems found, one line each (block ids and inode numbers, never names).
+    /// Problems found, one line each (block ids, inode numbers, and the path of a damaged
+    /// file: fsck runs on an unlocked volume).
     pub problems: Vec<String>,
     /// What the block store's own check found and repaired.
     pub store: blockstore::FsckReport,

@@ -182,7 +182,7 @@ impl Core {
         }
         r.blocks += blocks;
         for i in &files {
-            self.check_content(i, r);
+            self.check_content(i, None, r);
         }
         Ok(())
     }

@@ -281,6 +281,7 @@ impl Fs {
             handles::plan_read(&mut st, ino, offset, size as usize)?
         };
         handles::read(&self.core.engine, &plan)
+            .inspect_err(|e| self.core.log_bad_read(ino, offset, e))
     }
     /// Writes `data` at `offset` (at the end for append handles); returns bytes written.
     pub fn write(&self, ino: Ino, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {

@@ -17,10 +17,12 @@ mod early;
 mod files;
 mod fsck;
 mod gc;
+mod heal;
 mod index;
 mod types;
 mod writer;
 
+pub use heal::Healed;
 pub use types::{Class, FsckReport, GcStats, StoreOptions, StoreStats};
 
 use crate::format::{Entry, FILE_HEADER_LEN, MAX_BLOCK_LEN, data_file_name};

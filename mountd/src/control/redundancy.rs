@@ -127,6 +127,9 @@ pub(crate) fn status(vol: &Volume, served: Option<&Served>) -> Result<Value> {
         "audits_passed": state.total.audits_passed,
         "audits_failed": state.total.audits_failed,
         "errors": state.total.errors,
+        "local_checked": state.heal.checked,
+        "local_corrupt": state.heal.corrupt,
+        "local_healed": state.heal.healed,
         "blocks_per_node": per_node,
         "dirs": dirs,
     }))

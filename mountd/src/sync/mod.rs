@@ -7,7 +7,9 @@
 //! blocks; `fossa-members` saves the member list when it changes; `fossa-repair` runs the
 //! redundancy rounds (`repair.rs`). FUSE threads reach the
 //! network only through [`NetSource`], under a deadline.
+mod backoff;
 mod discover;
+mod heal;
 mod identity;
 mod invite;
 mod puller;
@@ -187,6 +189,7 @@ impl SyncDaemon {
             node: node.clone(),
             members: a.parts.identity.members.clone(),
             holder,
+            source: a.parts.source.clone(),
             rt: rt.handle().clone(),
             state: repair.clone(),
         };

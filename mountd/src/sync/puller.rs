@@ -2,8 +2,9 @@
 //! fetches the blocks that live files need and the store lacks (`Fs::sync_missing`) and stores
 //! each as it arrives, until none are missing. Missing blocks are found again from the metadata
 //! after a restart, so an interrupted pull resumes without refetching what is stored.
+use super::backoff::{Backoff, Throttle};
 use super::source::{NetHandle, keep};
-use blockstore::{BlockId, BlockStore};
+use blockstore::{BlockId, BlockStore, StoreError};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 use fossa_fs::Fs;
 use fossa_fs::sync::ApplyReport;
@@ -15,6 +16,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::task::AbortHandle;
 
 /// Most missing ids listed by one walk of the incomplete files. A walk reads every pointer
 /// block of those files, so the pull lists many at once and walks again only when they are
@@ -28,8 +30,20 @@ const FETCHES: usize = 4;
 const FETCH_DEADLINE: Duration = Duration::from_secs(60);
 /// Longest time fetched blocks stay uncommitted while a pull is running.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
-/// Wait before retrying when no peer had the blocks.
+/// First wait before retrying when no peer had the blocks; doubled per failed fetch.
 const RETRY: Duration = Duration::from_secs(2);
+/// Longest wait before retrying failed fetches.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+/// While the store is full, free space is looked at this often (no network traffic).
+const FULL_POLL: Duration = Duration::from_secs(1);
+/// Free space that must return, over what was free once the pause began, to resume.
+const RESUME_ROOM: u64 = 16 << 20;
+/// After this long a pause also ends with [`RESUME_ROOM`] free in all, even if that was free
+/// at its start (the store may have failed for a reason that went away); doubled per
+/// consecutive pause, up to [`FULL_WAIT_MAX`].
+const FULL_WAIT: Duration = Duration::from_secs(10);
+/// Longest such pause.
+const FULL_WAIT_MAX: Duration = Duration::from_secs(600);
 /// Test knob: set to leave blocks remote until read (docs/cli.md).
 pub(crate) const NO_PULL_ENV: &str = "FOSSA_SYNC_NO_PULL";
 
@@ -81,6 +95,26 @@ struct Pull {
     /// Fetches ended (so blocks may have been stored) since the storing thread was last told
     /// to commit.
     uncommitted: bool,
+    /// Delay before retrying after failed fetches.
+    retry: Backoff,
+    /// The store is full: no fetch starts until room returns.
+    paused: Option<Paused>,
+    /// How long a pause lasts without room seen; doubled per consecutive pause.
+    full_wait: Backoff,
+    /// Fetches started (finished ones are pruned as new ones start).
+    running: Vec<AbortHandle>,
+}
+
+/// A pull paused because the store is full (docs/protocol.md, "Block streams"): nothing is
+/// fetched for the store until free space has grown by [`RESUME_ROOM`] or the pause's time
+/// is up, so a full device does not ask peers for blocks it cannot keep.
+struct Paused {
+    /// Free bytes at the first look after the pause began (the store's rollback done).
+    baseline: Option<u64>,
+    /// Next look at free space.
+    check_at: Instant,
+    /// Resume at this time even without room seen.
+    until: Instant,
 }
 
 /// What the storing thread is given.
@@ -112,6 +146,8 @@ struct StoreShared {
     pending: parking_lot::Mutex<HashSet<BlockId>>,
     /// Send [`Fetched::Stored`] after the next block is stored.
     wake: std::sync::atomic::AtomicBool,
+    /// The store ran out of space: blocks handed over are dropped until the pull resumes.
+    full: std::sync::atomic::AtomicBool,
 }
 
 impl Storer {
@@ -154,6 +190,18 @@ impl Storer {
         let _ = self.tx.send(ToStore::Commit);
     }
 
+    /// Whether the store ran out of space since the pull last resumed.
+    fn is_full(&self) -> bool {
+        self.shared.full.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets the storing thread store again.
+    fn resume(&self) {
+        self.shared
+            .full
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Stores what is queued, commits, and ends the thread.
     fn finish(self) {
         drop(self.tx);
@@ -173,7 +221,7 @@ fn store_blocks(
         *last = Instant::now();
         match store.commit() {
             Ok(()) => *n = 0,
-            Err(e) => tracing::warn!(error = %e, "committing fetched blocks failed"),
+            Err(e) => store_failed(shared, &e, "committing fetched blocks failed"),
         }
     };
     loop {
@@ -186,12 +234,17 @@ fn store_blocks(
             // Fetched blocks are a copy of what peers hold: losing the uncommitted ones in a
             // crash only costs a refetch, so commit about once a second, not per block.
             Ok(ToStore::Block(id, data)) => {
-                keep(store, id, &data);
+                // While full, blocks already on their way are dropped: they would fail too.
+                if !shared.full.load(std::sync::atomic::Ordering::SeqCst) {
+                    match keep(store, id, &data) {
+                        Ok(()) => uncommitted += 1,
+                        Err(e) => store_failed(shared, &e, "could not store a fetched block"),
+                    }
+                }
                 shared.pending.lock().remove(&id);
                 if shared.wake.swap(false, std::sync::atomic::Ordering::SeqCst) {
                     let _ = stored.send(Fetched::Stored);
                 }
-                uncommitted += 1;
             }
             Ok(ToStore::Commit) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => {
@@ -204,6 +257,19 @@ fn store_blocks(
         if uncommitted > 0 && (asked || last_commit.elapsed() >= COMMIT_EVERY) {
             commit(&mut uncommitted, &mut last_commit);
         }
+    }
+}
+
+/// Failures to store other than a full disk: one log line a minute.
+static STORE_FAILED: Throttle = Throttle::new(Duration::from_secs(60));
+
+/// A failed put or commit: a full disk pauses the pull (logged once, by the pull thread);
+/// other failures are logged at most once a minute.
+fn store_failed(shared: &StoreShared, e: &StoreError, what: &str) {
+    if matches!(e, StoreError::NoSpace(_)) {
+        shared.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    } else if let Some(left_out) = STORE_FAILED.allow() {
+        tracing::warn!(error = %e, left_out, "{what}");
     }
 }
 
@@ -233,6 +299,10 @@ impl Puller {
             stale: true,
             retry_at: None,
             uncommitted: false,
+            retry: Backoff::new(RETRY, RETRY_MAX),
+            paused: None,
+            full_wait: Backoff::new(FULL_WAIT, FULL_WAIT_MAX),
+            running: Vec::new(),
         };
         loop {
             if !self.no_pull {
@@ -278,6 +348,12 @@ impl Puller {
 
     /// Starts fetches from the queue, walking the files for more when it runs dry.
     fn top_up(&self, p: &mut Pull, tx: &Sender<Fetched>, storer: &Storer) {
+        if storer.is_full() && p.paused.is_none() {
+            self.pause(p);
+        }
+        if p.paused.is_some() && !self.may_resume(p, storer) {
+            return;
+        }
         if p.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
@@ -312,11 +388,17 @@ impl Puller {
                             p.stale = true;
                             continue;
                         }
+                        if p.queue.is_empty() && p.in_flight.is_empty() && !waiting {
+                            // The pull is complete: the next full disk starts a short pause.
+                            p.full_wait.reset();
+                        }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "listing missing blocks failed");
+                        if let Some(left_out) = STORE_FAILED.allow() {
+                            tracing::warn!(error = %e, left_out, "listing missing blocks failed");
+                        }
                         p.stale = true;
-                        p.retry_at = Some(Instant::now() + RETRY);
+                        p.retry_at = Some(Instant::now() + p.retry.fail());
                         return;
                     }
                 }
@@ -328,17 +410,86 @@ impl Puller {
             let ids: Vec<BlockId> = p.queue.drain(..n).collect();
             p.in_flight.extend(ids.iter().copied());
             p.fetches += 1;
-            self.start(ids, tx.clone(), storer.sink());
+            p.running.retain(|f| !f.is_finished());
+            p.running.push(self.start(ids, tx.clone(), storer.sink()));
         }
     }
 
+    /// The store is full: stop fetching until room returns (logged once per pause).
+    fn pause(&self, p: &mut Pull) {
+        let now = Instant::now();
+        let wait = p.full_wait.fail();
+        p.paused = Some(Paused {
+            baseline: None,
+            check_at: now + FULL_POLL,
+            until: now + wait,
+        });
+        p.queue.clear();
+        p.stale = true;
+        p.retry_at = Some(now + FULL_POLL);
+        // Blocks still on the wire could not be kept either: stop them.
+        for f in p.running.drain(..) {
+            f.abort();
+        }
+        tracing::warn!(
+            free = self.free_bytes(),
+            retry_in = ?wait,
+            "the block store is full: fetching paused until there is room"
+        );
+    }
+
+    /// Whether a paused pull may fetch again: free space grew by [`RESUME_ROOM`] since the
+    /// pause began, or the pause's time is up. Otherwise sets the next look.
+    fn may_resume(&self, p: &mut Pull, storer: &Storer) -> bool {
+        let now = Instant::now();
+        let Some(paused) = p.paused.as_mut() else {
+            return true;
+        };
+        if now < paused.check_at {
+            p.retry_at = Some(paused.check_at);
+            return false;
+        }
+        let free = self.free_bytes();
+        let baseline = *paused.baseline.get_or_insert(free);
+        let room = free >= baseline.saturating_add(RESUME_ROOM);
+        // Once the pause's time is up, any room at all will do.
+        let time_up = now >= paused.until && free >= RESUME_ROOM;
+        if !room && !time_up {
+            paused.check_at = now + FULL_POLL;
+            p.retry_at = Some(paused.check_at);
+            return false;
+        }
+        tracing::info!(free, "room in the block store again: fetching resumed");
+        p.paused = None;
+        p.retry_at = None;
+        p.stale = true;
+        storer.resume();
+        true
+    }
+
+    /// Free bytes on the store's filesystem (0 if unknown).
+    fn free_bytes(&self) -> u64 {
+        self.fs
+            .statfs()
+            .map_or(0, |s| s.bavail.saturating_mul(u64::from(s.bsize)))
+    }
+
     /// Fetches `ids` on the runtime, each block handed to the storing thread as it arrives.
-    fn start(&self, ids: Vec<BlockId>, tx: Sender<Fetched>, sink: BlockSink) {
+    /// The handle aborts the fetch (its streams close, so the peer stops sending).
+    fn start(&self, ids: Vec<BlockId>, tx: Sender<Fetched>, sink: BlockSink) -> AbortHandle {
         let node = self.net.node.clone();
+        let asked = ids.clone();
+        let fetch = self
+            .net
+            .rt
+            .spawn(async move { node.fetch_blocks_each(&asked, FETCH_DEADLINE, sink).await });
+        let abort = fetch.abort_handle();
         self.net.rt.spawn(async move {
-            let failed = node.fetch_blocks_each(&ids, FETCH_DEADLINE, sink).await;
+            // An aborted fetch failed nothing: its ids are listed again when the pull resumes.
+            let failed = fetch.await.unwrap_or_default();
             let _ = tx.send(Fetched::Done { asked: ids, failed });
         });
+        abort
     }
 
     /// Drops the kernel's cached attributes, pages and names of what the apply changed.
@@ -366,9 +517,13 @@ fn take(p: &mut Pull, f: Fetched) {
             }
             // Arrived pointer blocks name blocks no walk has listed yet.
             p.stale = true;
-            if let Some((id, e)) = failed.first() {
-                tracing::debug!(failed = failed.len(), block = %id, error = %e, "blocks not fetched");
-                p.retry_at = Some(Instant::now() + RETRY);
+            match failed.first() {
+                Some((id, e)) => {
+                    let wait = p.retry.fail();
+                    tracing::debug!(failed = failed.len(), block = %id, error = %e, retry_in = ?wait, "blocks not fetched");
+                    p.retry_at = Some(Instant::now() + wait);
+                }
+                None => p.retry.reset(),
             }
         }
     }

@@ -3,6 +3,8 @@
 //! holders which blocks they have (`HasBlocks`, counted as claimed until audited), plans
 //! (`fossa_net::repair::plan`) and executes the plan under deadlines. Only the runner acts: the
 //! connected member device with the smallest id (this one included); the others keep quiet.
+use super::heal::{HealStats, LocalAudit};
+use super::source::NetSource;
 use blockstore::{BlockId, BlockStore};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use fossa_fs::Fs;
@@ -24,8 +26,11 @@ pub(crate) const GRACE_ENV: &str = "FOSSA_REPAIR_GRACE_MS";
 pub(crate) const AUDIT_ENV: &str = "FOSSA_AUDIT_INTERVAL_MS";
 /// Deadline of each request of a round.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
-/// Rounds a node that answered `QuotaFull` is given no room.
+/// Rounds a node that answered `QuotaFull` (no room: quota or disk full) is given no room,
+/// doubled per consecutive refusal up to [`QUOTA_FULL_MAX`].
 const QUOTA_FULL_ROUNDS: u32 = 10;
+/// Longest time, in rounds, a full node is given no room before it is tried again.
+const QUOTA_FULL_MAX: u32 = 320;
 /// Room assumed on a keeper that never refused (its quota is not known here).
 const ASSUMED_FREE: u64 = 1 << 50;
 /// Most ids in one `HasBlocks` call.
@@ -55,6 +60,8 @@ pub(crate) struct RepairState {
     pub(crate) holders: HashMap<BlockId, Vec<DeviceId>>,
     /// Blocks each node is known to hold.
     pub(crate) per_node: HashMap<DeviceId, usize>,
+    /// What the local audit checked, found and healed (every device, runner or not).
+    pub(crate) heal: HealStats,
 }
 
 /// Shared view of the repair state.
@@ -98,6 +105,8 @@ pub(crate) struct RepairLoop {
     pub(crate) members: Arc<Members>,
     /// The holder of copies placed here.
     pub(crate) holder: Arc<dyn BlockHolder>,
+    /// The read path's block source (reports corrupt copies it could not heal).
+    pub(crate) source: Arc<NetSource>,
     /// The daemon's runtime.
     pub(crate) rt: tokio::runtime::Handle,
     /// Published after each round.
@@ -112,6 +121,9 @@ struct Round {
     asked: HashSet<DeviceId>,
     sizes: HashMap<BlockId, u64>,
     quota_full: HashMap<DeviceId, u32>,
+    /// Consecutive `QuotaFull` refusals per node (reset when a copy to it is stored).
+    full_streak: HashMap<DeviceId, u32>,
+    audit: LocalAudit,
 }
 
 impl RepairLoop {
@@ -127,6 +139,8 @@ impl RepairLoop {
                     asked: HashSet::new(),
                     sizes: HashMap::new(),
                     quota_full: HashMap::new(),
+                    full_streak: HashMap::new(),
+                    audit: LocalAudit::default(),
                 };
                 let period = period();
                 while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(period) {
@@ -158,6 +172,7 @@ impl RepairLoop {
     }
 
     fn round(&self, r: &mut Round) {
+        self.audit_local(&mut r.audit);
         let runner = self.runner();
         if runner != self.node.id() {
             self.state.lock().runner = Some(runner);
@@ -191,17 +206,25 @@ impl RepairLoop {
             let t = &mut r.table;
             execute(&node, t, &p, now, REQUEST_DEADLINE).await
         });
-        for n in &report.quota_full {
-            r.quota_full.insert(*n, QUOTA_FULL_ROUNDS);
-        }
-        r.quota_full.retain(|_, left| {
-            *left = left.saturating_sub(1);
-            *left > 0
-        });
+        note_refusals(r, &p, &report);
         if report != RunReport::default() {
             tracing::info!(?report, below = p.below_level, "repair round");
         }
         self.publish(r, &p, &report);
+    }
+
+    /// Re-hashes a slice of the local copies and heals every corrupt one found (by this
+    /// audit or by reads) from peers. Every device does this, runner or not.
+    fn audit_local(&self, a: &mut LocalAudit) {
+        for id in self.source.take_corrupt() {
+            a.flag(id);
+        }
+        let by_reads = self.source.take_healed();
+        a.stats.corrupt += by_reads;
+        a.stats.healed += by_reads;
+        a.scan(&self.store);
+        a.heal(&self.store, &self.node, &self.rt);
+        self.state.lock().heal = a.stats;
     }
 
     /// Updates the table from the wanted levels and this device's store; returns the blocks
@@ -226,7 +249,7 @@ impl RepairLoop {
                 self.store.get(&id).map_or(0, |d| d.len() as u64)
             });
             r.table.set_block(id, size, level);
-            if self.store.has(&id).unwrap_or(false) {
+            if self.store.has(&id).unwrap_or(false) && !r.audit.pending.contains(&id) {
                 r.table.add_holder(&id, me, Evidence::Pinned);
             } else {
                 r.table.remove_holder(&id, &me);
@@ -330,4 +353,32 @@ impl RepairLoop {
         s.holders = copies;
         s.per_node = per_node;
     }
+}
+
+/// Gives nodes that refused copies for lack of room no room for a while, longer with every
+/// consecutive refusal (logged once per refusal streak, not per block); a node that stored a
+/// copy is trusted with room again.
+fn note_refusals(r: &mut Round, p: &Plan, report: &RunReport) {
+    for a in &p.actions {
+        if let fossa_net::repair::Action::Copy { to, .. } = a
+            && !report.quota_full.contains(to)
+        {
+            r.full_streak.remove(to);
+        }
+    }
+    for n in &report.quota_full {
+        let streak = r.full_streak.entry(*n).or_default();
+        *streak += 1;
+        let rounds = QUOTA_FULL_ROUNDS
+            .saturating_mul(1 << (*streak - 1).min(5))
+            .min(QUOTA_FULL_MAX);
+        if *streak == 1 {
+            tracing::info!(node = %n, rounds, "a holder has no room: no copies placed on it for a while");
+        }
+        r.quota_full.insert(*n, rounds);
+    }
+    r.quota_full.retain(|_, left| {
+        *left = left.saturating_sub(1);
+        *left > 0
+    });
 }

@@ -1,10 +1,12 @@
 //! [`NetSource`]: the `BlockSource` of a synced volume. Local blocks answer at once; a block
 //! the store lacks is fetched from connected peers under a deadline (docs/protocol.md, "Block
 //! streams"), checked against its id and kept as an own block.
+use super::backoff::Throttle;
 use blockstore::{BlockId, BlockSource, BlockStore, Class, StoreError};
 use fossa_net::{NetError, Node};
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
@@ -54,6 +56,10 @@ pub(crate) struct NetSource {
     net: OnceLock<NetHandle>,
     deadline: Duration,
     failed: Mutex<HashMap<BlockId, Instant>>,
+    /// Corrupt local copies a read could not heal (the repair loop retries them).
+    corrupt: Mutex<HashSet<BlockId>>,
+    /// Corrupt copies reads replaced (see [`NetSource::take_healed`]).
+    healed: AtomicU64,
 }
 
 impl NetSource {
@@ -64,6 +70,8 @@ impl NetSource {
             net: OnceLock::new(),
             deadline: fetch_deadline(),
             failed: Mutex::new(HashMap::new()),
+            corrupt: Mutex::new(HashSet::new()),
+            healed: AtomicU64::new(0),
         }
     }
 
@@ -81,7 +89,11 @@ impl NetSource {
         for (got, r) in net.fetch(vec![*id], self.deadline) {
             match r {
                 Ok(data) if got == *id => {
-                    keep(&self.store, got, &data);
+                    if let Err(e) = keep(&self.store, got, &data)
+                        && let Some(left_out) = KEEP_FAILED.allow()
+                    {
+                        tracing::warn!(error = %e, left_out, "could not store a block fetched for a read");
+                    }
                     return Ok(data);
                 }
                 Ok(_) => tracing::warn!(block = %id, "a peer sent bytes that do not match"),
@@ -112,18 +124,60 @@ impl NetSource {
 
 /// Stores a fetched block as our own; a failure only costs a later refetch.
 /// `fetch_blocks` checked the bytes against `id` already, so the store need not hash them again.
-pub(crate) fn keep(store: &BlockStore, id: BlockId, data: &[u8]) {
-    if let Err(e) = store.put_verified(id, data, Class::Own) {
-        tracing::warn!(error = %e, "could not store a fetched block");
-    }
+pub(crate) fn keep(store: &BlockStore, id: BlockId, data: &[u8]) -> Result<(), StoreError> {
+    store.put_verified(id, data, Class::Own)
 }
+
+/// Failures to keep a block a read fetched: one log line a minute (a full disk fails them all).
+static KEEP_FAILED: Throttle = Throttle::new(Duration::from_secs(60));
 
 impl BlockSource for NetSource {
     fn get_block(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
         match self.store.get(id) {
             Err(StoreError::NotFound(_)) => self.remote(id),
+            Err(e @ StoreError::Corrupt { .. }) => self.heal(id, e),
             r => r,
         }
+    }
+}
+
+impl NetSource {
+    /// A local copy failed verification: fetch the block from a peer within the read's
+    /// deadline and make it the indexed copy. Otherwise the read fails with `bad`, and the
+    /// repair loop heals the block later ([`NetSource::take_corrupt`]).
+    fn heal(&self, id: &BlockId, bad: StoreError) -> Result<Vec<u8>, StoreError> {
+        let fetched = self
+            .net
+            .get()
+            .filter(|_| !self.failed_recently(id))
+            .map(|net| {
+                net.fetch(vec![*id], self.deadline)
+                    .into_iter()
+                    .find_map(|(got, r)| r.ok().filter(|_| got == *id))
+            });
+        match fetched.flatten() {
+            Some(data) => {
+                if super::heal::replace(&self.store, *id, &data, "read") {
+                    self.healed.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(data)
+            }
+            None => {
+                self.remember_failure(id);
+                self.corrupt.lock().insert(*id);
+                Err(bad)
+            }
+        }
+    }
+
+    /// Blocks whose local copy failed verification on a read and could not be fetched then.
+    pub(crate) fn take_corrupt(&self) -> Vec<BlockId> {
+        self.corrupt.lock().drain().collect()
+    }
+
+    /// Corrupt copies reads replaced since the last call.
+    pub(crate) fn take_healed(&self) -> u64 {
+        self.healed.swap(0, Ordering::Relaxed)
     }
 }
 

@@ -26,6 +26,9 @@ pub enum HolderError {
         /// The quota.
         quota: u64,
     },
+    /// The holder's disk is full (answered as `QuotaFull`: no room).
+    #[error("no space left on the holder's disk")]
+    DiskFull,
     /// The local store failed.
     #[error("block store: {0}")]
     Store(#[from] blockstore::StoreError),
@@ -58,7 +61,8 @@ pub trait BlockHolder: Send + Sync + 'static {
 pub enum PutStatus {
     /// Stored durably (or already held).
     Stored,
-    /// Refused: the holder's quota is full. Place the block elsewhere.
+    /// Refused: no room (the holder's quota or its disk is full). Place the block elsewhere
+    /// and send this holder nothing more until it has room.
     QuotaFull,
     /// Refused: the bytes do not hash to the id, or the block is too large to send.
     Bad,

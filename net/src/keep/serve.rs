@@ -67,15 +67,23 @@ async fn put(node: &Node, peer: DeviceId, req: PutBlocks) -> Result<PutResults, 
         return Ok(results(&status));
     }
     let stored = with_holder(node, move |h| h.put(&good)).await?;
+    let mut failed = None;
     for (i, r) in slots.into_iter().zip(stored) {
         status[i] = match r {
             Ok(()) => PutStatus::Stored,
-            Err(HolderError::QuotaFull { .. }) => PutStatus::QuotaFull,
+            Err(HolderError::QuotaFull { .. } | HolderError::DiskFull) => PutStatus::QuotaFull,
             Err(e) => {
-                warn!(error = %e, "storing a block for a peer failed");
+                failed.get_or_insert((e, 0)).1 += 1;
                 PutStatus::Failed
             }
         };
+    }
+    // One line per request, not per block.
+    if let Some((e, blocks)) = failed {
+        warn!(%peer, blocks, error = %e, "storing blocks for a peer failed");
+    }
+    if status.contains(&PutStatus::QuotaFull) {
+        debug!(%peer, "PutBlocks refused for lack of room");
     }
     Ok(results(&status))
 }

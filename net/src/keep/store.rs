@@ -44,8 +44,11 @@ impl StoreHolder {
         let _g = self.put_lock.lock();
         let mut used = self.store.stats().own_bytes;
         let mut out = Vec::with_capacity(blocks.len());
+        let mut disk_full = false;
         for (id, data) in blocks {
             if self.store.has(id)? {
+                // A held copy that fails verification is replaced by these (checked) bytes.
+                self.store.heal(*id, data, Class::Own)?;
                 self.store.pin(id)?;
                 out.push(Ok(()));
                 continue;
@@ -58,14 +61,32 @@ impl StoreHolder {
                 }));
                 continue;
             }
-            let got = self.store.put(data, Class::Own)?;
-            debug_assert_eq!(got, *id);
-            self.store.pin(&got)?;
-            used += len;
-            out.push(Ok(()));
+            if disk_full {
+                out.push(Err(HolderError::DiskFull));
+                continue;
+            }
+            match self.store.put(data, Class::Own) {
+                Ok(got) => {
+                    debug_assert_eq!(got, *id);
+                    self.store.pin(&got)?;
+                    used += len;
+                    out.push(Ok(()));
+                }
+                Err(StoreError::NoSpace(_)) => {
+                    disk_full = true;
+                    out.push(Err(HolderError::DiskFull));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        self.store.commit()?;
-        Ok(out)
+        match self.store.commit() {
+            Ok(()) => Ok(out),
+            // Nothing of this batch is durable: none of it was stored.
+            Err(StoreError::NoSpace(_)) => {
+                Ok(blocks.iter().map(|_| Err(HolderError::DiskFull)).collect())
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
