@@ -184,6 +184,14 @@ impl State {
         self.inodes.values()
     }
 
+    /// Whether any metadata record is dirty.
+    pub(crate) fn has_dirty(&self) -> bool {
+        !(self.dirty_inodes.is_empty()
+            && self.dirty_dents.is_empty()
+            && self.dirty_xattrs.is_empty()
+            && !self.sup_dirty)
+    }
+
     /// Collects every dirty record into a batch and clears the dirty sets.
     pub(crate) fn take_batch(&mut self) -> Batch {
         let mut b = Batch::default();

@@ -3,11 +3,14 @@
 //! Only inode numbers and name tags are in clear; every value is sealed with
 //! `VolumeKeys::seal_record(table, key, plaintext)`. Writes arrive as one [`Batch`] per flush,
 //! committed in one redb write transaction.
+pub(crate) mod journal;
+
 use crate::FsError;
 use crate::attr::Ino;
 use crate::crypto::VolumeKeys;
 use crate::format::{self, Dirent, SnapRecord, Super, Xattr};
 use crate::inode::Inode;
+use journal::SealedOp;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +37,8 @@ const T_SYNC_INDEX: u8 = 6;
 const T_SYNC_PEER: u8 = 7;
 const SUPER_KEY: &[u8] = b"super";
 const SYNC_KEY: &[u8] = b"sync";
+/// META key of the highest journal sequence number the database includes (u64 LE).
+const JOURNAL_KEY: &[u8] = b"journal";
 
 /// Database key of an entry under `ino` (dirents and xattrs): ino LE ‖ tag.
 pub(crate) fn pair_key(ino: Ino, tag: &Tag) -> [u8; 40] {
@@ -63,6 +68,8 @@ pub(crate) struct Batch {
     pub(crate) sync_peers: Vec<([u8; 32], Option<Vec<u8>>)>,
     /// The sync superblock record.
     pub(crate) sync_super: Option<Vec<u8>>,
+    /// The journal mark to record (durable commits after journal entries were written).
+    pub(crate) journal_through: Option<u64>,
 }
 
 impl Batch {
@@ -76,6 +83,7 @@ impl Batch {
             && self.sync_index.is_empty()
             && self.sync_peers.is_empty()
             && self.sync_super.is_none()
+            && self.journal_through.is_none()
     }
 }
 
@@ -232,20 +240,74 @@ impl MetaDb {
         Ok(out)
     }
 
-    fn commit_sync(&self, tx: &redb::WriteTransaction, b: &Batch) -> Result<(), FsError> {
-        let idx = b.sync_index.iter().map(|(k, v)| (&k[..], v));
-        self.write_pairs(tx, SYNC_INDEX, T_SYNC_INDEX, idx)?;
-        let peers = b.sync_peers.iter().map(|(k, v)| (&k[..], v));
-        self.write_pairs(tx, SYNC_PEERS, T_SYNC_PEER, peers)?;
-        if let Some(s) = &b.sync_super {
-            let rec = Some(s.clone());
-            self.write_pairs(tx, META, T_META, [(SYNC_KEY, &rec)].into_iter())?;
+    /// The highest journal sequence number the database includes (0 if none).
+    pub(crate) fn journal_through(&self) -> Result<u64, FsError> {
+        let tx = self.db.begin_read().map_err(dberr)?;
+        let t = tx.open_table(META).map_err(dberr)?;
+        let Some(v) = t.get(JOURNAL_KEY).map_err(dberr)? else {
+            return Ok(0);
+        };
+        let p = self.keys.open_record(T_META, JOURNAL_KEY, v.value())?;
+        let b: [u8; 8] = p
+            .as_slice()
+            .try_into()
+            .map_err(|_| FsError::BadRecord("journal mark"))?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Seals every record of `b`, in the order a commit applies them.
+    pub(crate) fn seal(&self, b: &Batch) -> Result<Vec<SealedOp>, FsError> {
+        let mut ops = Vec::new();
+        let mut add = |table: u8, key: &[u8], rec: &Option<Vec<u8>>| -> Result<(), FsError> {
+            let value = match rec {
+                Some(p) => Some(self.keys.seal_record(table, key, p)?),
+                None => None,
+            };
+            ops.push(SealedOp {
+                table,
+                key: key.to_vec(),
+                value,
+            });
+            Ok(())
+        };
+        for (ino, rec) in &b.inodes {
+            add(T_INODE, &ino.to_le_bytes(), rec)?;
         }
-        Ok(())
+        for (k, rec) in &b.dirents {
+            add(T_DIRENT, k, rec)?;
+        }
+        for (k, rec) in &b.xattrs {
+            add(T_XATTR, k, rec)?;
+        }
+        for (k, rec) in &b.snaps {
+            add(T_SNAP, k, rec)?;
+        }
+        if let Some(sup) = &b.sup {
+            add(T_META, SUPER_KEY, &Some(format::encode_super(sup)))?;
+        }
+        for (k, rec) in &b.sync_index {
+            add(T_SYNC_INDEX, k, rec)?;
+        }
+        for (k, rec) in &b.sync_peers {
+            add(T_SYNC_PEER, k, rec)?;
+        }
+        if let Some(s) = &b.sync_super {
+            add(T_META, SYNC_KEY, &Some(s.clone()))?;
+        }
+        if let Some(n) = b.journal_through {
+            add(T_META, JOURNAL_KEY, &Some(n.to_le_bytes().to_vec()))?;
+        }
+        Ok(ops)
     }
 
     /// Seals and writes `b` in one transaction (durable or not).
     pub(crate) fn commit(&self, b: &Batch, durable: bool) -> Result<(), FsError> {
+        let ops = self.seal(b)?;
+        self.apply(&ops, durable)
+    }
+
+    /// Writes sealed records in one transaction (durable or not).
+    pub(crate) fn apply(&self, ops: &[SealedOp], durable: bool) -> Result<(), FsError> {
         let mut tx = self.db.begin_write().map_err(dberr)?;
         let d = if durable {
             Durability::Immediate
@@ -254,55 +316,42 @@ impl MetaDb {
         };
         tx.set_durability(d).map_err(dberr)?;
         {
-            let mut t = tx.open_table(INODES).map_err(dberr)?;
-            for (ino, rec) in &b.inodes {
-                match rec {
-                    Some(p) => {
-                        let s = self.keys.seal_record(T_INODE, &ino.to_le_bytes(), p)?;
-                        t.insert(*ino, s.as_slice()).map_err(dberr)?;
+            let mut inodes = tx.open_table(INODES).map_err(dberr)?;
+            let mut tables = Vec::new();
+            for (tag, def) in [
+                (T_DIRENT, DIRENTS),
+                (T_XATTR, XATTRS),
+                (T_SNAP, SNAPS),
+                (T_META, META),
+                (T_SYNC_INDEX, SYNC_INDEX),
+                (T_SYNC_PEER, SYNC_PEERS),
+            ] {
+                tables.push((tag, tx.open_table(def).map_err(dberr)?));
+            }
+            for op in ops {
+                if op.table == T_INODE {
+                    let k: [u8; 8] = op
+                        .key
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| FsError::BadRecord("inode key"))?;
+                    let ino = u64::from_le_bytes(k);
+                    match &op.value {
+                        Some(v) => drop(inodes.insert(ino, v.as_slice()).map_err(dberr)?),
+                        None => drop(inodes.remove(ino).map_err(dberr)?),
                     }
-                    None => drop(t.remove(*ino).map_err(dberr)?),
+                    continue;
+                }
+                let (_, t) = tables
+                    .iter_mut()
+                    .find(|(tag, _)| *tag == op.table)
+                    .ok_or(FsError::BadRecord("unknown table tag"))?;
+                match &op.value {
+                    Some(v) => drop(t.insert(op.key.as_slice(), v.as_slice()).map_err(dberr)?),
+                    None => drop(t.remove(op.key.as_slice()).map_err(dberr)?),
                 }
             }
         }
-        self.write_pairs(
-            &tx,
-            DIRENTS,
-            T_DIRENT,
-            b.dirents.iter().map(|(k, v)| (&k[..], v)),
-        )?;
-        self.write_pairs(
-            &tx,
-            XATTRS,
-            T_XATTR,
-            b.xattrs.iter().map(|(k, v)| (&k[..], v)),
-        )?;
-        self.write_pairs(&tx, SNAPS, T_SNAP, b.snaps.iter().map(|(k, v)| (&k[..], v)))?;
-        if let Some(s) = &b.sup {
-            let rec = Some(format::encode_super(s));
-            self.write_pairs(&tx, META, T_META, [(SUPER_KEY, &rec)].into_iter())?;
-        }
-        self.commit_sync(&tx, b)?;
         tx.commit().map_err(dberr)
-    }
-
-    fn write_pairs<'a>(
-        &self,
-        tx: &redb::WriteTransaction,
-        def: TableDefinition<&[u8], &[u8]>,
-        table: u8,
-        items: impl Iterator<Item = (&'a [u8], &'a Option<Vec<u8>>)>,
-    ) -> Result<(), FsError> {
-        let mut t = tx.open_table(def).map_err(dberr)?;
-        for (k, rec) in items {
-            match rec {
-                Some(p) => {
-                    let s = self.keys.seal_record(table, k, p)?;
-                    t.insert(k, s.as_slice()).map_err(dberr)?;
-                }
-                None => drop(t.remove(k).map_err(dberr)?),
-            }
-        }
-        Ok(())
     }
 }
