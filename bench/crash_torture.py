@@ -13,7 +13,6 @@ that name's claim: only claims no later operation touched must hold.
 """
 import argparse
 import hashlib
-import json
 import os
 import random
 import signal
@@ -33,8 +32,8 @@ class Journal:
     def __init__(self, path):
         self.f = open(path, "a")
 
-    def rec(self, kind, name, digest=""):
-        self.f.write(f"{kind} {name} {digest}\n")
+    def rec(self, kind, name, digest="", why=""):
+        self.f.write(f"{kind} {name} {digest} {why}\n")
         self.f.flush()
         os.fsync(self.f.fileno())
 
@@ -44,7 +43,7 @@ def claims_of(path):
     with open(path) as f:
         for line in f:
             parts = line.split()
-            if len(parts) == 3 and parts[0] == "CLAIM":
+            if len(parts) >= 3 and parts[0] == "CLAIM":
                 claims[parts[1]] = parts[2]
             elif len(parts) >= 2 and parts[0] == "FORGET":
                 claims.pop(parts[1], None)
@@ -56,14 +55,15 @@ def workload(args):
     rng = random.Random(args.seed)
     mnt, fossa, home = args.mnt, args.fossa, args.home
     j = Journal(args.journal)
-    model = json.load(open(args.model)) if os.path.exists(args.model) else {}
+    # What the mount holds now (after a crash: what survived, the claims checked apart).
+    model = {}
+    try:
+        for name in os.listdir(mnt):
+            with open(os.path.join(mnt, name), "rb") as f:
+                model[name] = hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return 0  # killed already
     pending = set()  # written and closed, not claimed yet
-
-    def save_model():
-        tmp = args.model + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(model, f)
-        os.replace(tmp, args.model)
 
     n = 0
     while True:
@@ -83,7 +83,7 @@ def workload(args):
                     if rng.random() < 0.3:
                         f.flush()
                         os.fsync(f.fileno())
-                        j.rec("CLAIM", name, hashlib.sha256(data).hexdigest())
+                        j.rec("CLAIM", name, hashlib.sha256(data).hexdigest(), "fsync")
                     else:
                         pending.add(name)
                 model[name] = hashlib.sha256(data).hexdigest()
@@ -106,14 +106,14 @@ def workload(args):
                 closed = list(pending)
                 os.sync()
                 for name in closed:
-                    j.rec("CLAIM", name, model[name])
+                    j.rec("CLAIM", name, model[name], "sync")
                 pending.clear()
             else:
                 known = dict(model)
                 subprocess.run([fossa, "--home", home, "sync"], check=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 for name, digest in known.items():
-                    j.rec("CLAIM", name, digest)
+                    j.rec("CLAIM", name, digest, "fossa-sync")
                 pending.clear()
         except OSError as e:
             if e.errno == 28:  # ENOSPC: not acknowledged, make room and go on
@@ -126,10 +126,12 @@ def workload(args):
                         pass
                     model.pop(victim, None)
                 continue
-            return 0  # the daemon is gone
+            if e.errno in (107, 103, 5):  # ENOTCONN, ECONNABORTED, EIO: the daemon is gone
+                return 0
+            log(f"workload: {e}")
+            return 1
         except subprocess.CalledProcessError:
             return 0
-        save_model()
 
 
 def run(cmd, **kw):
@@ -192,11 +194,11 @@ def main():
     ap.add_argument("--tmpfs-size", default="48m")
     ap.add_argument("--max-kill-ms", type=int, default=2500)
     ap.add_argument("--workdir")
+    ap.add_argument("--stop-on-loss", action="store_true")
     ap.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mnt")
     ap.add_argument("--home")
     ap.add_argument("--journal")
-    ap.add_argument("--model")
     ap.add_argument("--files", type=int, default=40)
     ap.add_argument("--big", type=int, default=6_000_000)
     args = ap.parse_args()
@@ -206,7 +208,6 @@ def main():
     work = args.workdir or tempfile.mkdtemp(prefix="fossa-torture-")
     home, mnt = os.path.join(work, "home"), os.path.join(work, "mnt")
     key, journal = os.path.join(work, "key"), os.path.join(work, "journal")
-    model = os.path.join(work, "model.json")
     os.makedirs(home, exist_ok=True)
     os.makedirs(mnt, exist_ok=True)
     tmpfs = False
@@ -223,10 +224,12 @@ def main():
         if r.returncode != 0:
             raise RuntimeError(f"init failed: {r.stderr}")
         for i in range(args.iterations):
+            with open(journal, "a") as jf:
+                jf.write(f"ITER {i} -\n")
             daemon = mount(args.fossa, home, key, mnt, logf)
             w = subprocess.Popen([sys.executable, __file__, "--workload", "--fossa", args.fossa,
                                   "--mnt", mnt, "--home", home, "--journal", journal,
-                                  "--model", model, "--seed", str(args.seed * 100003 + i),
+                                  "--seed", str(args.seed * 100003 + i),
                                   "--files", str(args.files), "--big", str(args.big)])
             time.sleep(rng.uniform(0.05, args.max_kill_ms / 1000))
             if daemon.poll() is not None:
@@ -246,6 +249,10 @@ def main():
             stats["lost"] += len(lost)
             for line in lost:
                 log(f"iteration {i}: LOST {line}")
+            if lost and args.stop_on_loss:
+                unmount(args.fossa, home, mnt, daemon)
+                daemon = None
+                break
             unmount(args.fossa, home, mnt, daemon)
             daemon = None
             r = run([args.fossa, "--home", home, "--key-file", key, "fsck"])
