@@ -101,23 +101,22 @@ impl Core {
             return Ok(());
         }
         let mut journal = self.flush_lock.lock();
-        let batch = self.st.lock().take_batch();
+        let batch = self.st.lock().take_soft_batch();
         if batch.is_empty() {
             return Ok(());
         }
+        // The records go to the journal only; memory keeps them (the state never evicts) and
+        // the next durable commit writes them to the database.
         let r = self
             .store
             .soft_flush()
             .map_err(FsError::from)
             .and_then(|ids| {
                 let ops = self.db.seal(&batch)?;
-                journal.append(ids, ops.clone())?;
-                self.db.apply(&ops, false)
+                journal.append(ids, ops)
             });
-        let mut st = self.st.lock();
-        match r {
-            Ok(()) => st.committed(&batch),
-            Err(_) => st.restore(&batch),
+        if r.is_err() {
+            self.st.lock().restore(&batch);
         }
         r
     }

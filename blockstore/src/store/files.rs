@@ -61,10 +61,12 @@ pub(super) fn check_header(path: &Path, file: &File, n: u32) -> Result<(), Store
 /// Opens every data file: committed ones are checked (a bad header is a
 /// [`StoreError::Format`]) and rolled forward (`tail`); unknown ones newer than every
 /// committed file are rolled forward if they hold intact records, other unknown ones become
-/// orphans, never written or deleted here.
+/// orphans, never written or deleted here. Without an index (`had_index` false) every
+/// unknown file is an orphan.
 pub(super) fn open_data_files(
     data_dir: &Path,
     file_lens: &BTreeMap<u32, u64>,
+    had_index: bool,
 ) -> Result<DataFiles, StoreError> {
     let on_disk = list(data_dir)?;
     let mut out = DataFiles {
@@ -84,7 +86,7 @@ pub(super) fn open_data_files(
                 out.tails.push(roll_forward(&path, &file, n, committed)?);
             }
             None => match check_header(&path, &file, n) {
-                Ok(()) if newest_committed.is_none_or(|c| n > c) => {
+                Ok(()) if had_index && newest_committed.is_none_or(|c| n > c) => {
                     let tail = scan_tail(&path, &file, n, 0)?;
                     if tail.records.is_empty() {
                         out.orphans.insert(n);
@@ -130,7 +132,7 @@ mod tests {
         std::fs::write(tmp.path().join("00000007.blk"), b"junk").unwrap();
         std::fs::write(tmp.path().join("notes.txt"), b"ignored").unwrap();
         let lens = BTreeMap::from([(0, 40)]);
-        let files = open_data_files(tmp.path(), &lens).unwrap();
+        let files = open_data_files(tmp.path(), &lens, true).unwrap();
         assert_eq!(
             std::fs::metadata(tmp.path().join("00000000.blk"))
                 .unwrap()
@@ -151,7 +153,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("00000001.blk"), encode_file_header(2)).unwrap();
         let lens = BTreeMap::from([(1, 32)]);
-        let err = open_data_files(tmp.path(), &lens).err();
+        let err = open_data_files(tmp.path(), &lens, true).err();
         assert!(matches!(err, Some(StoreError::Format { .. })));
     }
 }

@@ -119,9 +119,12 @@ impl BlockStore {
     pub fn open(dir: &Path, opts: StoreOptions) -> Result<Self, StoreError> {
         let data_dir = dir.join("data");
         std::fs::create_dir_all(&data_dir).map_err(|e| crate::error::io_error(&data_dir, e))?;
+        // Without an index every data file is an orphan (fsck --repair rebuilds the index);
+        // files are rolled forward only against an index that was there.
+        let had_index = dir.join("index.redb").exists();
         let index = Index::open(&dir.join("index.redb"))?;
         let mut loaded = index.load()?;
-        let mut files = open_data_files(&data_dir, &loaded.file_lens)?;
+        let mut files = open_data_files(&data_dir, &loaded.file_lens, had_index)?;
         let mut st = State {
             writer: None,
             dirty: HashSet::new(),

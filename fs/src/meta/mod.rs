@@ -36,6 +36,15 @@ const T_META: u8 = 5;
 const T_SYNC_INDEX: u8 = 6;
 const T_SYNC_PEER: u8 = 7;
 const SUPER_KEY: &[u8] = b"super";
+/// The byte-keyed tables by tag (`inodes` has integer keys and is handled apart).
+const TABLES: [(u8, TableDefinition<&[u8], &[u8]>); 6] = [
+    (T_DIRENT, DIRENTS),
+    (T_XATTR, XATTRS),
+    (T_SNAP, SNAPS),
+    (T_META, META),
+    (T_SYNC_INDEX, SYNC_INDEX),
+    (T_SYNC_PEER, SYNC_PEERS),
+];
 const SYNC_KEY: &[u8] = b"sync";
 /// META key of the highest journal sequence number the database includes (u64 LE).
 const JOURNAL_KEY: &[u8] = b"journal";
@@ -87,19 +96,36 @@ impl Batch {
     }
 }
 
-fn dberr(e: impl std::fmt::Display) -> FsError {
-    FsError::Meta(e.to_string())
+/// A redb failure as an `FsError`: a full disk is `NoSpace` (ENOSPC to the caller).
+fn dberr(e: impl Into<redb::Error>) -> FsError {
+    let e: redb::Error = e.into();
+    let full = [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT].map(|n| Some(n.raw_os_error()));
+    match &e {
+        redb::Error::Io(io) if full.contains(&io.raw_os_error()) => FsError::NoSpace,
+        _ => FsError::Meta(e.to_string()),
+    }
 }
 
 /// The open metadata database.
 pub(crate) struct MetaDb {
-    db: Database,
+    /// `None` only while a reopen after a failed write could not open it again.
+    db: parking_lot::RwLock<Option<Database>>,
+    path: std::path::PathBuf,
     keys: Arc<VolumeKeys>,
 }
 
 impl MetaDb {
     /// Opens or creates the database, making sure every table exists.
     pub(crate) fn open(path: &Path, keys: Arc<VolumeKeys>) -> Result<Self, FsError> {
+        let db = Self::open_db(path)?;
+        Ok(MetaDb {
+            db: parking_lot::RwLock::new(Some(db)),
+            path: path.to_owned(),
+            keys,
+        })
+    }
+
+    fn open_db(path: &Path) -> Result<Database, FsError> {
         let db = Database::create(path).map_err(dberr)?;
         let tx = db.begin_write().map_err(dberr)?;
         tx.open_table(INODES).map_err(dberr)?;
@@ -107,12 +133,33 @@ impl MetaDb {
             tx.open_table(t).map_err(dberr)?;
         }
         tx.commit().map_err(dberr)?;
-        Ok(MetaDb { db, keys })
+        Ok(db)
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, FsError> {
+        let g = self.db.read();
+        let db = g
+            .as_ref()
+            .ok_or(FsError::BadRecord("metadata database not open"))?;
+        db.begin_read().map_err(dberr)
+    }
+
+    /// After a failed write: redb fails every later operation on this handle, so the
+    /// database is closed and opened again (it returns to its last commit; nothing written
+    /// since is lost, the dirty records are still in memory). Lets the daemon carry on
+    /// once space returns.
+    fn reopen(&self) {
+        let mut g = self.db.write();
+        drop(g.take());
+        match Self::open_db(&self.path) {
+            Ok(db) => *g = Some(db),
+            Err(e) => tracing::warn!(error = %e, "metadata database not reopened yet"),
+        }
     }
 
     /// The superblock, `None` for a new volume.
     pub(crate) fn load_super(&self) -> Result<Option<Super>, FsError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
+        let tx = self.begin_read()?;
         let t = tx.open_table(META).map_err(dberr)?;
         let Some(v) = t.get(SUPER_KEY).map_err(dberr)? else {
             return Ok(None);
@@ -123,7 +170,7 @@ impl MetaDb {
 
     /// One inode, `None` if absent.
     pub(crate) fn load_inode(&self, ino: Ino) -> Result<Option<Inode>, FsError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
+        let tx = self.begin_read()?;
         let t = tx.open_table(INODES).map_err(dberr)?;
         let Some(v) = t.get(ino).map_err(dberr)? else {
             return Ok(None);
@@ -144,7 +191,7 @@ impl MetaDb {
 
     /// Every inode in the database (gc, fsck, stats).
     pub(crate) fn all_inodes(&self) -> Result<Vec<InodeOrBad>, FsError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
+        let tx = self.begin_read()?;
         let t = tx.open_table(INODES).map_err(dberr)?;
         let mut out = Vec::new();
         for item in t.iter().map_err(dberr)? {
@@ -172,7 +219,7 @@ impl MetaDb {
         ino: Ino,
         decode: fn(&[u8]) -> Result<V, FsError>,
     ) -> Result<BTreeMap<Tag, V>, FsError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
+        let tx = self.begin_read()?;
         let t = tx.open_table(def).map_err(dberr)?;
         let (lo, hi) = (pair_key(ino, &[0; 32]), pair_key(ino, &[0xff; 32]));
         let mut out = BTreeMap::new();
@@ -191,7 +238,7 @@ impl MetaDb {
 
     /// Every snapshot record.
     pub(crate) fn snapshots(&self) -> Result<Vec<(Tag, SnapRecord)>, FsError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
+        let tx = self.begin_read()?;
         let t = tx.open_table(SNAPS).map_err(dberr)?;
         let mut out = Vec::new();
         for item in t.iter().map_err(dberr)? {
@@ -206,7 +253,7 @@ impl MetaDb {
 
     /// The sync superblock plaintext, `None` before sync was enabled.
     pub(crate) fn load_sync_super(&self) -> Result<Option<Vec<u8>>, FsError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
+        let tx = self.begin_read()?;
         let t = tx.open_table(META).map_err(dberr)?;
         let Some(v) = t.get(SYNC_KEY).map_err(dberr)? else {
             return Ok(None);
@@ -229,7 +276,7 @@ impl MetaDb {
     }
 
     fn load_all(&self, def: TableDefinition<&[u8], &[u8]>, table: u8) -> Result<Records, FsError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
+        let tx = self.begin_read()?;
         let t = tx.open_table(def).map_err(dberr)?;
         let mut out = Vec::new();
         for item in t.iter().map_err(dberr)? {
@@ -242,7 +289,7 @@ impl MetaDb {
 
     /// The highest journal sequence number the database includes (0 if none).
     pub(crate) fn journal_through(&self) -> Result<u64, FsError> {
-        let tx = self.db.begin_read().map_err(dberr)?;
+        let tx = self.begin_read()?;
         let t = tx.open_table(META).map_err(dberr)?;
         let Some(v) = t.get(JOURNAL_KEY).map_err(dberr)? else {
             return Ok(0);
@@ -306,52 +353,140 @@ impl MetaDb {
         self.apply(&ops, durable)
     }
 
-    /// Writes sealed records in one transaction (durable or not).
+    /// Writes sealed records in one transaction (durable or not). A failed write (a full
+    /// disk) reopens the database, so that the next commit can succeed once there is room.
     pub(crate) fn apply(&self, ops: &[SealedOp], durable: bool) -> Result<(), FsError> {
-        let mut tx = self.db.begin_write().map_err(dberr)?;
-        let d = if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        };
-        tx.set_durability(d).map_err(dberr)?;
+        for op in ops {
+            let ok = match op.table {
+                T_INODE => op.key.len() == 8,
+                t => TABLES.iter().any(|(tag, _)| *tag == t),
+            };
+            if !ok {
+                return Err(FsError::BadRecord(
+                    "sealed record for an unknown table or key",
+                ));
+            }
+        }
+        if self.db.read().is_none() {
+            self.reopen();
+        }
+        let g = self.db.read();
+        let db = g
+            .as_ref()
+            .ok_or(FsError::BadRecord("metadata database not open"))?;
+        let r = Self::apply_once(db, ops, durable);
+        drop(g);
+        r.map_err(|e| {
+            if matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo) {
+                tracing::warn!(error = %e, "metadata commit failed; reopening the database");
+                self.reopen();
+            }
+            dberr(e)
+        })
+    }
+
+    fn apply_once(db: &Database, ops: &[SealedOp], durable: bool) -> Result<(), redb::Error> {
+        let mut tx = db.begin_write()?;
+        tx.set_durability(match durable {
+            true => Durability::Immediate,
+            false => Durability::None,
+        })?;
         {
-            let mut inodes = tx.open_table(INODES).map_err(dberr)?;
+            let mut inodes = tx.open_table(INODES)?;
             let mut tables = Vec::new();
-            for (tag, def) in [
-                (T_DIRENT, DIRENTS),
-                (T_XATTR, XATTRS),
-                (T_SNAP, SNAPS),
-                (T_META, META),
-                (T_SYNC_INDEX, SYNC_INDEX),
-                (T_SYNC_PEER, SYNC_PEERS),
-            ] {
-                tables.push((tag, tx.open_table(def).map_err(dberr)?));
+            for (tag, def) in TABLES {
+                tables.push((tag, tx.open_table(def)?));
             }
             for op in ops {
                 if op.table == T_INODE {
-                    let k: [u8; 8] = op
-                        .key
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| FsError::BadRecord("inode key"))?;
+                    let mut k = [0u8; 8];
+                    k.copy_from_slice(&op.key);
                     let ino = u64::from_le_bytes(k);
                     match &op.value {
-                        Some(v) => drop(inodes.insert(ino, v.as_slice()).map_err(dberr)?),
-                        None => drop(inodes.remove(ino).map_err(dberr)?),
+                        Some(v) => drop(inodes.insert(ino, v.as_slice())?),
+                        None => drop(inodes.remove(ino)?),
                     }
                     continue;
                 }
-                let (_, t) = tables
-                    .iter_mut()
-                    .find(|(tag, _)| *tag == op.table)
-                    .ok_or(FsError::BadRecord("unknown table tag"))?;
+                let Some((_, t)) = tables.iter_mut().find(|(tag, _)| *tag == op.table) else {
+                    continue; // checked by `apply`
+                };
                 match &op.value {
-                    Some(v) => drop(t.insert(op.key.as_slice(), v.as_slice()).map_err(dberr)?),
-                    None => drop(t.remove(op.key.as_slice()).map_err(dberr)?),
+                    Some(v) => drop(t.insert(op.key.as_slice(), v.as_slice())?),
+                    None => drop(t.remove(op.key.as_slice())?),
                 }
             }
         }
-        tx.commit().map_err(dberr)
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests panic on purpose
+    use super::*;
+    use crate::crypto::VolumeSecret;
+    use std::process::Command;
+
+    /// Unmounts the tmpfs even when the test panics.
+    struct Tmpfs(std::path::PathBuf);
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+
+    fn raw(db: &MetaDb, ino: u64) -> Option<Vec<u8>> {
+        let tx = db.begin_read().unwrap();
+        let t = tx.open_table(INODES).unwrap();
+        let v = t.get(ino).unwrap()?;
+        Some(
+            db.keys
+                .open_record(T_INODE, &ino.to_le_bytes(), v.value())
+                .unwrap(),
+        )
+    }
+
+    fn batch(first: u64, n: u64, len: usize) -> Batch {
+        Batch {
+            inodes: (first..first + n)
+                .map(|i| (i, Some(vec![i as u8; len])))
+                .collect(),
+            ..Batch::default()
+        }
+    }
+
+    #[test]
+    fn a_full_disk_fails_a_commit_and_the_next_one_succeeds_once_there_is_room() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(tmp.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return;
+        }
+        let _mount = Tmpfs(tmp.path().to_owned());
+        let keys = Arc::new(VolumeKeys::derive(&VolumeSecret([7; 32])));
+        let db = MetaDb::open(&tmp.path().join("meta.redb"), keys).unwrap();
+        db.commit(&batch(1, 10, 100), true).unwrap();
+        let filler = tmp.path().join("filler");
+        let _ = std::fs::write(&filler, vec![0u8; 8 << 20]); // fills the tmpfs (ENOSPC)
+        let mut failed = None;
+        for round in 0..50 {
+            if let Err(e) = db.commit(&batch(1000 + round * 200, 200, 2000), true) {
+                failed = Some(e);
+                break;
+            }
+        }
+        assert!(matches!(failed, Some(FsError::NoSpace)), "got {failed:?}");
+        std::fs::remove_file(&filler).unwrap();
+        db.commit(&batch(5, 1, 100), true).unwrap();
+        assert_eq!(raw(&db, 5), Some(vec![5u8; 100]));
+        assert_eq!(raw(&db, 1), Some(vec![1u8; 100]));
     }
 }
