@@ -36,8 +36,11 @@ const T_META: u8 = 5;
 const T_SYNC_INDEX: u8 = 6;
 const T_SYNC_PEER: u8 = 7;
 const SUPER_KEY: &[u8] = b"super";
+/// A table with byte-string keys and values.
+type BytesTable = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
 /// The byte-keyed tables by tag (`inodes` has integer keys and is handled apart).
-const TABLES: [(u8, TableDefinition<&[u8], &[u8]>); 6] = [
+const TABLES: [(u8, BytesTable); 6] = [
     (T_DIRENT, DIRENTS),
     (T_XATTR, XATTRS),
     (T_SNAP, SNAPS),
