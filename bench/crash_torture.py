@@ -78,15 +78,16 @@ def workload(args):
                 j.rec("FORGET", name)
                 pending.discard(name)
                 model.pop(name, None)
+                synced = rng.random() < 0.3
                 with open(os.path.join(mnt, name), "wb") as f:
                     f.write(data)
-                    if rng.random() < 0.3:
+                    if synced:
                         f.flush()
                         os.fsync(f.fileno())
                         j.rec("CLAIM", name, hashlib.sha256(data).hexdigest(), "fsync")
-                    else:
-                        pending.add(name)
                 model[name] = hashlib.sha256(data).hexdigest()
+                if not synced:
+                    pending.add(name)  # closed without an error
             elif op < 0.6:
                 a = rng.choice(names)
                 b = f"f{rng.randrange(args.files)}"
@@ -258,7 +259,7 @@ def main():
             r = run([args.fossa, "--home", home, "--key-file", key, "fsck"])
             if r.returncode != 0:
                 stats["fsck_unclean"] += 1
-                log(f"iteration {i}: fsck exit {r.returncode}: {r.stdout.strip()[-400:]}")
+                log(f"iteration {i}: fsck exit {r.returncode}: {(r.stdout + r.stderr).strip()[-400:]}")
             stats["iterations"] += 1
             if (i + 1) % 10 == 0:
                 log(f"{i + 1} iterations: {stats}")
