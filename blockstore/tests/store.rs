@@ -91,7 +91,7 @@ fn reopen_after_commit_keeps_everything() {
 }
 
 #[test]
-fn uncommitted_puts_are_gone_after_reopen() {
+fn uncommitted_puts_still_buffered_are_gone_after_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let kept = block(1, 5000);
     let lost = block(2, 5000);
@@ -101,9 +101,7 @@ fn uncommitted_puts_are_gone_after_reopen() {
         s.put(&kept, Class::Own).unwrap();
         s.commit().unwrap();
         committed_len = file_len(&data_files(tmp.path())[0]);
-        s.put(&lost, Class::Own).unwrap();
-        s.put(&block(3, 300_000), Class::Own).unwrap(); // larger than the buffer
-        assert!(file_len(&data_files(tmp.path())[0]) > committed_len);
+        s.put(&lost, Class::Own).unwrap(); // stays in the write buffer: never reaches the OS
     }
     let s = BlockStore::open(tmp.path(), opts()).unwrap();
     assert_eq!(file_len(&data_files(tmp.path())[0]), committed_len);
@@ -115,6 +113,38 @@ fn uncommitted_puts_are_gone_after_reopen() {
     drop(s);
     let s = BlockStore::open(tmp.path(), opts()).unwrap();
     assert_eq!(s.get(&id).unwrap(), lost);
+}
+
+#[test]
+fn soft_flushed_puts_are_rolled_forward_at_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let committed = block(1, 5000);
+    let soft = [block(2, 5000), block(3, 300_000)];
+    {
+        let s = BlockStore::open(tmp.path(), opts()).unwrap();
+        s.put(&committed, Class::Own).unwrap();
+        s.commit().unwrap();
+        let ids: Vec<BlockId> = soft.iter().map(|b| s.put(b, Class::Own).unwrap()).collect();
+        assert_eq!(s.soft_flush().unwrap(), ids);
+        assert!(
+            s.soft_flush().unwrap().is_empty(),
+            "ids are handed out once"
+        );
+    }
+    let s = BlockStore::open(tmp.path(), opts()).unwrap();
+    for b in soft.iter().chain([&committed]) {
+        assert_eq!(&s.get(&BlockId::of(b)).unwrap(), b);
+    }
+    // Appending resumes after the kept records; a commit makes them part of the index.
+    let more = block(4, 7000);
+    s.put(&more, Class::Own).unwrap();
+    s.commit().unwrap();
+    drop(s);
+    let s = BlockStore::open(tmp.path(), opts()).unwrap();
+    for b in soft.iter().chain([&committed, &more]) {
+        assert_eq!(&s.get(&BlockId::of(b)).unwrap(), b);
+    }
+    assert!(s.fsck(false).unwrap().corrupt.is_empty());
 }
 
 #[test]

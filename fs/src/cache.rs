@@ -25,6 +25,9 @@ pub(crate) struct State {
     dirty_xattrs: HashSet<(Ino, Tag)>,
     sup: Super,
     sup_dirty: bool,
+    /// Records journaled by a soft commit (`Core::soft_commit`) and not yet in the database:
+    /// the next durable commit writes them again.
+    soft: SoftKeys,
     /// Open files and handles.
     pub(crate) files: Files,
     /// Sync bookkeeping (see `sync`): whether the tree changed since the last scan.
@@ -56,6 +59,7 @@ impl State {
             dirty_xattrs: HashSet::new(),
             sup,
             sup_dirty: false,
+            soft: SoftKeys::default(),
             files: Files::default(),
             sync_dirty: false,
             sync_dirs: HashSet::new(),
@@ -192,8 +196,42 @@ impl State {
         self.inodes.values()
     }
 
-    /// Collects every dirty record into a batch and clears the dirty sets.
+    /// Whether any metadata record is dirty.
+    pub(crate) fn has_dirty(&self) -> bool {
+        !(self.dirty_inodes.is_empty()
+            && self.dirty_dents.is_empty()
+            && self.dirty_xattrs.is_empty()
+            && !self.sup_dirty)
+    }
+
+    /// Collects every dirty record, and every record journaled by a soft commit since the
+    /// last durable one, into a batch for a durable commit; clears both.
     pub(crate) fn take_batch(&mut self) -> Batch {
+        let soft = std::mem::take(&mut self.soft);
+        self.dirty_inodes.extend(soft.inodes);
+        self.dirty_dents.extend(soft.dents);
+        self.dirty_xattrs.extend(soft.xattrs);
+        self.sup_dirty |= soft.sup;
+        self.take_dirty()
+    }
+
+    /// Collects the records dirtied since the last commit of any kind for a soft commit; they
+    /// are kept (`soft`) for the next durable commit.
+    pub(crate) fn take_soft_batch(&mut self) -> Batch {
+        let b = self.take_dirty();
+        self.soft.inodes.extend(b.inodes.iter().map(|(i, _)| *i));
+        self.soft
+            .dents
+            .extend(b.dirents.iter().map(|(k, _)| split_key(k)));
+        self.soft
+            .xattrs
+            .extend(b.xattrs.iter().map(|(k, _)| split_key(k)));
+        self.soft.sup |= b.sup.is_some();
+        b
+    }
+
+    /// Collects every dirty record into a batch and clears the dirty sets.
+    fn take_dirty(&mut self) -> Batch {
         let mut b = Batch::default();
         for ino in self.dirty_inodes.drain() {
             let rec = self.inodes.get(&ino).filter(|i| i.nlink > 0);
@@ -226,18 +264,29 @@ impl State {
 
     /// After `b` failed to commit: marks its records dirty again so a later flush retries.
     pub(crate) fn restore(&mut self, b: &Batch) {
-        fn split(k: &[u8; 40]) -> (Ino, Tag) {
-            let mut i = [0u8; 8];
-            let mut t = [0u8; 32];
-            i.copy_from_slice(&k[..8]);
-            t.copy_from_slice(&k[8..]);
-            (u64::from_le_bytes(i), t)
-        }
         self.dirty_inodes.extend(b.inodes.iter().map(|(i, _)| *i));
         self.dirty_dents
-            .extend(b.dirents.iter().map(|(k, _)| split(k)));
+            .extend(b.dirents.iter().map(|(k, _)| split_key(k)));
         self.dirty_xattrs
-            .extend(b.xattrs.iter().map(|(k, _)| split(k)));
+            .extend(b.xattrs.iter().map(|(k, _)| split_key(k)));
         self.sup_dirty |= b.sup.is_some();
     }
+}
+
+/// Keys of records journaled by soft commits since the last durable commit.
+#[derive(Default)]
+struct SoftKeys {
+    inodes: HashSet<Ino>,
+    dents: HashSet<(Ino, Tag)>,
+    xattrs: HashSet<(Ino, Tag)>,
+    sup: bool,
+}
+
+/// The (ino, tag) of a dirent or xattr database key.
+fn split_key(k: &[u8; 40]) -> (Ino, Tag) {
+    let mut i = [0u8; 8];
+    let mut t = [0u8; 32];
+    i.copy_from_slice(&k[..8]);
+    t.copy_from_slice(&k[8..]);
+    (u64::from_le_bytes(i), t)
 }

@@ -10,6 +10,7 @@ use crate::crypto::{VolumeKeys, VolumeSecret};
 use crate::file::ContentEngine;
 use crate::format::Super;
 use crate::inode::Inode;
+use crate::meta::journal::Journal;
 use crate::meta::{Batch, MetaDb};
 use crate::snapshot::SnapView;
 use crate::writeback;
@@ -27,7 +28,8 @@ pub(crate) struct Core {
     pub(crate) keys: Arc<VolumeKeys>,
     pub(crate) db: Arc<MetaDb>,
     pub(crate) st: Mutex<State>,
-    flush_lock: Mutex<()>,
+    /// Serialises flushes; holds the metadata journal, written only by flushes.
+    flush_lock: Mutex<Journal>,
     pub(crate) opts: FsOptions,
     pub(crate) snaps: Mutex<SnapView>,
     /// Sync index and bookkeeping, `None` until `Fs::enable_sync` (lock before `flush_lock`).
@@ -57,11 +59,12 @@ impl Core {
             }
             other => other,
         };
-        let loaded = db.load_super().map_err(damaged)?;
-        let fresh = loaded.is_none();
-        if !fresh {
+        if db.load_super().map_err(damaged)?.is_some() {
             db.load_inode(ROOT_INO).map_err(damaged)?;
         }
+        let journal = replay_journal(&db, &store, &meta_path.with_extension("journal"))?;
+        let loaded = db.load_super()?;
+        let fresh = loaded.is_none();
         let sup = loaded.unwrap_or(Super {
             next_ino: ROOT_INO + 1,
         });
@@ -84,7 +87,7 @@ impl Core {
             keys,
             db,
             st: Mutex::new(st),
-            flush_lock: Mutex::new(()),
+            flush_lock: Mutex::new(journal),
             opts,
             snaps: Mutex::new(SnapView::default()),
             sync: Mutex::new(None),
@@ -101,9 +104,38 @@ impl Core {
     /// Commits a batch built outside the dirty sets (snapshot records), durably, after the
     /// store commit.
     pub(crate) fn commit_batch(&self, b: &Batch) -> Result<(), FsError> {
-        let _order = self.flush_lock.lock();
+        let mut journal = self.flush_lock.lock();
         self.store.commit()?;
-        self.db.commit(b, true)
+        durable_commit(&self.db, &mut journal, b)
+    }
+
+    /// Makes every dirty metadata record, and the blocks put so far, survive the death of the
+    /// daemon without syncing anything (the metadata journal, `meta::journal`): a `sync(1)`
+    /// afterwards makes them durable. Called at the close of a file (FUSE `flush`), so that
+    /// `write; close; sync` is durable without an fsync per close.
+    pub(crate) fn soft_commit(&self) -> Result<(), FsError> {
+        if !self.st.lock().has_dirty() {
+            return Ok(());
+        }
+        let mut journal = self.flush_lock.lock();
+        let batch = self.st.lock().take_soft_batch();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // The records go to the journal only; memory keeps them (the state never evicts) and
+        // the next durable commit writes them to the database.
+        let r = self
+            .store
+            .soft_flush()
+            .map_err(FsError::from)
+            .and_then(|ids| {
+                let ops = self.db.seal(&batch)?;
+                journal.append(ids, ops)
+            });
+        if r.is_err() {
+            self.st.lock().restore(&batch);
+        }
+        r
     }
 
     /// Moves all buffered file data into blocks, commits the store, then commits all dirty
@@ -138,7 +170,7 @@ impl Core {
         only: Option<Ino>,
         extra: impl FnOnce(&mut State, &mut Batch) -> Result<(), FsError>,
     ) -> Result<(), FsError> {
-        let _order = self.flush_lock.lock();
+        let mut journal = self.flush_lock.lock();
         let batch = {
             let mut st = self.st.lock();
             let inos = only.map_or_else(|| st.files.dirty(), |i| vec![i]);
@@ -157,9 +189,10 @@ impl Core {
             .store
             .commit()
             .map_err(FsError::from)
-            .and_then(|()| match batch.is_empty() {
-                true => Ok(()),
-                false => self.db.commit(&batch, durable),
+            .and_then(|()| match durable {
+                true => durable_commit(&self.db, &mut journal, &batch),
+                false if batch.is_empty() => Ok(()),
+                false => self.db.commit(&batch, false),
             });
         let mut st = self.st.lock();
         match r {
@@ -168,4 +201,58 @@ impl Core {
         }
         r
     }
+}
+
+/// Commits `b` durably; when journal entries were written since the last durable commit, the
+/// commit also records the journal's mark (making the entries' non-durable redb commits
+/// durable with it) and the journal is emptied.
+fn durable_commit(db: &MetaDb, journal: &mut Journal, b: &Batch) -> Result<(), FsError> {
+    let dirty = journal.is_dirty();
+    let mut ops = db.seal(b)?;
+    if dirty {
+        let mark = Batch {
+            journal_through: Some(journal.last_seq()),
+            ..Batch::default()
+        };
+        ops.extend(db.seal(&mark)?);
+    }
+    if ops.is_empty() {
+        return Ok(());
+    }
+    db.apply(&ops, true)?;
+    if dirty {
+        journal.reset()?;
+    }
+    Ok(())
+}
+
+/// Opens the metadata journal next to the database and replays what it holds past the
+/// database's mark (`meta::journal`), durably, before anything reads the database.
+fn replay_journal(db: &MetaDb, store: &BlockStore, path: &Path) -> Result<Journal, FsError> {
+    let through = db.journal_through()?;
+    let (mut journal, replay) = Journal::open(path, through, store)?;
+    if replay.through > through || !replay.ops.is_empty() {
+        let mut ops = replay.ops;
+        let mark = Batch {
+            journal_through: Some(replay.through),
+            ..Batch::default()
+        };
+        ops.extend(db.seal(&mark)?);
+        db.apply(&ops, true)?;
+        tracing::info!(
+            entries = replay.entries,
+            dropped = replay.dropped,
+            "replayed the metadata journal"
+        );
+    }
+    if replay.dropped > 0 {
+        tracing::warn!(
+            entries = replay.dropped,
+            "metadata journal entries lost with blocks a crash did not keep"
+        );
+    }
+    if journal.is_dirty() {
+        journal.reset()?;
+    }
+    Ok(journal)
 }

@@ -130,9 +130,17 @@ pub fn recover_meta(
 
 /// Renames the database to `<name>.damaged`; `None` if it did not exist.
 fn move_aside(meta_path: &Path) -> Result<Option<PathBuf>, FsError> {
+    // The close journal's entries build on the damaged database's state: replayed over the
+    // recovered tree they would name inodes it does not have, so they go aside with it.
+    let journal = meta_path.with_extension("journal");
+    rename_if_present(&journal, &journal.with_extension("journal.damaged"))?;
     let aside = meta_path.with_extension("redb.damaged");
-    match std::fs::rename(meta_path, &aside) {
-        Ok(()) => Ok(Some(aside)),
+    rename_if_present(meta_path, &aside)
+}
+
+fn rename_if_present(from: &Path, to: &Path) -> Result<Option<PathBuf>, FsError> {
+    match std::fs::rename(from, to) {
+        Ok(()) => Ok(Some(to.to_owned())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e.into()),
     }

@@ -297,17 +297,23 @@ impl Fs {
         handles::write(&mut st, (ino, fh), offset, data, lim, &spawn)?;
         Ok(n)
     }
-    /// On close of a descriptor: moves the file's buffered writes into blocks (durable at
-    /// the next fsync or background commit). Reports a failed background flush first.
+    /// On close of a descriptor: moves the file's buffered writes into blocks, then soft-
+    /// commits all dirty metadata (the journal: it survives the daemon's death, and a
+    /// `sync(1)` makes it durable; the next fsync or background commit makes it durable
+    /// anyway). Reports a failed background flush first, and `NoSpace` when the journal
+    /// cannot be written.
     pub fn flush(&self, ino: Ino, fh: u64) -> Result<(), FsError> {
         if is_virtual(ino) {
             return Ok(());
         }
-        let mut st = self.core.st.lock();
-        st.files.handle(ino, fh)?;
-        writeback::wait_flight(&mut st, ino);
-        st.files.take_error(ino)?;
-        handles::flush_data(&self.core.engine, &mut st, ino, None)
+        {
+            let mut st = self.core.st.lock();
+            st.files.handle(ino, fh)?;
+            writeback::wait_flight(&mut st, ino);
+            st.files.take_error(ino)?;
+            handles::flush_data(&self.core.engine, &mut st, ino, None)?;
+        }
+        self.core.soft_commit()
     }
     /// Makes the file's data and all metadata durable (see [`Fs::sync`]); other files'
     /// buffered writes stay buffered, as their data would under a kernel fsync. A background

@@ -111,6 +111,8 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Make everything written to the mounted volume durable (data and metadata fsynced).
+    Sync,
     /// Delete blocks no longer reachable and compact data files.
     Gc {
         /// Print JSON.

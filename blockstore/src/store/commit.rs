@@ -140,11 +140,24 @@ impl BlockStore {
             st.orphans.remove(n);
         }
         st.dirty.clear();
+        st.soft.clear();
         st.removed.clear();
         st.rolled.clear();
         st.adopt.clear();
         st.drop_files.clear();
         Ok(())
+    }
+
+    /// Hands every block put so far to the OS without syncing and returns the ids appended
+    /// since the last call (or commit). Those blocks then survive the death of this process
+    /// (the next open rolls them forward, `tail`), and a `sync(1)` makes them durable; the
+    /// caller journals the ids with what references them.
+    pub fn soft_flush(&self) -> Result<Vec<BlockId>, StoreError> {
+        let mut st = self.state.lock();
+        if let Some(w) = st.writer.as_mut() {
+            w.flush(&self.mark)?;
+        }
+        Ok(std::mem::take(&mut st.soft))
     }
 
     pub(super) fn is_noop(st: &State, batch: &Batch) -> bool {

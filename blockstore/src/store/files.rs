@@ -1,4 +1,5 @@
-//! Data files at open: header checks, truncation of uncommitted tails, orphans.
+//! Data files at open: header checks, roll-forward of uncommitted tails, orphans.
+use super::tail::{Tail, cut, roll_forward, scan_tail};
 use super::writer::open_rw;
 use crate::StoreError;
 use crate::error::io_error;
@@ -17,6 +18,9 @@ pub(super) struct DataFiles {
     pub(super) orphans: BTreeSet<u32>,
     /// One past the highest file number seen anywhere.
     pub(super) next_file: u32,
+    /// Intact records past the committed length of committed files, and of files newer
+    /// than every committed one (created after the last commit; adopted when they hold any).
+    pub(super) tails: Vec<Tail>,
 }
 
 /// Lists `NNNNNNNN.blk` files in `data_dir`.
@@ -59,38 +63,24 @@ pub(super) fn check_header(path: &Path, file: &File, n: u32) -> Result<(), Store
     }
 }
 
-/// Cuts a committed file back to its committed length: anything past it was never
-/// acknowledged (a torn or uncommitted tail).
-fn truncate_tail(path: &Path, file: &File, committed: u64) -> Result<(), StoreError> {
-    let actual = file.metadata().map_err(|e| io_error(path, e))?.len();
-    if actual > committed {
-        tracing::warn!(
-            file = %path.display(), committed, actual,
-            "cutting uncommitted tail of data file"
-        );
-        file.set_len(committed).map_err(|e| io_error(path, e))?;
-        file.sync_all().map_err(|e| io_error(path, e))?;
-    } else if actual < committed {
-        tracing::error!(
-            file = %path.display(), committed, actual,
-            "data file is shorter than committed; run fsck"
-        );
-    }
-    Ok(())
-}
-
-/// Opens every data file: committed ones are checked and truncated (a bad header is a
-/// [`StoreError::Format`]); unknown ones become orphans, never written or deleted here.
+/// Opens every data file: committed ones are checked (a bad header is a
+/// [`StoreError::Format`]) and rolled forward (`tail`); unknown ones newer than every
+/// committed file are rolled forward if they hold intact records, other unknown ones become
+/// orphans, never written or deleted here. Without an index (`had_index` false) every
+/// unknown file is an orphan.
 pub(super) fn open_data_files(
     data_dir: &Path,
     file_lens: &BTreeMap<u32, u64>,
+    had_index: bool,
 ) -> Result<DataFiles, StoreError> {
     let on_disk = list(data_dir)?;
     let mut out = DataFiles {
         handles: HashMap::new(),
         orphans: BTreeSet::new(),
         next_file: 0,
+        tails: Vec::new(),
     };
+    let newest_committed = file_lens.last_key_value().map(|(n, _)| *n);
     for &n in &on_disk {
         out.next_file = out.next_file.max(n.saturating_add(1));
         let path = data_dir.join(data_file_name(n));
@@ -98,9 +88,18 @@ pub(super) fn open_data_files(
         match file_lens.get(&n) {
             Some(&committed) => {
                 check_header(&path, &file, n)?;
-                truncate_tail(&path, &file, committed)?;
+                out.tails.push(roll_forward(&path, &file, n, committed)?);
             }
             None => match check_header(&path, &file, n) {
+                Ok(()) if had_index && newest_committed.is_none_or(|c| n > c) => {
+                    let tail = scan_tail(&path, &file, n, 0)?;
+                    if tail.records.is_empty() {
+                        out.orphans.insert(n);
+                    } else {
+                        cut(&path, &file, &tail)?;
+                        out.tails.push(tail);
+                    }
+                }
                 Ok(()) => {
                     tracing::warn!(file = %path.display(), "data file not in the index; fsck --repair adopts it");
                     out.orphans.insert(n);
@@ -138,7 +137,7 @@ mod tests {
         std::fs::write(tmp.path().join("00000007.blk"), b"junk").unwrap();
         std::fs::write(tmp.path().join("notes.txt"), b"ignored").unwrap();
         let lens = BTreeMap::from([(0, 40)]);
-        let files = open_data_files(tmp.path(), &lens).unwrap();
+        let files = open_data_files(tmp.path(), &lens, true).unwrap();
         assert_eq!(
             std::fs::metadata(tmp.path().join("00000000.blk"))
                 .unwrap()
@@ -159,7 +158,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("00000001.blk"), encode_file_header(2)).unwrap();
         let lens = BTreeMap::from([(1, 32)]);
-        let err = open_data_files(tmp.path(), &lens).err();
+        let err = open_data_files(tmp.path(), &lens, true).err();
         assert!(matches!(err, Some(StoreError::Format { .. })));
     }
 }

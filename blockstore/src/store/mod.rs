@@ -19,6 +19,7 @@ mod fsck;
 mod gc;
 mod heal;
 mod index;
+mod tail;
 mod types;
 mod writer;
 
@@ -59,6 +60,8 @@ struct State {
     next_file: u32,
     /// A data file was created since the last commit: the directory needs an fsync too.
     new_file: bool,
+    /// Blocks appended since the last [`BlockStore::soft_flush`] or commit.
+    soft: Vec<BlockId>,
 }
 
 impl State {
@@ -115,8 +118,9 @@ fn read_at(file: &File, len: usize, off: u64) -> std::io::Result<Vec<u8>> {
 }
 
 impl BlockStore {
-    /// Opens (creating if needed) the store in `dir`. Uncommitted tails of data files are cut
-    /// off; a data file with a damaged header is [`StoreError::Format`].
+    /// Opens (creating if needed) the store in `dir`. Intact records written after the last
+    /// commit are kept (as unpinned Own blocks, committed by the next commit) and torn tails
+    /// cut off (`tail`); a data file with a damaged header is [`StoreError::Format`].
     ///
     /// A damaged index, or a missing one while data files exist, is
     /// [`StoreError::IndexDamaged`]: nothing is changed on disk, and
@@ -160,29 +164,37 @@ impl BlockStore {
         data_dir: PathBuf,
         opts: StoreOptions,
     ) -> Result<Self, StoreError> {
-        let (index, loaded) = Index::open(&dir.join(INDEX_FILE))?;
-        let files = open_data_files(&data_dir, &loaded.file_lens)?;
+        // Without an index every data file is an orphan (fsck --repair rebuilds the index);
+        // files are rolled forward only against an index that was there.
+        let had_index = dir.join(INDEX_FILE).exists();
+        let (index, mut loaded) = Index::open(&dir.join(INDEX_FILE))?;
+        let mut files = open_data_files(&data_dir, &loaded.file_lens, had_index)?;
+        let mut st = State {
+            writer: None,
+            dirty: HashSet::new(),
+            removed: HashSet::new(),
+            file_lens: loaded.file_lens.clone(),
+            rolled: Vec::new(),
+            adopt: BTreeMap::new(),
+            drop_files: BTreeSet::new(),
+            orphans: std::mem::take(&mut files.orphans),
+            next_file: files.next_file,
+            new_file: false,
+            soft: Vec::new(),
+        };
+        let ends = Self::adopt_tails(&mut st, &mut loaded.blocks, &files);
         let mark = FlushMark::new();
-        let writer =
-            Self::resume_writer(&data_dir, &loaded.file_lens, &files.handles, &opts, &mark);
+        st.writer = Self::resume_writer(&data_dir, &ends, &files.handles, &opts, &mark);
+        if let Some(w) = &st.writer {
+            // The writer's file is recorded by every commit; the others are listed here.
+            st.rolled.retain(|(n, _, _)| *n != w.file_no());
+        }
         let mut cache = Cache::new(opts.cache_quota);
         for (id, e) in &loaded.blocks {
             if e.class == Class::Cached && !e.pinned {
                 cache.insert(*id, u64::from(e.len), e.hits);
             }
         }
-        let state = State {
-            writer,
-            dirty: HashSet::new(),
-            removed: HashSet::new(),
-            file_lens: loaded.file_lens,
-            rolled: Vec::new(),
-            adopt: BTreeMap::new(),
-            drop_files: BTreeSet::new(),
-            orphans: files.orphans,
-            next_file: files.next_file,
-            new_file: false,
-        };
         let store = BlockStore {
             dir: dir.to_owned(),
             data_dir,
@@ -192,7 +204,7 @@ impl BlockStore {
             handles: RwLock::new(files.handles),
             mark,
             cache: Mutex::new(cache),
-            state: Mutex::new(state),
+            state: Mutex::new(st),
             early: EarlySync::start(),
         };
         // The quota may have shrunk since the last run.
@@ -200,7 +212,54 @@ impl BlockStore {
         Ok(store)
     }
 
-    /// Keeps appending to the newest committed file if it has room and is intact.
+    /// Indexes the intact records found past the committed lengths (`tail`) as unpinned Own
+    /// blocks, pending for the next commit, and returns the valid length of every file with a
+    /// known length. A new file whose records are all indexed already (an interrupted
+    /// compaction's copies) stays an orphan.
+    fn adopt_tails(
+        st: &mut State,
+        blocks: &mut HashMap<BlockId, Entry>,
+        files: &files::DataFiles,
+    ) -> BTreeMap<u32, u64> {
+        let mut ends = st.file_lens.clone();
+        for t in &files.tails {
+            let mut added = 0usize;
+            for r in &t.records {
+                if blocks.contains_key(&r.id) {
+                    continue;
+                }
+                let e = Entry {
+                    file: t.file,
+                    offset: r.offset,
+                    len: r.len,
+                    class: Class::Own,
+                    pinned: false,
+                    hits: 0,
+                };
+                blocks.insert(r.id, e);
+                st.dirty.insert(r.id);
+                added += 1;
+            }
+            let committed = st.file_lens.get(&t.file).copied();
+            match committed {
+                None if added == 0 => {
+                    st.orphans.insert(t.file);
+                }
+                Some(c) if t.end <= c => {}
+                _ => {
+                    // Synced and recorded by the next commit, like a file rolled away from.
+                    if let Some(h) = files.handles.get(&t.file) {
+                        st.rolled.push((t.file, h.clone(), t.end));
+                    }
+                    st.new_file |= committed.is_none();
+                    ends.insert(t.file, t.end);
+                }
+            }
+        }
+        ends
+    }
+
+    /// Keeps appending to the newest file if it has room and is intact.
     fn resume_writer(
         data_dir: &Path,
         file_lens: &BTreeMap<u32, u64>,
@@ -289,6 +348,7 @@ impl BlockStore {
         };
         self.map.write().insert(id, entry);
         st.dirty.insert(id);
+        st.soft.push(id);
         if class == Class::Cached {
             self.cache.lock().insert(id, u64::from(len), 0);
             self.evict(st);

@@ -1,4 +1,4 @@
-//! `fossa fsck` and `fossa gc`.
+//! `fossa fsck`, `fossa gc` and `fossa sync`.
 use super::{Ctx, open_local, open_repairing, request, require_volume};
 use crate::control::Request;
 use crate::volume::VolumeLock;
@@ -77,5 +77,12 @@ pub(crate) fn gc(ctx: &Ctx, json: bool) -> Result<()> {
             n("live_blocks")
         );
     }
+    Ok(())
+}
+
+/// `fossa sync`: a durable commit of everything written so far, through the daemon when
+/// mounted (unmounted, the volume is already durable and this only checks it opens).
+pub(crate) fn sync(ctx: &Ctx) -> Result<()> {
+    request(ctx, &Request::Sync)?;
     Ok(())
 }

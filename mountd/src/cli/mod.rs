@@ -66,6 +66,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         } => devices::remove(&ctx, &id),
         Command::Fsck { repair, json } => return maint::fsck(&ctx, repair, json),
         Command::Gc { json } => maint::gc(&ctx, json),
+        Command::Sync => maint::sync(&ctx),
         Command::Snapshot { cmd: None, name } => snapshot::create(&ctx, name),
         Command::Snapshot {
             cmd: Some(SnapshotCmd::List { json }),

@@ -97,12 +97,13 @@ pub(crate) fn write(
     }
 }
 
-/// `flush` (on every `close` of a descriptor). Answered ENOSYS, which makes the kernel stop
-/// sending it: `close` is not a durability point in fossa (fsync is), buffered data is
-/// visible to readers anyway, and `release` (asynchronous to `close`) stores the buffer. This
-/// takes one synchronous round trip and the sealing of small files off every `close`.
-pub(crate) fn flush(_fs: &Fs, _ino: INodeNo, _fh: FileHandle, reply: ReplyEmpty) {
-    reply.error(Errno::ENOSYS);
+/// `flush` (on every `close` of a descriptor; `close` waits for the answer). Stores the
+/// file's buffered writes and soft-commits the metadata (`Fs::flush`), so that a `sync(1)`
+/// after the `close` makes the file durable: the kernel does not pass `sync`/`syncfs` on to
+/// a FUSE daemon (docs/ARCHITECTURE.md, "What `close`, `sync` and `fsync` guarantee"). A
+/// file that cannot be stored fails its `close` with ENOSPC.
+pub(crate) fn flush(fs: &Fs, ino: INodeNo, fh: FileHandle, reply: ReplyEmpty) {
+    reply_empty(reply, "flush", ino.0, fs.flush(ino.0, fh.0));
 }
 
 /// `fsync`.
