@@ -46,4 +46,4 @@ pub use options::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
 pub use redundancy::{
     DEFAULT_LEVEL, LevelDir, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level,
 };
-pub use volume::Fs;
+pub use volume::{Fs, LocalRead};
