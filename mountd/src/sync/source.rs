@@ -42,6 +42,43 @@ impl NetHandle {
     }
 }
 
+/// Why blocks a read needs could not be had from peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FetchError {
+    /// The sync node is not running.
+    Offline(BlockId),
+    /// No connected peer sent the block before the deadline.
+    Timeout(BlockId),
+    /// No peer is connected.
+    NoPeers(BlockId),
+    /// Every connected peer was asked and none had it (or sent bytes that did not match).
+    NotFound(BlockId),
+    /// The block arrived but could not be stored.
+    NotKept(BlockId),
+}
+
+impl FetchError {
+    fn from_net(id: BlockId, e: &NetError) -> Self {
+        match e {
+            NetError::Timeout => FetchError::Timeout(id),
+            NetError::NoPeers => FetchError::NoPeers(id),
+            _ => FetchError::NotFound(id),
+        }
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Offline(id) => write!(f, "block {id}: not local and no sync node"),
+            FetchError::Timeout(id) => write!(f, "block {id}: no peer sent it in time"),
+            FetchError::NoPeers(id) => write!(f, "block {id}: not local and no peer connected"),
+            FetchError::NotFound(id) => write!(f, "block {id}: no connected peer has it"),
+            FetchError::NotKept(id) => write!(f, "block {id}: fetched but not stored"),
+        }
+    }
+}
+
 /// How long a block whose fetch failed is not asked for again. The kernel retries a failed
 /// read-ahead page with a second read at once; without this it would wait a second deadline.
 const FAILED_FOR: Duration = Duration::from_secs(1);
@@ -53,7 +90,7 @@ pub(crate) struct NetSource {
     store: Arc<BlockStore>,
     net: OnceLock<NetHandle>,
     deadline: Duration,
-    failed: Mutex<HashMap<BlockId, Instant>>,
+    failed: Mutex<HashMap<BlockId, (Instant, FetchError)>>,
 }
 
 impl NetSource {
@@ -75,9 +112,10 @@ impl NetSource {
     fn remote(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
         let missing = || StoreError::NotFound(*id);
         let net = self.net.get().ok_or_else(missing)?;
-        if self.failed_recently(id) {
+        if self.failed_recently(id).is_some() {
             return Err(missing());
         }
+        let mut why = FetchError::Timeout(*id);
         for (got, r) in net.fetch(vec![*id], self.deadline) {
             match r {
                 Ok(data) if got == *id => {
@@ -85,36 +123,91 @@ impl NetSource {
                     return Ok(data);
                 }
                 Ok(_) => tracing::warn!(block = %id, "a peer sent bytes that do not match"),
-                Err(e) => tracing::warn!(block = %id, error = %e, "read: block not fetched"),
+                Err(e) => {
+                    tracing::warn!(block = %id, error = %e, "read: block not fetched");
+                    why = FetchError::from_net(*id, &e);
+                }
             }
         }
-        self.remember_failure(id);
+        self.remember_failure(id, why);
         Err(missing())
     }
 
-    fn failed_recently(&self, id: &BlockId) -> bool {
-        self.failed
-            .lock()
-            .get(id)
-            .is_some_and(|t| t.elapsed() < FAILED_FOR)
+    /// The runtime that fetches run on, once the node has started.
+    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.net.get().map(|n| n.rt.clone())
     }
 
-    fn remember_failure(&self, id: &BlockId) {
+    /// The deadline of a read that needs blocks from peers.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Fetches `ids` from peers, waiting until `deadline` at most, and keeps each as an own
+    /// block as it arrives. Never blocks a thread: the wait is this future's. A block that
+    /// failed within the last [`FAILED_FOR`] fails again at once, with the same cause.
+    pub(crate) async fn fetch_missing(
+        &self,
+        ids: &[BlockId],
+        deadline: Instant,
+    ) -> Result<(), FetchError> {
+        let Some(first) = ids.first() else {
+            return Ok(());
+        };
+        let net = self.net.get().ok_or(FetchError::Offline(*first))?;
+        if let Some(e) = ids.iter().find_map(|id| self.failed_recently(id)) {
+            return Err(e);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let kept: Arc<Mutex<Vec<BlockId>>> = Arc::default();
+        let (store, into) = (self.store.clone(), kept.clone());
+        let sink: fossa_net::BlockSink = Arc::new(move |id, data| {
+            if keep(&store, id, &data) {
+                into.lock().push(id);
+            }
+        });
+        let failed = net.node.fetch_blocks_each(ids, left, sink).await;
+        if let Some((id, e)) = failed.first() {
+            let e = FetchError::from_net(*id, e);
+            for (id, _) in &failed {
+                self.remember_failure(id, e);
+            }
+            return Err(e);
+        }
+        let kept = kept.lock();
+        match ids.iter().find(|id| !kept.contains(id)) {
+            Some(id) => Err(FetchError::NotKept(*id)),
+            None => Ok(()),
+        }
+    }
+
+    fn failed_recently(&self, id: &BlockId) -> Option<FetchError> {
+        let failed = self.failed.lock();
+        let (t, e) = failed.get(id)?;
+        (t.elapsed() < FAILED_FOR).then_some(*e)
+    }
+
+    fn remember_failure(&self, id: &BlockId, e: FetchError) {
         let mut failed = self.failed.lock();
         if failed.len() >= FAILED_MAX {
-            failed.retain(|_, t| t.elapsed() < FAILED_FOR);
+            failed.retain(|_, (t, _)| t.elapsed() < FAILED_FOR);
         }
         if failed.len() < FAILED_MAX {
-            failed.insert(*id, Instant::now());
+            failed.insert(*id, (Instant::now(), e));
         }
     }
 }
 
-/// Stores a fetched block as our own; a failure only costs a later refetch.
-/// `fetch_blocks` checked the bytes against `id` already, so the store need not hash them again.
-pub(crate) fn keep(store: &BlockStore, id: BlockId, data: &[u8]) {
-    if let Err(e) = store.put_verified(id, data, Class::Own) {
-        tracing::warn!(error = %e, "could not store a fetched block");
+/// Stores a fetched block as our own; a failure only costs a later refetch. Whether it was
+/// stored. `fetch_blocks` checked the bytes against `id` already, so the store need not hash
+/// them again.
+pub(crate) fn keep(store: &BlockStore, id: BlockId, data: &[u8]) -> bool {
+    match store.put_verified(id, data, Class::Own) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not store a fetched block");
+            false
+        }
     }
 }
 
