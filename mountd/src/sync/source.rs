@@ -90,7 +90,8 @@ pub(crate) struct NetSource {
     store: Arc<BlockStore>,
     net: OnceLock<NetHandle>,
     deadline: Duration,
-    failed: Mutex<HashMap<BlockId, (Instant, FetchError)>>,
+    /// Recent failures: when, why, and the connected peers then ([`peers_key`]).
+    failed: Mutex<HashMap<BlockId, (Instant, FetchError, u64)>>,
 }
 
 impl NetSource {
@@ -112,7 +113,8 @@ impl NetSource {
     fn remote(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
         let missing = || StoreError::NotFound(*id);
         let net = self.net.get().ok_or_else(missing)?;
-        if self.failed_recently(id).is_some() {
+        let peers = peers_key(&net.node);
+        if self.failed_recently(id, peers).is_some() {
             return Err(missing());
         }
         let mut why = FetchError::Timeout(*id);
@@ -129,7 +131,7 @@ impl NetSource {
                 }
             }
         }
-        self.remember_failure(id, why);
+        self.remember_failure(id, why, peers);
         Err(missing())
     }
 
@@ -145,7 +147,8 @@ impl NetSource {
 
     /// Fetches `ids` from peers, waiting until `deadline` at most, and keeps each as an own
     /// block as it arrives. Never blocks a thread: the wait is this future's. A block that
-    /// failed within the last [`FAILED_FOR`] fails again at once, with the same cause.
+    /// failed within the last [`FAILED_FOR`], with the same peers connected, fails again at
+    /// once with the same cause.
     pub(crate) async fn fetch_missing(
         &self,
         ids: &[BlockId],
@@ -155,7 +158,8 @@ impl NetSource {
             return Ok(());
         };
         let net = self.net.get().ok_or(FetchError::Offline(*first))?;
-        if let Some(e) = ids.iter().find_map(|id| self.failed_recently(id)) {
+        let peers = peers_key(&net.node);
+        if let Some(e) = ids.iter().find_map(|id| self.failed_recently(id, peers)) {
             return Err(e);
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -170,7 +174,7 @@ impl NetSource {
         if let Some((id, e)) = failed.first() {
             let e = FetchError::from_net(*id, e);
             for (id, _) in &failed {
-                self.remember_failure(id, e);
+                self.remember_failure(id, e, peers);
             }
             return Err(e);
         }
@@ -181,21 +185,30 @@ impl NetSource {
         }
     }
 
-    fn failed_recently(&self, id: &BlockId) -> Option<FetchError> {
+    fn failed_recently(&self, id: &BlockId, peers: u64) -> Option<FetchError> {
         let failed = self.failed.lock();
-        let (t, e) = failed.get(id)?;
-        (t.elapsed() < FAILED_FOR).then_some(*e)
+        let (t, e, then) = failed.get(id)?;
+        (t.elapsed() < FAILED_FOR && *then == peers).then_some(*e)
     }
 
-    fn remember_failure(&self, id: &BlockId, e: FetchError) {
+    fn remember_failure(&self, id: &BlockId, e: FetchError, peers: u64) {
         let mut failed = self.failed.lock();
         if failed.len() >= FAILED_MAX {
-            failed.retain(|_, (t, _)| t.elapsed() < FAILED_FOR);
+            failed.retain(|_, (t, _, _)| t.elapsed() < FAILED_FOR);
         }
         if failed.len() < FAILED_MAX {
-            failed.insert(*id, (Instant::now(), e));
+            failed.insert(*id, (Instant::now(), e, peers));
         }
     }
+}
+
+/// The set of connected peers, hashed: a remembered failure holds only while it is the same
+/// (a peer that left or came changes why a fetch would fail).
+fn peers_key(node: &Node) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.connected().hash(&mut h);
+    h.finish()
 }
 
 /// Stores a fetched block as our own; a failure only costs a later refetch. Whether it was
