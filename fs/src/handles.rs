@@ -7,6 +7,7 @@ use crate::cache::State;
 use crate::file::{ContentEngine, FileContent, WriteBuffer};
 pub(crate) use crate::writeback::flush_data;
 use crate::writeback::{self, Flight, Guard, Spawn};
+use blockstore::BlockId;
 use parking_lot::Condvar;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -269,6 +270,12 @@ pub(crate) fn plan_read(
         n,
         overlay,
     })
+}
+
+/// Blocks the planned read needs that are not at hand (see `ContentEngine::missing_for_read`).
+pub(crate) fn read_missing(eng: &ContentEngine, p: &ReadPlan) -> Result<Vec<BlockId>, FsError> {
+    let stored = (p.n as u64).min(p.stored_end.saturating_sub(p.off)) as usize;
+    eng.missing_for_read(&p.content, p.off, stored)
 }
 
 /// Carries out a planned read (holes and the unstored tail read as zeros).

@@ -52,4 +52,4 @@ pub use recover::{RecoverFrom, Recovered, Recovery, recover_meta};
 pub use redundancy::{
     DEFAULT_LEVEL, LevelDir, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level,
 };
-pub use volume::Fs;
+pub use volume::{Fs, LocalRead};

@@ -12,7 +12,7 @@ use crate::handles;
 use crate::snapshot::{SNAP_DIR, is_virtual};
 use crate::writeback::{self, Job};
 use crate::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
-use blockstore::{BlockSource, BlockStore};
+use blockstore::{BlockId, BlockSource, BlockStore};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -21,6 +21,15 @@ use std::time::Duration;
 
 /// How often dirty metadata and data are made durable in the background (ext4's default).
 const COMMIT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// What [`Fs::read_local`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LocalRead {
+    /// The bytes read.
+    Data(Vec<u8>),
+    /// Blocks the read needs that are not at hand, in the order found (nothing was read).
+    Missing(Vec<BlockId>),
+}
 
 /// The mounted filesystem core. `Send + Sync`.
 pub struct Fs {
@@ -282,6 +291,33 @@ impl Fs {
         };
         handles::read(&self.core.engine, &plan)
             .inspect_err(|e| self.core.log_bad_read(ino, offset, e))
+    }
+    /// [`Fs::read`] that never waits on a remote block source: when blocks the read needs are
+    /// not at hand (local store or read cache), it reads nothing and names them, for the
+    /// caller to fetch before it asks again. Snapshot files are read as by [`Fs::read`].
+    pub fn read_local(
+        &self,
+        ino: Ino,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<LocalRead, FsError> {
+        if is_virtual(ino) {
+            return self
+                .core
+                .snap_read(ino, offset, size as usize)
+                .map(LocalRead::Data);
+        }
+        let plan = {
+            let mut st = self.core.st.lock();
+            st.files.handle(ino, fh)?;
+            handles::plan_read(&mut st, ino, offset, size as usize)?
+        };
+        let missing = handles::read_missing(&self.core.engine, &plan)?;
+        if !missing.is_empty() {
+            return Ok(LocalRead::Missing(missing));
+        }
+        handles::read(&self.core.engine, &plan).map(LocalRead::Data)
     }
     /// Writes `data` at `offset` (at the end for append handles); returns bytes written.
     pub fn write(&self, ino: Ino, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {

@@ -399,6 +399,38 @@ impl ContentEngine {
         Ok(out)
     }
 
+    /// Blocks that a read of `len` bytes at `offset` needs and that are not at hand (neither
+    /// in the local store nor in the read cache); a missing pointer block is listed, what is
+    /// under it not yet. When this is empty, [`ContentEngine::read`] of that range asks the
+    /// block source for local blocks only (barring a block deleted in between).
+    pub fn missing_for_read(
+        &self,
+        c: &FileContent,
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<BlockId>, FsError> {
+        let mut out = Vec::new();
+        if offset >= c.size || len == 0 {
+            return Ok(out);
+        }
+        let end = offset + (len as u64).min(c.size - offset);
+        let (root, height) = Self::root_entry(c)?;
+        let mut add = |r: &BlockRef, _: u64, _: u8, at_hand: bool| {
+            if !at_hand && !out.contains(&r.id) {
+                out.push(r.id);
+            }
+        };
+        let has = |id: &BlockId| self.at_hand(id);
+        self.walk_range((&root, height, 0), &(offset..end), &has, &mut add)?;
+        Ok(out)
+    }
+
+    /// Whether block `id` can be had without the network: decrypted in the read cache, or
+    /// in the local store.
+    fn at_hand(&self, id: &BlockId) -> bool {
+        self.fetch.cache.contains(id) || self.store.has(id).unwrap_or(false)
+    }
+
     /// Starts background fetches of the chunks after a sequential read of `off..end`.
     fn read_ahead(&self, c: &FileContent, root: &tree::Entry, height: u8, off: u64, end: u64) {
         let Some(r) = &root.r else { return };
@@ -406,8 +438,19 @@ impl ContentEngine {
             return;
         };
         let mut chunks = Vec::new();
+        // Only blocks at hand: the pool never waits on a remote source, so a local file's
+        // prefetch never queues behind a remote one (remote reads fetch their own blocks).
+        let mut add = |r: &BlockRef, len: u64, height: u8, at_hand: bool| {
+            if height == 0 && at_hand {
+                chunks.push((*r, len));
+            }
+        };
+        let has = |id: &BlockId| self.at_hand(id);
         // A tree defect is not this read's error: the reader meets it when it gets there.
-        if self.chunks_in(root, height, 0, range, &mut chunks).is_ok() {
+        if self
+            .walk_range((root, height, 0), &range, &has, &mut add)
+            .is_ok()
+        {
             // The disk starts on the whole batch while the pool fetches it block by block.
             let ids: Vec<BlockId> = chunks.iter().map(|(r, _)| r.id).collect();
             self.store.will_need(&ids);

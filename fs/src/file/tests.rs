@@ -732,3 +732,70 @@ fn read_ahead_stays_within_a_tiny_cache() {
     settle(&e);
     assert!(e.eng.cache_bytes() <= 1 << 20);
 }
+
+/// A source over a `local` store backed by `remote`, counting the asks that go remote.
+struct Layered {
+    local: Arc<BlockStore>,
+    remote: Arc<BlockStore>,
+    remote_asks: std::sync::atomic::AtomicUsize,
+}
+
+impl BlockSource for Layered {
+    fn get_block(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
+        if self.local.has(id)? {
+            return self.local.get(id);
+        }
+        self.remote_asks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.remote.get(id)
+    }
+}
+
+#[test]
+fn missing_for_read_names_blocks_level_by_level_and_never_asks_remote() {
+    let e = small_fanout_env();
+    let model = rand_bytes(4 << 20, 21);
+    let c = write(&e, &FileContent::default(), 0, &model);
+    let dir = tempfile::tempdir().unwrap();
+    let local = Arc::new(BlockStore::open(dir.path(), StoreOptions::default()).unwrap());
+    let src = Arc::new(Layered {
+        local: local.clone(),
+        remote: e.store.clone(),
+        remote_asks: Default::default(),
+    });
+    let keys = Arc::new(VolumeKeys::derive(&VolumeSecret([7; 32])));
+    let eng = ContentEngine::new(local.clone(), src.clone(), keys);
+    let (off, len) = (1 << 20, 1 << 20);
+    let mut rounds = 0;
+    loop {
+        let missing = eng.missing_for_read(&c, off, len).unwrap();
+        if missing.is_empty() {
+            break;
+        }
+        rounds += 1;
+        for id in missing {
+            assert!(!local.has(&id).unwrap(), "{id} listed but local");
+            local.put(&e.store.get(&id).unwrap(), Class::Own).unwrap();
+        }
+    }
+    assert!(
+        rounds >= 2,
+        "a tree several levels deep took {rounds} rounds"
+    );
+    // Sequential reads of what is local schedule read-ahead past it: the pool must skip the
+    // chunks that are not local rather than ask the source for them.
+    for at in (off..off + len as u64).step_by(256 << 10) {
+        let got = eng.read(&c, at, 256 << 10).unwrap();
+        assert_eq!(got, &model[at as usize..at as usize + (256 << 10)]);
+    }
+    for _ in 0..500 {
+        if eng.fetch.idle() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let asks = src.remote_asks.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(asks, 0, "reads of local blocks asked the remote source");
+    assert!(!eng.missing_for_read(&c, 3 << 20, 4096).unwrap().is_empty());
+    assert!(eng.missing_for_read(&c, 8 << 20, 4096).unwrap().is_empty());
+}

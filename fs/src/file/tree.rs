@@ -333,18 +333,20 @@ impl ContentEngine {
         Ok(())
     }
 
-    /// Appends the data chunks under `e` (covering `start..`) that overlap `want`, in order.
-    pub(crate) fn chunks_in(
+    /// Calls `f(block, len, height, at_hand)` for every block under `e` (covering `start..`)
+    /// that overlaps `want`, in order. Descends only into pointer blocks `has` says are at
+    /// hand, so the walk itself never asks the block source for a block that is not.
+    pub(crate) fn walk_range(
         &self,
-        e: &Entry,
-        height: u8,
-        start: u64,
-        want: Range<u64>,
-        out: &mut Vec<(BlockRef, u64)>,
+        (e, height, start): (&Entry, u8, u64),
+        want: &Range<u64>,
+        has: &dyn Fn(&BlockId) -> bool,
+        f: &mut dyn FnMut(&BlockRef, u64, u8, bool),
     ) -> Result<(), FsError> {
         let Some(r) = &e.r else { return Ok(()) };
-        if height == 0 {
-            out.push((*r, e.len));
+        let at_hand = has(&r.id);
+        f(r, e.len, height, at_hand);
+        if height == 0 || !at_hand {
             return Ok(());
         }
         let mut s = start;
@@ -353,7 +355,7 @@ impl ContentEngine {
                 break;
             }
             if s + k.len > want.start {
-                self.chunks_in(k, height - 1, s, want.clone(), out)?;
+                self.walk_range((k, height - 1, s), want, has, f)?;
             }
             s += k.len;
         }

@@ -2,7 +2,7 @@
 use super::{Ctx, init};
 use crate::MountArgs;
 use crate::control::{self, Served};
-use crate::fuse::{self, MountOpts};
+use crate::fuse::{self, MountOpts, RemoteReads};
 use crate::mountinfo;
 use crate::sync::{NetOpts, StartArgs, SyncDaemon, parse_addr_list, parse_rate};
 use crate::unlock::{self, PASSPHRASE_ENV, Secret};
@@ -113,13 +113,14 @@ fn serve(
     // The socket is up before DIR shows as mounted: `mount --daemon` returns at that moment
     // and the next command may need the daemon at once.
     control::serve(&sock, vol.clone(), served)?;
-    let session = fuse::mount(vol.fs.clone(), dir, opts).map_err(|e| {
+    let remote = Arc::new(RemoteReads::new(vol.fs.clone(), vol.sync.source.clone()));
+    let session = fuse::mount(vol.fs.clone(), remote.clone(), dir, opts).map_err(|e| {
         let _ = std::fs::remove_file(&sock);
         sync.shutdown();
         anyhow!("mounting at {}: {e}", dir.display())
     })?;
     sync.set_notifier(session.notifier());
-    unmount_on_signal(dir.to_owned())?;
+    unmount_on_signal(dir.to_owned(), remote)?;
     tracing::info!(volume = %vol.config.volume_id, "mounted at {}", dir.display());
     let ended = session.run();
     let _ = std::fs::remove_file(&sock);
@@ -131,8 +132,10 @@ fn serve(
 }
 
 /// SIGINT, SIGTERM and SIGHUP (terminal closed) unmount DIR; the session then ends and
-/// `serve` syncs and returns. A repeated signal unmounts lazily, for when files are still open.
-fn unmount_on_signal(dir: PathBuf) -> Result<()> {
+/// `serve` syncs and returns. Reads waiting on peers are failed first (their readers then
+/// close their files), and a busy mount is tried again for [`BUSY_WAIT`]. A repeated signal
+/// unmounts lazily, for when files are still open.
+fn unmount_on_signal(dir: PathBuf, remote: Arc<RemoteReads>) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
@@ -140,12 +143,28 @@ fn unmount_on_signal(dir: PathBuf) -> Result<()> {
         .spawn(move || {
             for (n, sig) in signals.forever().enumerate() {
                 tracing::info!(sig, "signal: unmounting {}", dir.display());
-                if let Err(e) = unmount_dir(&dir, n > 0) {
+                remote.stop();
+                if let Err(e) = unmount_soon(&dir, n > 0) {
                     tracing::warn!("{e:#} (a second signal unmounts lazily)");
                 }
             }
         })?;
     Ok(())
+}
+
+/// How long a signal keeps trying to unmount a busy mount: readers whose reads were just
+/// failed need a moment to close their files.
+const BUSY_WAIT: Duration = Duration::from_secs(3);
+
+/// [`unmount_dir`], tried again every 50 ms for [`BUSY_WAIT`] while it fails.
+fn unmount_soon(dir: &Path, lazy: bool) -> Result<()> {
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match unmount_dir(dir, lazy) {
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            r => return r,
+        }
+    }
 }
 
 /// Unmounts with `fusermount3 -u` (`-uz` if `lazy`), falling back to `umount` (root without

@@ -2,13 +2,15 @@
 use super::attr::{caller, file_attr, ttl};
 use super::dir::reply_empty;
 use super::errno::errno;
-use fossa_fs::{Fs, OpenFlags};
+use super::remote::{ReadArgs, RemoteReads};
+use fossa_fs::{Fs, LocalRead, OpenFlags};
 use fuser::{
     Errno, FileHandle, FopenFlags, Generation, INodeNo, ReplyCreate, ReplyData, ReplyEmpty,
     ReplyOpen, ReplyWrite, Request,
 };
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
 
 /// The open flags the core cares about, from the raw `open(2)` flags.
 pub(crate) fn open_flags(raw: i32) -> OpenFlags {
@@ -65,18 +67,13 @@ pub(crate) fn create(
     }
 }
 
-/// `read`.
-pub(crate) fn read(
-    fs: &Fs,
-    ino: INodeNo,
-    fh: FileHandle,
-    offset: u64,
-    size: u32,
-    reply: ReplyData,
-) {
-    match fs.read(ino.0, fh.0, offset, size) {
-        Ok(data) => reply.data(&data),
-        Err(e) => reply.error(errno("read", ino.0, e)),
+/// `read`: answered here when every block it needs is local, else handed off (see
+/// [`RemoteReads`]) so that this session thread never waits on the network.
+pub(crate) fn read(fs: &Fs, remote: &Arc<RemoteReads>, a: ReadArgs, reply: ReplyData) {
+    match fs.read_local(a.ino, a.fh, a.offset, a.size) {
+        Ok(LocalRead::Data(data)) => reply.data(&data),
+        Ok(LocalRead::Missing(ids)) => remote.hand_off(a, ids, reply),
+        Err(e) => reply.error(errno("read", a.ino, e)),
     }
 }
 

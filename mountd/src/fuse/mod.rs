@@ -4,11 +4,13 @@
 //! Choices: entries and attributes are cached 1 s, except non-directories with nlink > 1
 //! (0 s, see [`attr::ttl`]); writes up to 1 MiB per request; 4 worker threads, each with its
 //! own `/dev/fuse` descriptor (`clone_fd`), so a slow fsync does not stall lookups; the kernel
-//! checks permissions (`default_permissions`), so `access` always succeeds.
+//! checks permissions (`default_permissions`), so `access` always succeeds. No session thread
+//! waits on the network: a read that needs blocks from peers is handed off ([`remote`]).
 mod attr;
 mod dir;
 mod errno;
 mod file;
+mod remote;
 mod xattr;
 
 use fossa_fs::Fs;
@@ -18,6 +20,8 @@ use fuser::{
     ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, Session, SessionACL, TimeOrNow,
     WriteFlags,
 };
+use remote::ReadArgs;
+pub(crate) use remote::RemoteReads;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -28,6 +32,12 @@ use std::time::SystemTime;
 const MAX_WRITE: u32 = 1 << 20;
 /// Session threads reading `/dev/fuse`.
 const THREADS: usize = 4;
+/// Background requests (read-ahead, mostly) the kernel keeps outstanding before it queues
+/// more. Reads waiting on a frozen peer hold their slots until the deadline; with fuser's 16,
+/// sixteen of them made every other buffered read of the mount queue behind them.
+const MAX_BACKGROUND: u16 = 256;
+/// Outstanding background requests at which the kernel stops issuing async read-ahead.
+const CONGESTION: u16 = 192;
 
 /// How to mount.
 #[derive(Clone, Copy, Debug, Default)]
@@ -41,8 +51,14 @@ pub(crate) struct MountOpts {
     pub(crate) cached_writes: bool,
 }
 
-/// Mounts `fs` at `dir`; the returned session serves it when run.
-pub(crate) fn mount(fs: Arc<Fs>, dir: &Path, opts: MountOpts) -> std::io::Result<Session<FossaFs>> {
+/// Mounts `fs` at `dir`; the returned session serves it when run. Reads that need blocks
+/// from peers go to `remote`.
+pub(crate) fn mount(
+    fs: Arc<Fs>,
+    remote: Arc<RemoteReads>,
+    dir: &Path,
+    opts: MountOpts,
+) -> std::io::Result<Session<FossaFs>> {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName("fossa".into()),
@@ -63,6 +79,7 @@ pub(crate) fn mount(fs: Arc<Fs>, dir: &Path, opts: MountOpts) -> std::io::Result
     let abs = crate::mountinfo::resolve(dir).unwrap_or_else(|_| dir.to_path_buf());
     let fossa = FossaFs {
         fs,
+        remote,
         direct_writes: false,
         want_direct_writes: !opts.cached_writes,
     };
@@ -92,6 +109,8 @@ fn raise_readahead(dir: &Path) -> std::io::Result<()> {
 /// The `fuser::Filesystem` of a fossa volume.
 pub(crate) struct FossaFs {
     fs: Arc<Fs>,
+    /// Where reads that need the network are handed off.
+    remote: Arc<RemoteReads>,
     /// Handles opened for writing are direct I/O (`FOPEN_DIRECT_IO`): a write's bytes go from
     /// the writer's pages into the request, not first into page-cache pages the kernel then
     /// copies again, and the written data is not cached twice (the page cache and the
@@ -113,6 +132,8 @@ impl fuser::Filesystem for FossaFs {
             let _ = config.set_max_write(nearest);
         }
         let _ = config.set_max_readahead(MAX_WRITE);
+        let _ = config.set_max_background(MAX_BACKGROUND);
+        let _ = config.set_congestion_threshold(CONGESTION);
         // We drop setuid/setgid/file capabilities on write, truncate and chown ourselves
         // (`kill_privs`). Without this the kernel asks `getxattr("security.capability")`
         // before every write, a synchronous round trip: 4 KiB random writes ran at 26k IOPS
@@ -256,7 +277,7 @@ impl fuser::Filesystem for FossaFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -265,7 +286,15 @@ impl fuser::Filesystem for FossaFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        file::read(&self.fs, ino, fh, offset, size, reply);
+        let (ino, fh, pid) = (ino.0, fh.0, req.pid());
+        let args = ReadArgs {
+            ino,
+            fh,
+            offset,
+            size,
+            pid,
+        };
+        file::read(&self.fs, &self.remote, args, reply);
     }
 
     fn write(

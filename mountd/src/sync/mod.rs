@@ -25,7 +25,7 @@ pub(crate) use invite::{advertised, parse_addr_list, parse_duration, parse_rate,
 pub(crate) use repair::{RepairState, SharedState};
 pub(crate) use replica::{DeviceSigner, MemberVerifier};
 pub(crate) use scanner::Wake;
-pub(crate) use source::NetSource;
+pub(crate) use source::{FetchError, NetSource};
 
 use crate::config::Paths;
 use anyhow::{Context, Result, anyhow};

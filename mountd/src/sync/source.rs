@@ -44,6 +44,43 @@ impl NetHandle {
     }
 }
 
+/// Why blocks a read needs could not be had from peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FetchError {
+    /// The sync node is not running.
+    Offline(BlockId),
+    /// No connected peer sent the block before the deadline.
+    Timeout(BlockId),
+    /// No peer is connected.
+    NoPeers(BlockId),
+    /// Every connected peer was asked and none had it (or sent bytes that did not match).
+    NotFound(BlockId),
+    /// The block arrived but could not be stored.
+    NotKept(BlockId),
+}
+
+impl FetchError {
+    fn from_net(id: BlockId, e: &NetError) -> Self {
+        match e {
+            NetError::Timeout => FetchError::Timeout(id),
+            NetError::NoPeers => FetchError::NoPeers(id),
+            _ => FetchError::NotFound(id),
+        }
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FetchError::Offline(id) => write!(f, "block {id}: not local and no sync node"),
+            FetchError::Timeout(id) => write!(f, "block {id}: no peer sent it in time"),
+            FetchError::NoPeers(id) => write!(f, "block {id}: not local and no peer connected"),
+            FetchError::NotFound(id) => write!(f, "block {id}: no connected peer has it"),
+            FetchError::NotKept(id) => write!(f, "block {id}: fetched but not stored"),
+        }
+    }
+}
+
 /// How long a block whose fetch failed is not asked for again. The kernel retries a failed
 /// read-ahead page with a second read at once; without this it would wait a second deadline.
 const FAILED_FOR: Duration = Duration::from_secs(1);
@@ -55,7 +92,8 @@ pub(crate) struct NetSource {
     store: Arc<BlockStore>,
     net: OnceLock<NetHandle>,
     deadline: Duration,
-    failed: Mutex<HashMap<BlockId, Instant>>,
+    /// Recent failures: when, why, and the connected peers then ([`peers_key`]).
+    failed: Mutex<HashMap<BlockId, (Instant, FetchError, u64)>>,
     /// Corrupt local copies a read could not heal (the repair loop retries them).
     corrupt: Mutex<HashSet<BlockId>>,
     /// Corrupt copies reads replaced (see [`NetSource::take_healed`]).
@@ -83,9 +121,11 @@ impl NetSource {
     fn remote(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
         let missing = || StoreError::NotFound(*id);
         let net = self.net.get().ok_or_else(missing)?;
-        if self.failed_recently(id) {
+        let peers = peers_key(&net.node);
+        if self.failed_recently(id, peers).is_some() {
             return Err(missing());
         }
+        let mut why = FetchError::Timeout(*id);
         for (got, r) in net.fetch(vec![*id], self.deadline) {
             match r {
                 Ok(data) if got == *id => {
@@ -97,29 +137,93 @@ impl NetSource {
                     return Ok(data);
                 }
                 Ok(_) => tracing::warn!(block = %id, "a peer sent bytes that do not match"),
-                Err(e) => tracing::warn!(block = %id, error = %e, "read: block not fetched"),
+                Err(e) => {
+                    tracing::warn!(block = %id, error = %e, "read: block not fetched");
+                    why = FetchError::from_net(*id, &e);
+                }
             }
         }
-        self.remember_failure(id);
+        self.remember_failure(id, why, peers);
         Err(missing())
     }
 
-    fn failed_recently(&self, id: &BlockId) -> bool {
-        self.failed
-            .lock()
-            .get(id)
-            .is_some_and(|t| t.elapsed() < FAILED_FOR)
+    /// The runtime that fetches run on, once the node has started.
+    pub(crate) fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        self.net.get().map(|n| n.rt.clone())
     }
 
-    fn remember_failure(&self, id: &BlockId) {
-        let mut failed = self.failed.lock();
-        if failed.len() >= FAILED_MAX {
-            failed.retain(|_, t| t.elapsed() < FAILED_FOR);
+    /// The deadline of a read that needs blocks from peers.
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// Fetches `ids` from peers, waiting until `deadline` at most, and keeps each as an own
+    /// block as it arrives. Never blocks a thread: the wait is this future's. A block that
+    /// failed within the last [`FAILED_FOR`], with the same peers connected, fails again at
+    /// once with the same cause.
+    pub(crate) async fn fetch_missing(
+        &self,
+        ids: &[BlockId],
+        deadline: Instant,
+    ) -> Result<(), FetchError> {
+        let Some(first) = ids.first() else {
+            return Ok(());
+        };
+        let net = self.net.get().ok_or(FetchError::Offline(*first))?;
+        let peers = peers_key(&net.node);
+        if let Some(e) = ids.iter().find_map(|id| self.failed_recently(id, peers)) {
+            return Err(e);
         }
-        if failed.len() < FAILED_MAX {
-            failed.insert(*id, Instant::now());
+        let left = deadline.saturating_duration_since(Instant::now());
+        let kept: Arc<Mutex<Vec<BlockId>>> = Arc::default();
+        let (store, into) = (self.store.clone(), kept.clone());
+        let sink: fossa_net::BlockSink = Arc::new(move |id, data| match keep(&store, id, &data) {
+            Ok(()) => into.lock().push(id),
+            Err(e) => {
+                if let Some(left_out) = KEEP_FAILED.allow() {
+                    tracing::warn!(error = %e, left_out, "could not store a block fetched for a read");
+                }
+            }
+        });
+        let failed = net.node.fetch_blocks_each(ids, left, sink).await;
+        if let Some((id, e)) = failed.first() {
+            let e = FetchError::from_net(*id, e);
+            for (id, _) in &failed {
+                self.remember_failure(id, e, peers);
+            }
+            return Err(e);
+        }
+        let kept = kept.lock();
+        match ids.iter().find(|id| !kept.contains(id)) {
+            Some(id) => Err(FetchError::NotKept(*id)),
+            None => Ok(()),
         }
     }
+
+    fn failed_recently(&self, id: &BlockId, peers: u64) -> Option<FetchError> {
+        let failed = self.failed.lock();
+        let (t, e, then) = failed.get(id)?;
+        (t.elapsed() < FAILED_FOR && *then == peers).then_some(*e)
+    }
+
+    fn remember_failure(&self, id: &BlockId, e: FetchError, peers: u64) {
+        let mut failed = self.failed.lock();
+        if failed.len() >= FAILED_MAX {
+            failed.retain(|_, (t, _, _)| t.elapsed() < FAILED_FOR);
+        }
+        if failed.len() < FAILED_MAX {
+            failed.insert(*id, (Instant::now(), e, peers));
+        }
+    }
+}
+
+/// The set of connected peers, hashed: a remembered failure holds only while it is the same
+/// (a peer that left or came changes why a fetch would fail).
+fn peers_key(node: &Node) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    node.connected().hash(&mut h);
+    h.finish()
 }
 
 /// Stores a fetched block as our own; a failure only costs a later refetch.
@@ -146,16 +250,21 @@ impl NetSource {
     /// deadline and make it the indexed copy. Otherwise the read fails with `bad`, and the
     /// repair loop heals the block later ([`NetSource::take_corrupt`]).
     fn heal(&self, id: &BlockId, bad: StoreError) -> Result<Vec<u8>, StoreError> {
-        let fetched = self
-            .net
-            .get()
-            .filter(|_| !self.failed_recently(id))
-            .map(|net| {
-                net.fetch(vec![*id], self.deadline)
-                    .into_iter()
-                    .find_map(|(got, r)| r.ok().filter(|_| got == *id))
-            });
-        match fetched.flatten() {
+        let fetched = self.net.get().and_then(|net| {
+            let peers = peers_key(&net.node);
+            if self.failed_recently(id, peers).is_some() {
+                return None;
+            }
+            let got = net
+                .fetch(vec![*id], self.deadline)
+                .into_iter()
+                .find_map(|(got, r)| r.ok().filter(|_| got == *id));
+            if got.is_none() {
+                self.remember_failure(id, FetchError::NotFound(*id), peers);
+            }
+            got
+        });
+        match fetched {
             Some(data) => {
                 if super::heal::replace(&self.store, *id, &data, "read") {
                     self.healed.fetch_add(1, Ordering::Relaxed);
@@ -163,7 +272,6 @@ impl NetSource {
                 Ok(data)
             }
             None => {
-                self.remember_failure(id);
                 self.corrupt.lock().insert(*id);
                 Err(bad)
             }
