@@ -136,7 +136,7 @@ fn join(
     };
     save_config(ctx, &cfg)?;
     peers.extend(code.addrs.iter().copied());
-    println!("{}", key.id());
+    crate::logging::stdout_line(&key.id().to_string());
     Ok(cfg)
 }
 
