@@ -146,4 +146,4 @@ wait_level 4 >/dev/null
 t2=$(echo "$(date +%s.%N) - $k0" | bc)
 b3=$(copied)
 printf '| 50%% killed | 20 | 10 | 4 | %s | %s | %.1f | %.2f |\n' "$blocks" "$DETECT" "$t2" "$(echo "($b3-$b2)/1048576" | bc -l)"
-echo "(loss seen: until the device's sessions with the victims closed (QUIC idle timeout, 30 s); level restored: from the kill until every block is on >= level live nodes; period ${FOSSA_REPAIR_PERIOD_MS} ms, grace ${FOSSA_REPAIR_GRACE_MS} ms)"
+echo "(loss seen: until the device's sessions with the victims closed (QUIC idle timeout, 10 s: net/src/tls.rs IDLE_TIMEOUT); level restored: from the kill until every block is on >= level live nodes; period ${FOSSA_REPAIR_PERIOD_MS} ms, grace ${FOSSA_REPAIR_GRACE_MS} ms)"
