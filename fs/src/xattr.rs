@@ -1,6 +1,6 @@
 //! Extended attributes, indexed by `name_tag(ino, name)`.
 use crate::FsError;
-use crate::attr::{Ino, XattrMode};
+use crate::attr::{FileKind, Ino, XattrMode};
 use crate::cache::State;
 use crate::core::Core;
 use crate::format::Xattr;
@@ -34,16 +34,26 @@ impl Core {
         if value.len() > XATTR_SIZE_MAX {
             return Err(FsError::TooBig);
         }
-        if name == crate::redundancy::REDUNDANCY_XATTR {
-            crate::redundancy::parse_level(value)?;
-        }
+        // A level is stored in canonical form (`" 2"`, `02` → `2`), so every reader and every
+        // device sees one spelling.
+        let level = if name == crate::redundancy::REDUNDANCY_XATTR {
+            Some(crate::redundancy::parse_level(value)?.to_string())
+        } else {
+            None
+        };
+        let value = level.as_ref().map_or(value, |l| l.as_bytes());
         if is_posix_acl(name) {
             // Stored as a plain xattr, an ACL would not change the mode the kernel checks; refusing
             // it makes `cp -a`/`rsync -A` fall back to chmod, as on filesystems without ACLs.
             return Err(FsError::NotSupported);
         }
         let mut st = self.st.lock();
-        st.inode(ino)?;
+        let kind = st.inode(ino)?.kind;
+        if level.is_some() && kind != FileKind::Dir {
+            // Levels are set on directories (docs/redundancy.md); `fossa redundancy` refuses a
+            // file the same way.
+            return Err(FsError::NotDir);
+        }
         let tag = self.keys.name_tag(ino, name);
         let exists = st.xattrs(ino)?.contains_key(&tag);
         match (mode, exists) {

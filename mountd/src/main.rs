@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod control;
 mod fuse;
+mod logging;
 mod mountinfo;
 mod recovery;
 mod sync;
@@ -16,7 +17,6 @@ mod unlock;
 mod volume;
 
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -48,7 +48,13 @@ pub(crate) enum Command {
         name: Option<String>,
     },
     /// Mount the volume at DIR (creating the volume first if there is none).
-    Mount(MountArgs),
+    Mount {
+        #[command(flatten)]
+        args: MountArgs,
+        /// Mount even if DIR is not empty (its contents stay hidden until the unmount).
+        #[arg(long)]
+        nonempty: bool,
+    },
     /// Unmount DIR; the daemon syncs and exits.
     Umount {
         /// The mount point.
@@ -236,25 +242,12 @@ pub(crate) enum SnapshotCmd {
     },
 }
 
-fn init_logging(verbose: u8) {
-    let default = match verbose {
-        // fuser warns on every external unmount that its own unmount found nothing to do.
-        0 => "warn,fuser::session=error,fossa=info,fossa_fs=info,blockstore=info,fossa_net=info",
-        1 => "info,fossa=debug,fossa_fs=debug,blockstore=debug,fossa_net=debug",
-        _ => "debug,fossa=trace,fossa_fs=trace,blockstore=trace,fossa_net=trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
-
 fn main() -> ExitCode {
-    let args = Cli::parse();
-    init_logging(args.verbose);
+    let args = match Cli::try_parse() {
+        Ok(args) => args,
+        Err(e) => return argument_error(&e),
+    };
+    logging::init(args.verbose);
     // fsck distinguishes "problems found" (1) from "could not check" (2).
     let error_code = if matches!(args.cmd, Command::Fsck { .. }) {
         2
@@ -264,8 +257,21 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("fossa: error: {e:#}");
+            logging::stderr_line(&format!("fossa: error: {e:#}"));
             ExitCode::from(error_code)
         }
     }
+}
+
+/// `--help` and `--version` print to stdout and exit 0; a bad command line is an error like any
+/// other (docs/cli.md): `fossa: error: …` on stderr, the usage after it, exit 1.
+fn argument_error(e: &clap::Error) -> ExitCode {
+    if !e.use_stderr() {
+        logging::stdout_line(e.to_string().trim_end());
+        return ExitCode::SUCCESS;
+    }
+    let text = e.to_string();
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    logging::stderr_line(&format!("fossa: error: {}", text.trim_end()));
+    ExitCode::from(1)
 }

@@ -60,6 +60,9 @@ pub(crate) fn for_new(
         return Ok((Secret::Key(create_key_file(f)?), Some(f.to_owned())));
     }
     if let Some(p) = passphrase_from_env() {
+        if p.is_empty() {
+            bail!("empty passphrase ({PASSPHRASE_ENV} is set but empty)");
+        }
         return Ok((Secret::Passphrase(p), None));
     }
     if make_key_file {

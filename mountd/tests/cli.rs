@@ -158,3 +158,73 @@ fn commands_without_a_volume_say_so() {
         stderr(&o)
     );
 }
+
+#[test]
+fn empty_passphrase_is_refused_for_a_new_volume() {
+    let d = tempfile::tempdir().unwrap();
+    let (home, mnt) = (d.path().join("h"), d.path().join("m"));
+    std::fs::create_dir(&mnt).unwrap();
+    for args in [vec!["init"], vec!["mount", mnt.to_str().unwrap()]] {
+        let o = fossa(&home, &args)
+            .env("FOSSA_PASSPHRASE", "")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("fossa: error: empty passphrase"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(!home.join("data/volume.key").exists(), "{args:?}");
+    }
+}
+
+#[test]
+fn mount_on_a_non_empty_dir_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (home, mnt) = (d.path().join("h"), d.path().join("m"));
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::write(mnt.join("mine"), b"x").unwrap();
+    for extra in [&[][..], &["--daemon"]] {
+        let mut args = vec!["mount", mnt.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = run(&home, &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert_eq!(
+            stderr(&o),
+            format!(
+                "fossa: error: {} is not empty (a mount would hide its files; --nonempty \
+                 mounts anyway)\n",
+                mnt.display()
+            ),
+            "{args:?}"
+        );
+    }
+    // Refused before anything is created.
+    assert!(!home.join("data/volume.key").exists());
+}
+
+#[test]
+fn argument_errors_exit_1_and_help_exits_0() {
+    let d = tempfile::tempdir().unwrap();
+    let home = d.path().join("h");
+    for args in [
+        vec!["mount"],
+        vec!["--no-such-flag"],
+        vec!["redundancy", "/x", "99"],
+        vec![],
+    ] {
+        let o = run(&home, &args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).starts_with("fossa: error: "),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    for args in [vec!["--help"], vec!["mount", "--help"], vec!["--version"]] {
+        let o = run(&home, &args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(!o.stdout.is_empty(), "{args:?}");
+    }
+}

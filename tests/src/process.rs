@@ -110,7 +110,7 @@ pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
         .stdout(out_file.try_clone()?)
         .stderr(err_file.try_clone()?)
         .spawn()
-        .with_context(|| format!("spawning {cmdline}"))?;
+        .map_err(|e| spawn_error(cmd, e))?;
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -133,6 +133,20 @@ pub fn run_timeout(cmd: &mut Command, timeout: Duration) -> Result<Output> {
         stderr: read_all(&mut err_file)?,
         cmdline,
     })
+}
+
+/// A program that is not installed is named as such, like [`require_tool`] does.
+fn spawn_error(cmd: &Command, e: std::io::Error) -> anyhow::Error {
+    let program = cmd.get_program().to_string_lossy();
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return anyhow::anyhow!("{}", not_installed(&program));
+    }
+    anyhow::anyhow!("spawning {cmd:?}: {e}")
+}
+
+/// The message for a missing tool.
+fn not_installed(name: &str) -> String {
+    format!("`{name}` is not installed (needed by this test; `./test.sh` installs it)")
 }
 
 fn read_all(file: &mut std::fs::File) -> Result<String> {
@@ -168,13 +182,13 @@ pub fn assert_exit(out: &Output, code: i32, needle: &str, what: &str) -> Result<
 }
 
 /// Fails with a clear message when a tool the test drives is not installed
-/// (`bash .ci/run` installs them).
+/// (`./test.sh` installs them).
 pub fn require_tool(name: &str) -> Result<()> {
     let found = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
         .unwrap_or(false);
     if !found {
-        bail!("`{name}` is not installed (needed by this test; `bash .ci/run` installs it)");
+        bail!("{}", not_installed(name));
     }
     Ok(())
 }

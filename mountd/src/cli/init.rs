@@ -30,8 +30,8 @@ pub(crate) fn create(ctx: &Ctx, make_key_file: bool, name: Option<&str>) -> Resu
 
 pub(crate) fn announce_key_file(f: &Path) {
     // stderr: stdout of `init` is exactly the volume id, for scripts.
-    eprintln!(
+    crate::logging::stderr_line(&format!(
         "fossa: created key file {} (back it up: without it the volume cannot be opened)",
         f.display()
-    );
+    ));
 }

@@ -145,7 +145,7 @@ fn join(
     }
     save_joined_members(ctx, &code, &key, &joined)?;
     peers.extend(code.addrs.iter().copied());
-    println!("{}", key.id());
+    crate::logging::stdout_line(&key.id().to_string());
     Ok(cfg)
 }
 

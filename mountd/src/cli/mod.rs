@@ -40,7 +40,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     };
     match cli.cmd {
         Command::Init { name } => init::init(&ctx, name.as_deref()),
-        Command::Mount(args) => mount::mount(&ctx, &args),
+        Command::Mount { args, nonempty } => mount::mount(&ctx, &args, nonempty),
         Command::Umount { dir } => mount::umount(&ctx, &dir),
         Command::Status { follow: true, .. } => progress::follow(&ctx),
         Command::Status {

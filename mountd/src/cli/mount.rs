@@ -22,9 +22,12 @@ const DAEMON_READY: Duration = Duration::from_secs(15);
 /// How long `umount` waits for the daemon to sync and release the volume.
 const RELEASE_WAIT: Duration = Duration::from_secs(30);
 
-/// `fossa mount DIR [--daemon] [--read-only] [--allow-other]`.
-pub(crate) fn mount(ctx: &Ctx, args: &MountArgs) -> Result<()> {
+/// `fossa mount DIR [--daemon] [--read-only] [--allow-other] [--nonempty]`.
+pub(crate) fn mount(ctx: &Ctx, args: &MountArgs, nonempty: bool) -> Result<()> {
     let dir = check_mountpoint(&args.dir)?;
+    if !nonempty {
+        check_empty(&args.dir, &dir)?;
+    }
     let peers = parse_addr_list(&args.net.peer)?;
     let limits = (
         parse_rate(&args.net.max_send)?,
@@ -38,6 +41,7 @@ pub(crate) fn mount(ctx: &Ctx, args: &MountArgs) -> Result<()> {
         return spawn_existing(ctx, args, &secret);
     }
     let lock = VolumeLock::acquire(&ctx.paths)?;
+    crate::logging::rotate_if_stderr_is(&ctx.paths.log());
     let opts = MountOpts {
         read_only: args.read_only,
         allow_other: args.allow_other,
@@ -86,6 +90,19 @@ pub(crate) fn check_mountpoint(dir: &Path) -> Result<PathBuf> {
         Ok(m) if !m.is_dir() => bail!("{}: not a directory", dir.display()),
         Ok(_) => Ok(resolved),
     }
+}
+
+/// A mount would hide what DIR holds (`resolved` is DIR made absolute): refused unless
+/// `--nonempty` is given.
+fn check_empty(dir: &Path, resolved: &Path) -> Result<()> {
+    let mut entries = std::fs::read_dir(resolved).with_context(|| format!("{}", dir.display()))?;
+    if entries.next().is_some() {
+        bail!(
+            "{} is not empty (a mount would hide its files; --nonempty mounts anyway)",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Serves the mount and the sync node in this process until it is unmounted (by `fossa
@@ -230,7 +247,9 @@ fn spawn_daemon(ctx: &Ctx, args: &MountArgs, dir: &Path, secret: &Secret) -> Res
     if let Some(k) = &ctx.key_file {
         cmd.arg("--key-file").arg(k);
     }
-    cmd.arg("mount").arg(dir);
+    // DIR was checked for emptiness (or `--nonempty` given) by the caller; `join` mounts its
+    // fresh DIR as it is.
+    cmd.arg("mount").arg(dir).arg("--nonempty");
     cmd.args(args.read_only.then_some("--read-only"));
     cmd.args(args.allow_other.then_some("--allow-other"));
     cmd.args(args.cached_writes.then_some("--cached-writes"));
@@ -284,6 +303,12 @@ fn wait_ready(mut child: Child, dir: &Path, log_path: &Path, log_start: u64) -> 
 /// The last `fossa: error:` message the daemon logged since `start`.
 fn last_error(log_path: &Path, start: u64) -> Option<String> {
     let mut f = std::fs::File::open(log_path).ok()?;
+    // A log rotated meanwhile starts afresh.
+    let start = if f.metadata().ok()?.len() < start {
+        0
+    } else {
+        start
+    };
     f.seek(SeekFrom::Start(start)).ok()?;
     let mut text = String::new();
     f.take(1 << 20).read_to_string(&mut text).ok()?;

@@ -15,10 +15,10 @@ mod xattr;
 
 use fossa_fs::Fs;
 use fuser::{
-    AccessFlags, Config, FileHandle, INodeNo, KernelConfig, LockOwner, MountOption, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, Session, SessionACL, TimeOrNow,
-    WriteFlags,
+    AccessFlags, Config, Errno, FileHandle, INodeNo, IoctlFlags, KernelConfig, LockOwner,
+    MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request,
+    Session, SessionACL, TimeOrNow, WriteFlags,
 };
 use remote::ReadArgs;
 pub(crate) use remote::RemoteReads;
@@ -426,6 +426,22 @@ impl fuser::Filesystem for FossaFs {
             (mode, umask, flags, direct),
             reply,
         );
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: ReplyIoctl,
+    ) {
+        // No ioctl is supported. ENOTTY is what a regular file answers to a terminal ioctl, and
+        // `isatty()` sends one (TCGETS) for every file a program probes: no log line per call.
+        reply.error(Errno::from_i32(libc::ENOTTY));
     }
 
     fn fallocate(
