@@ -15,10 +15,11 @@ mod cache;
 mod chunker;
 #[doc(hidden)]
 pub use chunker::chunk_lengths;
+mod punch;
 mod readahead;
 #[cfg(test)]
 mod tests;
-mod tree;
+pub(crate) mod tree;
 mod update;
 mod window;
 
