@@ -18,6 +18,8 @@
 
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzz;
 mod id;
 mod store;
 

@@ -23,6 +23,8 @@ mod dir;
 mod error;
 pub mod file;
 mod format;
+#[doc(hidden)]
+pub mod fuzz;
 mod handles;
 mod inode;
 mod maint;
