@@ -12,7 +12,11 @@ fn corpus() -> PathBuf {
 fn committed_corpora_replay_cleanly() {
     for (name, f) in fossa_fs::fuzz::TARGETS {
         let dir = corpus().join(name);
-        let files = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        // A target without a committed corpus yet (`fuzz/run.sh --seed` writes its seeds).
+        let Ok(files) = std::fs::read_dir(&dir) else {
+            eprintln!("no corpus committed for fuzz target {name}");
+            continue;
+        };
         let mut n = 0;
         for entry in files {
             let path = entry.unwrap().path();
