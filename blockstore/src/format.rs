@@ -177,10 +177,18 @@ pub(crate) fn decode_entry(b: &[u8; ENTRY_LEN]) -> Result<Entry, &'static str> {
     if b[E_FLAGS] > 1 {
         return Err("bad flags in index entry");
     }
+    let (offset, len) = (u64_at(b, E_OFFSET), u32_at(b, E_LEN));
+    // Readers add the header and length to the offset unchecked.
+    if offset
+        .checked_add(RECORD_HEADER_LEN + u64::from(len))
+        .is_none()
+    {
+        return Err("index entry past the largest offset");
+    }
     Ok(Entry {
         file: u32_at(b, E_FILE),
-        offset: u64_at(b, E_OFFSET),
-        len: u32_at(b, E_LEN),
+        offset,
+        len,
         class,
         pinned: b[E_FLAGS] == 1,
         hits: u32_at(b, E_HITS),
@@ -237,6 +245,21 @@ mod tests {
         assert_eq!(decode_entry(&encode_entry(&e)), Ok(e));
         let mut b = encode_entry(&e);
         b[16] = 9;
+        assert!(decode_entry(&b).is_err());
+    }
+
+    #[test]
+    fn entry_whose_record_would_end_past_u64_is_refused() {
+        let mut b = encode_entry(&Entry {
+            file: 1,
+            offset: u64::MAX - RECORD_HEADER_LEN - 10,
+            len: 10,
+            class: Class::Own,
+            pinned: false,
+            hits: 0,
+        });
+        assert!(decode_entry(&b).is_ok());
+        b[12] = 11;
         assert!(decode_entry(&b).is_err());
     }
 

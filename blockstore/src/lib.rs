@@ -18,6 +18,8 @@
 
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(test)]
 #[path = "../../tests/fixtures/golden.rs"]
 mod golden;

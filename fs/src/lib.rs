@@ -23,6 +23,8 @@ mod dir;
 mod error;
 pub mod file;
 mod format;
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(test)]
 #[path = "../../tests/fixtures/golden.rs"]
 mod golden;

@@ -4,6 +4,7 @@ use crate::attr::{Attr, FileKind, Ino, SetAttr, TimeSet};
 use crate::core::Core;
 use crate::dir::attr_of;
 use crate::handles::{flush_data, size_of};
+use crate::writeback::punch_data;
 use std::time::SystemTime;
 
 fn resolve(t: TimeSet, now: SystemTime) -> SystemTime {
@@ -73,6 +74,29 @@ impl Core {
         }
         flush_data(&self.engine, &mut st, ino, Some(end))?;
         st.inode_mut(ino)?.ctime = SystemTime::now();
+        Ok(())
+    }
+
+    /// `fallocate` PUNCH_HOLE and ZERO_RANGE: bytes `a..b` (clipped to the size) become a
+    /// hole; without `keep_size` (ZERO_RANGE only) a range past the end grows the file to
+    /// `b`, the new part a hole too.
+    pub(crate) fn punch(
+        &self,
+        ino: Ino,
+        fh: u64,
+        (a, b): (u64, u64),
+        keep_size: bool,
+    ) -> Result<(), FsError> {
+        let mut st = self.st.lock();
+        st.files.handle(ino, fh)?;
+        let size = size_of(&mut st, ino)?;
+        if a < b.min(size) {
+            punch_data(&self.engine, &mut st, ino, (a, b.min(size)))?;
+        }
+        if !keep_size && b > size {
+            flush_data(&self.engine, &mut st, ino, Some(b))?;
+        }
+        st.inode_mut(ino)?.touch_mtime(SystemTime::now());
         Ok(())
     }
 }

@@ -34,6 +34,27 @@ impl Default for KdfParams {
     }
 }
 
+/// Most Argon2id cost a key file may ask for (4 GiB, 64 passes, 16 lanes): unlocking
+/// allocates `m_kib` KiB and works in proportion to `m_kib * t`, so without a bound a damaged
+/// or planted `volume.key` could make an unlock ask for terabytes. Files outside are refused.
+pub const KDF_MAX: KdfParams = KdfParams {
+    m_kib: 4 << 20,
+    t: 64,
+    p: 16,
+};
+
+/// Whether `k` is within [`KDF_MAX`] (and nothing is zero).
+pub fn kdf_affordable(k: &KdfParams) -> bool {
+    (1..=KDF_MAX.m_kib).contains(&k.m_kib)
+        && (1..=KDF_MAX.t).contains(&k.t)
+        && (1..=KDF_MAX.p).contains(&k.p)
+}
+
+/// The KDF parameters a sealed key file asks for.
+pub fn kdf_params(sealed: &[u8]) -> Result<KdfParams, FsError> {
+    Ok(parse(sealed)?.kdf)
+}
+
 /// What unlocks the volume secret.
 pub enum Unlock<'a> {
     /// A passphrase stretched with Argon2id.
@@ -138,15 +159,19 @@ fn parse(b: &[u8]) -> Result<Parsed<'_>, FsError> {
     };
     let mut nonce = [0u8; 12];
     nonce.copy_from_slice(&b[57..69]);
+    let kdf = KdfParams {
+        m_kib: u32_at(45),
+        t: u32_at(49),
+        p: u32_at(53),
+    };
+    if !kdf_affordable(&kdf) {
+        return Err(FsError::BadRecord("volume.key KDF parameters"));
+    }
     Ok(Parsed {
         kind: b[12],
         volume_id: arr16(13),
         salt: arr16(29),
-        kdf: KdfParams {
-            m_kib: u32_at(45),
-            t: u32_at(49),
-            p: u32_at(53),
-        },
+        kdf,
         nonce,
         ct: &b[69..],
     })

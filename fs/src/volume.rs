@@ -441,6 +441,26 @@ impl Fs {
         let end = offset.checked_add(len).ok_or(FsError::TooBig)?;
         self.core.fallocate(ino, fh, end, keep_size)
     }
+    /// `fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)`: bytes `offset..offset + len`
+    /// (clipped to the size) read as zeros from now on and store nothing; the size stays.
+    pub fn punch_hole(&self, ino: Ino, fh: u64, offset: u64, len: u64) -> Result<(), FsError> {
+        self.writable(ino, None)?;
+        let end = punch_end(offset, len)?;
+        self.core.punch(ino, fh, (offset, end), true)
+    }
+    /// `fallocate(FALLOC_FL_ZERO_RANGE)`: as [`Fs::punch_hole`], and without `keep_size` a
+    /// range past the end extends the file to `offset + len` (with a hole).
+    pub fn zero_range(
+        &self,
+        ino: Ino,
+        fh: u64,
+        (offset, len): (u64, u64),
+        keep_size: bool,
+    ) -> Result<(), FsError> {
+        self.writable(ino, None)?;
+        let end = punch_end(offset, len)?;
+        self.core.punch(ino, fh, (offset, end), keep_size)
+    }
     /// Makes everything durable: buffered data into blocks, `store.commit()`, then one
     /// durable redb transaction with all dirty metadata.
     pub fn sync(&self) -> Result<(), FsError> {
@@ -471,4 +491,12 @@ impl Fs {
     pub fn stats(&self) -> Result<VolumeStats, FsError> {
         self.core.stats()
     }
+}
+
+/// End of a punched or zeroed range; an empty range is invalid (as `fallocate(2)` says).
+fn punch_end(offset: u64, len: u64) -> Result<u64, FsError> {
+    if len == 0 {
+        return Err(FsError::Invalid("empty fallocate range"));
+    }
+    offset.checked_add(len).ok_or(FsError::TooBig)
 }

@@ -152,6 +152,35 @@ pub(crate) fn flush_data(
     land(st, job, r)
 }
 
+/// Turns bytes `a..b` of `ino` into a hole (its size unchanged). Buffered writes go into
+/// blocks first, so that the punch applies after them; the punch then runs as a flight with
+/// an empty buffer (readers see the old content until it lands), the state lock released.
+pub(crate) fn punch_data(
+    eng: &ContentEngine,
+    st: &mut Guard<'_>,
+    ino: Ino,
+    (a, b): (u64, u64),
+) -> Result<(), FsError> {
+    flush_data(eng, st, ino, None)?;
+    wait_flight(st, ino);
+    let base = st.inode(ino)?.content;
+    let buf = Arc::new(WriteBuffer::new());
+    let fl = Flight {
+        buf: buf.clone(),
+        size: base.size,
+        prev_size: base.size,
+    };
+    st.files.flights.insert(ino, fl);
+    let job = Job {
+        ino,
+        base,
+        size: base.size,
+        buf,
+    };
+    let r = MutexGuard::unlocked(st, || eng.punch(&job.base, a, b));
+    land(st, job, r)
+}
+
 /// Starts a background flush of `ino`'s buffer, after its previous one has landed.
 pub(crate) fn start(st: &mut Guard<'_>, ino: Ino, spawn: Spawn<'_>) -> Result<(), FsError> {
     wait_flight(st, ino);

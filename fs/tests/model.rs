@@ -114,7 +114,7 @@ fn step(fs: &Fs, m: &mut Model, r: &mut Rng) {
     let target = join(&dir, name);
     let dino = resolve(fs, &dir).unwrap().ino;
     let exists = m.entries.contains_key(&target);
-    match r.below(9) {
+    match r.below(10) {
         0 => {
             let ok = fs
                 .mknod(WHO, dino, name.as_bytes(), FileKind::File, 0o644, 0)
@@ -202,6 +202,7 @@ fn step(fs: &Fs, m: &mut Model, r: &mut Rng) {
                 m.entries.remove(&d);
             }
         }
+        8 => punch_step(fs, m, r),
         _ => {
             let Some(f) = r.pick(&m.files()) else { return };
             let ino = resolve(fs, &f).unwrap().ino;
@@ -212,6 +213,39 @@ fn step(fs: &Fs, m: &mut Model, r: &mut Rng) {
                 m.entries.insert(target, n);
             }
         }
+    }
+}
+
+/// A write still buffered in the handle, then a hole punched (PUNCH_HOLE | KEEP_SIZE) or a
+/// range zeroed (ZERO_RANGE, which may grow the file) over random bytes of a file.
+fn punch_step(fs: &Fs, m: &mut Model, r: &mut Rng) {
+    let Some(f) = r.pick(&m.files()) else { return };
+    let Node::File(id) = m.entries[&f] else {
+        unreachable!()
+    };
+    let ino = resolve(fs, &f).unwrap().ino;
+    let fh = fs.open_file(ino, RW).unwrap();
+    let (woff, wlen, byte) = (r.below(m.data[id].len() + 50), r.below(300), r.next() as u8);
+    fs.write(ino, fh, woff as u64, &vec![byte; wlen]).unwrap();
+    let d = &mut m.data[id];
+    if wlen > 0 {
+        d.resize(d.len().max(woff + wlen), 0);
+        d[woff..woff + wlen].fill(byte);
+    }
+    let (off, len) = (r.below(d.len() + 30), 1 + r.below(400));
+    let zero = r.below(3) == 0;
+    match zero {
+        true => fs.zero_range(ino, fh, (off as u64, len as u64), false),
+        false => fs.punch_hole(ino, fh, off as u64, len as u64),
+    }
+    .unwrap();
+    fs.release(ino, fh).unwrap();
+    let end = (off + len).min(d.len());
+    if off < end {
+        d[off..end].fill(0);
+    }
+    if zero && off + len > d.len() {
+        d.resize(off + len, 0);
     }
 }
 

@@ -20,6 +20,8 @@ mod backend;
 mod dial;
 mod discovery;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 #[cfg(test)]
 #[path = "../../tests/fixtures/golden.rs"]
 mod golden;

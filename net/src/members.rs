@@ -154,12 +154,16 @@ impl Members {
     /// Loads the list saved at `path` (an empty list if the file does not exist). Records
     /// whose signature does not verify against their signer's key in the file are dropped.
     pub fn load(volume: [u8; 16], path: &Path) -> Result<Self, NetError> {
+        match std::fs::read(path) {
+            Ok(b) => Self::from_bytes(volume, &b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Members::new(volume)),
+            Err(e) => Err(e.into()),
+        }
+    }
+    /// The list in the bytes of a members file (see [`Members::load`]).
+    #[doc(hidden)]
+    pub fn from_bytes(volume: [u8; 16], bytes: &[u8]) -> Result<Self, NetError> {
         let m = Members::new(volume);
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(m),
-            Err(e) => return Err(e.into()),
-        };
         let body = bytes
             .strip_prefix(FILE_MAGIC.as_slice())
             .ok_or(NetError::BadMembersFile)?;
@@ -186,8 +190,9 @@ impl Members {
         drop(recs);
         Ok(m)
     }
-    /// Saves the list to `path` atomically (write + fsync + rename).
-    pub fn save(&self, path: &Path) -> Result<(), NetError> {
+    /// The bytes of the members file [`Members::save`] writes.
+    #[doc(hidden)]
+    pub fn to_bytes(&self) -> Result<Vec<u8>, NetError> {
         let wires: Vec<SignedMemberWire> = self
             .records
             .read()
@@ -198,6 +203,11 @@ impl Members {
         bytes.extend_from_slice(
             &postcard::to_allocvec(&wires).map_err(|_| NetError::BadMembersFile)?,
         );
+        Ok(bytes)
+    }
+    /// Saves the list to `path` atomically (write + fsync + rename).
+    pub fn save(&self, path: &Path) -> Result<(), NetError> {
+        let bytes = self.to_bytes()?;
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
         let tmp = std::path::PathBuf::from(tmp);

@@ -17,10 +17,11 @@ mod chunker;
 mod golden_tests;
 #[doc(hidden)]
 pub use chunker::chunk_lengths;
+mod punch;
 mod readahead;
 #[cfg(test)]
 mod tests;
-mod tree;
+pub(crate) mod tree;
 mod update;
 mod window;
 

@@ -376,12 +376,15 @@ fn malformed_pointer_blocks_are_bad_blocks() {
 enum Op {
     Write(u64, usize, u64),
     Resize(u64),
+    /// Punch a hole of `len` bytes at `off` (clipped to the size).
+    Punch(u64, u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u64..700_000, 1usize..150_000, any::<u64>()).prop_map(|(o, l, s)| Op::Write(o, l, s)),
         1 => (0u64..800_000).prop_map(Op::Resize),
+        2 => (0u64..700_000, 1u64..400_000).prop_map(|(o, l)| Op::Punch(o, l)),
     ]
 }
 
@@ -549,6 +552,8 @@ enum Tail {
     Overwrite(usize, usize, u64),
     /// Grow by `n` zeros.
     Grow(usize),
+    /// Punch a hole of `len` bytes starting `back` bytes before the end.
+    Punch(usize, usize),
     /// Write `len` bytes where the written data ends (filling a grown file, as a
     /// preallocated one is filled).
     Fill(usize, u64),
@@ -561,6 +566,7 @@ fn tail_op() -> impl Strategy<Value = Tail> {
         2 => (1usize..100_000, 1usize..150_000, any::<u64>()).prop_map(|(b, l, s)| Tail::Overwrite(b, l, s)),
         1 => (1usize..300_000).prop_map(Tail::Grow),
         2 => (1usize..200_000, any::<u64>()).prop_map(|(l, s)| Tail::Fill(l, s)),
+        1 => (1usize..400_000, 1usize..300_000).prop_map(|(b, l)| Tail::Punch(b, l)),
     ]
 }
 
@@ -585,6 +591,12 @@ proptest! {
                 Tail::Grow(n) => {
                     model.resize(model.len() + n, 0);
                     c = resize(&e, &c, model.len() as u64);
+                    (model.len(), Vec::new())
+                }
+                Tail::Punch(back, len) => {
+                    let off = model.len().saturating_sub(back) as u64;
+                    punch_model(&mut model, off, len as u64);
+                    c = e.eng.punch(&c, off, off + len as u64).unwrap();
                     (model.len(), Vec::new())
                 }
             };
@@ -622,6 +634,10 @@ proptest! {
                 Op::Resize(n) => {
                     model.resize(n as usize, 0);
                     c = resize(&e, &c, n);
+                }
+                Op::Punch(off, len) => {
+                    punch_model(&mut model, off, len);
+                    c = e.eng.punch(&c, off, off + len).unwrap();
                 }
             }
             prop_assert_eq!(c.size, model.len() as u64);
@@ -661,6 +677,91 @@ proptest! {
             prop_assert!(last_end.is_none_or(|e| e < o));
             last_end = Some(o + d.len() as u64);
         }
+    }
+}
+
+/// What a punch of `len` bytes at `off` does to a file's bytes: zeros, clipped to the size.
+fn punch_model(model: &mut [u8], off: u64, len: u64) {
+    let n = model.len() as u64;
+    let (a, b) = (off.min(n) as usize, off.saturating_add(len).min(n) as usize);
+    model[a..b].fill(0);
+}
+
+/// The file's leaves with their start offsets.
+fn leaves_at(e: &Env, c: &FileContent) -> Vec<(u64, tree::Entry)> {
+    let (root, height) = ContentEngine::root_entry(c).unwrap();
+    let mut v = Vec::new();
+    e.eng
+        .collect_leaves((&root, height, None), &mut v, &mut tree::OldTree::default())
+        .unwrap();
+    let mut at = 0;
+    v.into_iter()
+        .map(|l| {
+            at += l.len;
+            (at - l.len, l)
+        })
+        .collect()
+}
+
+#[test]
+fn punched_range_is_one_hole_and_stores_nothing() {
+    for e in [env(), small_fanout_env()] {
+        let model0 = rand_bytes(3_000_000, 21);
+        let c0 = write(&e, &FileContent::default(), 0, &model0);
+        for (a, b) in [
+            (300_001, 1_700_003),
+            (0, 65_536),
+            (2_999_000, 3_000_000),
+            (5, 9),
+        ] {
+            let mut model = model0.clone();
+            punch_model(&mut model, a, b - a);
+            let c = e.eng.punch(&c0, a, b).unwrap();
+            assert_eq!(c.size, c0.size);
+            assert!(read_all(&e, &c) == model, "punch {a}..{b}");
+            assert_canonical(&e, &c);
+            let leaves = leaves_at(&e, &c);
+            // Exactly `a..b` is a hole (its neighbours are random data): nothing stored there.
+            let holes: Vec<(u64, u64)> = leaves
+                .iter()
+                .filter(|(_, l)| l.r.is_none())
+                .map(|(o, l)| (*o, o + l.len))
+                .collect();
+            assert_eq!(holes, vec![(a, b)]);
+        }
+        // Punching all of it leaves no tree at all; past the end changes nothing.
+        let all = e.eng.punch(&c0, 0, u64::MAX).unwrap();
+        assert_eq!(
+            all,
+            FileContent {
+                size: c0.size,
+                root: None
+            }
+        );
+        assert_eq!(e.eng.punch(&c0, c0.size, c0.size + 10).unwrap(), c0);
+    }
+}
+
+#[test]
+fn writes_after_a_punch_take_the_general_path_and_stay_right() {
+    let e = small_fanout_env();
+    let mut model = rand_bytes(2_000_000, 22);
+    let mut c = write(&e, &FileContent::default(), 0, &model);
+    punch_model(&mut model, 100_000, 500_000);
+    c = e.eng.punch(&c, 100_000, 600_000).unwrap();
+    // An overwrite in the middle (the window path bails on the hole), one across the hole's
+    // edge, and an append (the right edge has a hole before it).
+    for (off, len, seed) in [
+        (1_200_000, 70_000, 1),
+        (550_000, 100_000, 2),
+        (2_000_000, 300_000, 3),
+    ] {
+        let d = rand_bytes(len, seed);
+        model.resize(model.len().max(off + len), 0);
+        model[off..off + len].copy_from_slice(&d);
+        c = write(&e, &c, off as u64, &d);
+        assert!(read_all(&e, &c) == model);
+        assert_canonical(&e, &c);
     }
 }
 

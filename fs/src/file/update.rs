@@ -36,14 +36,14 @@ struct RightEdge {
 }
 
 /// The flattened old content: leaves plus their start offsets (`offs[i]..offs[i + 1]`).
-struct Leaves {
+pub(super) struct Leaves {
     v: Vec<Entry>,
     offs: Vec<u64>,
 }
 
 impl Leaves {
     /// Leaves `v`, the first starting at byte `base` of the file.
-    fn new(v: Vec<Entry>, base: u64) -> Self {
+    pub(super) fn new(v: Vec<Entry>, base: u64) -> Self {
         let mut offs = Vec::with_capacity(v.len() + 1);
         let mut s = base;
         offs.push(base);
@@ -55,11 +55,16 @@ impl Leaves {
     }
 
     /// Index of the leaf holding byte `p` (`p` < total length).
-    fn at(&self, p: u64) -> usize {
+    pub(super) fn at(&self, p: u64) -> usize {
         self.offs.partition_point(|&s| s <= p).saturating_sub(1)
     }
 
-    fn is_data(&self, i: usize) -> bool {
+    /// Where leaf `i` starts and ends.
+    pub(super) fn bounds(&self, i: usize) -> (u64, u64) {
+        (self.offs[i], self.offs[i + 1])
+    }
+
+    pub(super) fn is_data(&self, i: usize) -> bool {
         self.v.get(i).is_some_and(|e| e.r.is_some())
     }
 
@@ -78,7 +83,7 @@ impl Leaves {
 
     /// Appends the old leaves between `a` and `b` (never cutting a data chunk), holes clipped,
     /// and their indices to `tags` (see `OldTree`).
-    fn keep(&self, a: u64, b: u64, out: &mut Vec<Entry>, tags: &mut Vec<Option<usize>>) {
+    pub(super) fn keep(&self, a: u64, b: u64, out: &mut Vec<Entry>, tags: &mut Vec<Option<usize>>) {
         if a >= b {
             return;
         }
@@ -366,7 +371,7 @@ impl ContentEngine {
     }
 
     /// The old content's bytes `a..b` (holes read as zeros).
-    fn old_bytes(&self, old: &Leaves, a: u64, b: u64) -> Result<Vec<u8>, FsError> {
+    pub(super) fn old_bytes(&self, old: &Leaves, a: u64, b: u64) -> Result<Vec<u8>, FsError> {
         let mut buf = vec![0u8; (b - a) as usize];
         let mut i = old.at(a);
         while i < old.v.len() && old.offs[i] < b {

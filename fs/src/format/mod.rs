@@ -114,13 +114,15 @@ pub(crate) fn put_time(out: &mut Vec<u8>, t: SystemTime) {
             d.subsec_nanos(),
         ),
         Err(e) => {
+            // In i128: `-(2^63)` seconds (the earliest time `Rd::time` accepts) must come
+            // back as itself, not clamped.
             let d = e.duration();
-            let s = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-            if d.subsec_nanos() == 0 {
-                (-s, 0)
-            } else {
-                (-s - 1, 1_000_000_000 - d.subsec_nanos())
-            }
+            let s = -i128::from(d.as_secs());
+            let (s, n) = match d.subsec_nanos() {
+                0 => (s, 0),
+                n => (s - 1, 1_000_000_000 - n),
+            };
+            (i64::try_from(s).unwrap_or(i64::MIN), n)
         }
     };
     out.extend_from_slice(&secs.to_le_bytes());
@@ -151,6 +153,8 @@ mod tests {
             UNIX_EPOCH,
             UNIX_EPOCH + Duration::new(1_700_000_000, 123_456_789),
             UNIX_EPOCH - Duration::new(5, 250_000_000),
+            UNIX_EPOCH - Duration::from_secs(1 << 63),
+            UNIX_EPOCH - Duration::new((1 << 63) - 1, 1),
         ] {
             let mut v = vec![FORMAT_VERSION];
             put_time(&mut v, t);

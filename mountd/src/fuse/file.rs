@@ -113,7 +113,9 @@ pub(crate) fn release(fs: &Fs, ino: INodeNo, fh: FileHandle, reply: ReplyEmpty) 
     reply_empty(reply, "release", ino.0, fs.release(ino.0, fh.0));
 }
 
-/// `fallocate`: plain allocation and `FALLOC_FL_KEEP_SIZE`; no hole punching or ranges.
+/// `fallocate`: plain allocation and `FALLOC_FL_KEEP_SIZE` (a hole, nothing to reserve),
+/// `FALLOC_FL_PUNCH_HOLE` (always with KEEP_SIZE, as the kernel requires) and
+/// `FALLOC_FL_ZERO_RANGE` (a hole too); other modes (collapse, insert, unshare) are refused.
 /// `kill`: the caller is not root, so setuid/setgid/capabilities go (as on a write).
 pub(crate) fn fallocate(
     fs: &Fs,
@@ -122,15 +124,21 @@ pub(crate) fn fallocate(
     (offset, len, mode, kill): (u64, u64, i32, bool),
     reply: ReplyEmpty,
 ) {
-    let keep_size = match mode {
-        0 => false,
-        libc::FALLOC_FL_KEEP_SIZE => true,
-        _ => return reply.error(Errno::from_i32(libc::EOPNOTSUPP)),
-    };
+    const KEEP: i32 = libc::FALLOC_FL_KEEP_SIZE;
+    const PUNCH: i32 = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    const ZERO: i32 = libc::FALLOC_FL_ZERO_RANGE;
+    if ![0, KEEP, PUNCH, ZERO, ZERO | KEEP].contains(&mode) {
+        return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+    }
     if kill && let Err(e) = fs.kill_privs(ino.0) {
         return reply.error(errno("fallocate", ino.0, e));
     }
-    let r = fs.fallocate(ino.0, fh.0, offset, len, keep_size);
+    let keep_size = mode & KEEP != 0;
+    let r = match mode {
+        PUNCH => fs.punch_hole(ino.0, fh.0, offset, len),
+        m if m & ZERO != 0 => fs.zero_range(ino.0, fh.0, (offset, len), keep_size),
+        _ => fs.fallocate(ino.0, fh.0, offset, len, keep_size),
+    };
     reply_empty(reply, "fallocate", ino.0, r);
 }
 

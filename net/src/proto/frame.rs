@@ -192,7 +192,9 @@ impl<'a> BlockFrames<'a> {
 }
 
 /// The id of a `Block` body and where its data lies in it.
-fn block_view(body: &[u8]) -> Result<([u8; 32], Option<std::ops::Range<usize>>), FrameError> {
+pub(crate) fn block_view(
+    body: &[u8],
+) -> Result<([u8; 32], Option<std::ops::Range<usize>>), FrameError> {
     let (tag, rest) = postcard::take_from_bytes::<u32>(body).map_err(|_| FrameError::Malformed)?;
     if tag > MAX_KNOWN_TAG {
         return Err(FrameError::UnknownTag(tag));

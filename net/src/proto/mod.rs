@@ -1,7 +1,7 @@
 //! Wire messages of docs/protocol.md and their framing. Wire structs are separate from the
 //! domain types and converted explicitly; postcard tags enum variants by index, so variants
 //! are never reordered or reused.
-mod frame;
+pub(crate) mod frame;
 #[cfg(test)]
 mod golden_tests;
 

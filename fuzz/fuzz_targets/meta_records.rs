@@ -1,0 +1,3 @@
+//! Fuzz target `meta_records`: see `fossa_fs::fuzz::meta_records` for what it checks.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fossa_fs::fuzz::meta_records(data));
