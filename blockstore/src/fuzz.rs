@@ -4,8 +4,11 @@
 //! the expected answer to bad bytes. Not an API.
 use crate::format::{self, ENTRY_LEN, FILE_HEADER_LEN, MAX_BLOCK_LEN, RECORD_HEADER_LEN};
 
-/// Every target of this crate, by the name of its corpus directory under `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("store_format", store_format)];
+/// A fuzz target: the name of its corpus directory under `fuzz/corpus/`, and its body.
+pub type Target = (&'static str, fn(&[u8]));
+
+/// Every target of this crate.
+pub const TARGETS: &[Target] = &[("store_format", store_format)];
 
 /// Byte 0 picks the decoder: data-file header, record header, index entry, data file name.
 pub fn store_format(data: &[u8]) {

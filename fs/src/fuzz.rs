@@ -10,7 +10,7 @@ use crate::volkey;
 use blockstore::BlockId;
 
 /// Every target of this crate, by the name of its corpus directory under `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[blockstore::fuzz::Target] = &[
     ("pointer_block", pointer_block),
     ("file_content", file_content),
     ("inode_record", inode_record),

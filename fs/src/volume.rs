@@ -317,7 +317,9 @@ impl Fs {
         if !missing.is_empty() {
             return Ok(LocalRead::Missing(missing));
         }
-        handles::read(&self.core.engine, &plan).map(LocalRead::Data)
+        handles::read(&self.core.engine, &plan)
+            .inspect_err(|e| self.core.log_bad_read(ino, offset, e))
+            .map(LocalRead::Data)
     }
     /// Writes `data` at `offset` (at the end for append handles); returns bytes written.
     pub fn write(&self, ino: Ino, fh: u64, offset: u64, data: &[u8]) -> Result<u32, FsError> {

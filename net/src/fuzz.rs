@@ -8,7 +8,7 @@ use crate::proto::{Block, Message};
 use crate::{DeviceKey, InviteCode, MAX_MESSAGE_SIZE, MemberRecord, Members, Role};
 
 /// Every target of this crate, by the name of its corpus directory under `fuzz/corpus/`.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[blockstore::fuzz::Target] = &[
     ("frame", frame),
     ("invite_code", invite_code),
     ("members_file", members_file),
