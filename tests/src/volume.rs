@@ -147,6 +147,20 @@ impl Volume {
         run_timeout(&mut self.fossa_cmd(args)?, COMMAND_TIMEOUT)
     }
 
+    /// Runs `fossa fsck --json` (volume unmounted) and fails unless it exits 0 and reports
+    /// `"clean": true`; `when` names the moment in the failure message.
+    pub fn fsck_json_clean(&self, when: &str) -> Result<()> {
+        let out = self.fossa(&["fsck", "--json"])?;
+        assert_success(&out, &format!("fossa fsck --json {when}"))?;
+        let json: serde_json::Value = serde_json::from_str(&out.stdout)
+            .with_context(|| format!("fsck --json is not JSON: {}", out.describe()))?;
+        anyhow::ensure!(
+            json["clean"] == serde_json::Value::Bool(true),
+            "fsck --json {when}: {json}"
+        );
+        Ok(())
+    }
+
     /// The command for `fossa --home H --key-file K ARGS...`.
     pub fn fossa_cmd(&self, args: &[&str]) -> Result<Command> {
         let mut cmd = fossa(&["--home"])?;

@@ -99,15 +99,7 @@ fn fsynced_files_survive_sigkill() -> Result<()> {
         "fsck does not say clean: {}",
         out.describe()
     );
-    let out = vol.fossa(&["fsck", "--json"])?;
-    assert_success(&out, "fossa fsck --json after the crash")?;
-    let json: serde_json::Value = serde_json::from_str(&out.stdout)
-        .with_context(|| format!("fsck --json is not JSON: {}", out.describe()))?;
-    ensure!(
-        json["clean"] == serde_json::Value::Bool(true),
-        "fsck --json: {json}"
-    );
-    Ok(())
+    vol.fsck_json_clean("after the crash")
 }
 
 /// The largest regular file under `dir`.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use fossa_tests::{Volume, assert_success, hash_hex, random_bytes};
+use fossa_tests::{Volume, hash_hex, random_bytes};
 
 /// Runs `sync` with `args`; fails unless it exits 0.
 fn run_sync(args: &[&str]) -> Result<()> {
@@ -42,18 +42,6 @@ fn crash_and_remount(vol: &mut Volume) -> Result<()> {
     vol.kill_daemon()?;
     vol.clear_stale_mount()?;
     vol.mount()
-}
-
-fn fsck_clean(vol: &Volume) -> Result<()> {
-    let out = vol.fossa(&["fsck", "--json"])?;
-    assert_success(&out, "fossa fsck --json after the crash")?;
-    let json: serde_json::Value = serde_json::from_str(&out.stdout)
-        .with_context(|| format!("fsck --json is not JSON: {}", out.describe()))?;
-    ensure!(
-        json["clean"] == serde_json::Value::Bool(true),
-        "fsck: {json}"
-    );
-    Ok(())
 }
 
 #[test]
@@ -102,7 +90,7 @@ fn closed_then_synced_files_survive_sigkill() -> Result<()> {
         "second crash lost big"
     );
     vol.umount()?;
-    fsck_clean(&vol)
+    vol.fsck_json_clean("after the crash")
 }
 
 /// Writes `bytes` to `path` and fsyncs it; any error (write, fsync or close) is returned.
@@ -183,5 +171,5 @@ fn a_full_disk_fails_the_write_keeps_what_was_synced_and_the_daemon_carries_on()
         );
     }
     vol.umount()?;
-    fsck_clean(&vol)
+    vol.fsck_json_clean("after the crash")
 }
