@@ -196,6 +196,8 @@ def main():
     ap.add_argument("--max-kill-ms", type=int, default=2500)
     ap.add_argument("--workdir")
     ap.add_argument("--stop-on-loss", action="store_true")
+    ap.add_argument("--keep", action="store_true",
+                    help="leave the tmpfs of --full-disk mounted after a failure, for inspection")
     ap.add_argument("--workload", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--mnt")
     ap.add_argument("--home")
@@ -218,7 +220,7 @@ def main():
         tmpfs = True
     logf = open(os.path.join(work, "daemon.log"), "a")
     stats = {"iterations": 0, "claims_checked": 0, "lost": 0, "fsck_unclean": 0,
-             "daemon_died": 0, "errors": 0}
+             "daemon_died": 0, "mount_failed": 0, "errors": 0}
     daemon = None
     try:
         r = run([args.fossa, "--home", home, "init", "--key-file", key])
@@ -244,7 +246,14 @@ def main():
                 w.kill()
                 w.wait()
             run(["fusermount3", "-uz", mnt])
-            daemon = mount(args.fossa, home, key, mnt, logf)
+            try:
+                daemon = mount(args.fossa, home, key, mnt, logf)
+            except RuntimeError as e:
+                # The volume must mount again after a kill, full disk or not: a volume that
+                # cannot be opened is data the user cannot reach.
+                stats["mount_failed"] += 1
+                log(f"iteration {i}: remount after the kill failed: {e}")
+                break
             n, lost = verify(mnt, journal)
             stats["claims_checked"] += n
             stats["lost"] += len(lost)
@@ -269,14 +278,19 @@ def main():
             daemon.wait()
         if is_mounted(mnt):
             run(["fusermount3", "-uz", mnt])
-        if tmpfs:
+        failed = stats["mount_failed"] or stats["lost"] or stats["fsck_unclean"]
+        if tmpfs and not (args.keep and failed):
             run(["umount", "-l", home])
+        elif tmpfs:
+            log(f"kept the tmpfs at {home} (umount -l {home} when done)")
     variant = "full-disk" if args.full_disk else "normal"
     print(f"crash-torture {variant} seed={args.seed}: {stats['iterations']} iterations, "
           f"{stats['claims_checked']} claims checked, {stats['lost']} lost, "
-          f"{stats['fsck_unclean']} fsck unclean, {stats['daemon_died']} daemon deaths")
+          f"{stats['fsck_unclean']} fsck unclean, {stats['daemon_died']} daemon deaths, "
+          f"{stats['mount_failed']} failed remounts")
     sys.exit(0 if stats["lost"] == 0 and stats["fsck_unclean"] == 0
-             and stats["daemon_died"] == 0 and stats["iterations"] == args.iterations else 1)
+             and stats["daemon_died"] == 0 and stats["mount_failed"] == 0
+             and stats["iterations"] == args.iterations else 1)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ usage() {
 	cat <<'EOF'
 usage: bench/mount.sh [--quick] [--json] [--pin] [--runs N]
                       [--targets fossa,gocryptfs,cryfs,bindfs,plain] [--fossa-bin PATH]
-                      [--fossa-daemon] [--outdir DIR] [--keep] [--mount-timeout SECONDS]
+                      [--fossa-base-bin PATH] [--fossa-daemon] [--outdir DIR] [--keep]
+                      [--mount-timeout SECONDS]
 
   --quick          tiny sizes (64 MiB writes, 500 files, small tree, 16 MiB dedup), runs=1
   --json           also print the results as a fenced JSON block after the table
@@ -26,6 +27,9 @@ usage: bench/mount.sh [--quick] [--json] [--pin] [--runs N]
   --runs N         interleaved repetitions, medians are reported (default 3, quick 1)
   --targets LIST   comma separated subset of fossa,gocryptfs,cryfs,bindfs,plain
   --fossa-bin P    the fossa binary (default: `fossa` on PATH, else target/release/fossa)
+  --fossa-base-bin P  a second fossa build (e.g. main before a change), measured as the
+                   target `fossa-base` in the same interleaved run; the report adds
+                   fossa ÷ fossa-base ratios
   --fossa-daemon   mount fossa with `--daemon` (PID found via /proc) instead of a
                    foreground process started in the background
   --outdir DIR     where report.md, report.json, raw.jsonl and logs go
@@ -37,7 +41,7 @@ EOF
 }
 
 QUICK=0 JSON=0 PIN=0 RUNS="" TARGETS_ARG="fossa,gocryptfs,cryfs,bindfs,plain"
-FOSSA_BIN="" FOSSA_DAEMON=0 OUTDIR="" KEEP=0 MOUNT_TIMEOUT=240
+FOSSA_BIN="" FOSSA_BASE_BIN="" FOSSA_DAEMON=0 OUTDIR="" KEEP=0 MOUNT_TIMEOUT=240
 while (($#)); do
 	case "$1" in
 	--quick) QUICK=1 ;;
@@ -49,6 +53,8 @@ while (($#)); do
 	--targets=*) TARGETS_ARG=${1#*=} ;;
 	--fossa-bin) FOSSA_BIN=${2:?--fossa-bin needs a value}; shift ;;
 	--fossa-bin=*) FOSSA_BIN=${1#*=} ;;
+	--fossa-base-bin) FOSSA_BASE_BIN=${2:?--fossa-base-bin needs a value}; shift ;;
+	--fossa-base-bin=*) FOSSA_BASE_BIN=${1#*=} ;;
 	--fossa-daemon) FOSSA_DAEMON=1 ;;
 	--outdir) OUTDIR=${2:?--outdir needs a value}; shift ;;
 	--outdir=*) OUTDIR=${1#*=} ;;
@@ -78,8 +84,13 @@ die() { printf 'mount.sh: error: %s\n' "$*" >&2; exit 1; }
 
 IFS=, read -ra TARGETS <<<"$TARGETS_ARG"
 for t in "${TARGETS[@]}"; do
-	case "$t" in fossa | gocryptfs | cryfs | bindfs | plain) ;; *) die "unknown target '$t'" ;; esac
+	case "$t" in fossa | fossa-base | gocryptfs | cryfs | bindfs | plain) ;; *) die "unknown target '$t'" ;; esac
 done
+if [[ -n $FOSSA_BASE_BIN ]]; then
+	[[ -x $FOSSA_BASE_BIN ]] || die "no executable at --fossa-base-bin $FOSSA_BASE_BIN"
+	FOSSA_BASE_BIN=$(cd "$(dirname "$FOSSA_BASE_BIN")" && pwd)/$(basename "$FOSSA_BASE_BIN")
+	[[ " ${TARGETS[*]} " == *" fossa-base "* ]] || TARGETS=("${TARGETS[@]:0:1}" fossa-base "${TARGETS[@]:1}")
+fi
 ((${#TARGETS[@]})) || die "no targets"
 has_target() { local x; for x in "${TARGETS[@]}"; do [[ $x == "$1" ]] && return 0; done; return 1; }
 
@@ -224,20 +235,22 @@ mount_target() {
 			"$dir/base" "$mnt" >>"$lg" 2>&1 4>&- <<<"pw" &
 		echo $! >"$dir/pid"
 		;;
-	fossa)
+	fossa | fossa-base)
+		local bin
+		bin=$(fossa_bin "$t")
 		echo "$dir/home/data" >"$dir/back"
 		if ((first)); then
-			"$FOSSA_BIN" --home "$dir/home" init --key-file "$dir/key" >>"$lg" 2>&1 ||
+			"$bin" --home "$dir/home" init --key-file "$dir/key" >>"$lg" 2>&1 ||
 				{ tail -n 3 "$lg" >&2; echo "fossa init failed (log: $lg)" >&2; return 1; }
 		fi
 		if ((FOSSA_DAEMON)); then
-			"${PIN_CMD[@]}" "$FOSSA_BIN" --home "$dir/home" mount "$mnt" --key-file "$dir/key" --daemon >>"$lg" 2>&1 4>&- ||
+			"${PIN_CMD[@]}" "$bin" --home "$dir/home" mount "$mnt" --key-file "$dir/key" --daemon >>"$lg" 2>&1 4>&- ||
 				{ tail -n 3 "$lg" >&2; echo "fossa mount --daemon failed (log: $lg)" >&2; return 1; }
 			pid=$(find_pid_by_mnt "$mnt")
 			[[ -n $pid ]] || { echo "fossa --daemon returned but no daemon process found" >&2; return 1; }
 			echo "$pid" >"$dir/pid"
 		else
-			"${PIN_CMD[@]}" "$FOSSA_BIN" --home "$dir/home" mount "$mnt" --key-file "$dir/key" >>"$lg" 2>&1 4>&- &
+			"${PIN_CMD[@]}" "$bin" --home "$dir/home" mount "$mnt" --key-file "$dir/key" >>"$lg" 2>&1 4>&- &
 			echo $! >"$dir/pid"
 		fi
 		;;
@@ -250,6 +263,10 @@ mount_target() {
 	fi
 	pid=$(getpid "$dir")
 	log "  $t mounted at $mnt, daemon pid $pid$( ((PIN)) && printf ', affinity %s' "$(taskset -pc "$pid" | sed 's/.*: //')")"
+}
+
+fossa_bin() { # TARGET: the binary of target fossa or fossa-base
+	if [[ $1 == fossa-base ]]; then echo "$FOSSA_BASE_BIN"; else echo "$FOSSA_BIN"; fi
 }
 
 kill_target() { # last resort: lazy unmount and kill the daemon
@@ -270,8 +287,8 @@ umount_target() { # TARGET DIR: clean unmount, bounded wait for the daemon to ex
 	[[ $t == plain ]] && return 0
 	pid=$(getpid "$dir")
 	if is_mounted "$mnt"; then
-		if [[ $t == fossa ]]; then
-			"$FOSSA_BIN" --home "$dir/home" umount "$mnt" >>"$LOGS/umount.log" 2>&1 || true
+		if [[ $t == fossa* ]]; then
+			"$(fossa_bin "$t")" --home "$dir/home" umount "$mnt" >>"$LOGS/umount.log" 2>&1 || true
 		fi
 		for i in $(seq 50); do
 			is_mounted "$mnt" || break
@@ -324,7 +341,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ------------------------------------------------------------------ measurement
-# measure TARGETDIR CMD...: runs CMD (pinned with --pin); sets WALL (s) and CPU (ticks|null)
+# measure TARGETDIR CMD...: runs CMD (pinned with --pin); sets WALL (s), CPU (ticks|null) and
+# RSS (the daemon's peak resident set since it was mounted, VmHWM, KiB|null)
 measure() {
 	local dir=$1 pid c0 c1 s e
 	shift
@@ -336,11 +354,18 @@ measure() {
 	c1=$(cpu_ticks "$pid")
 	WALL=$(awk -v s="$s" -v e="$e" 'BEGIN { printf "%.6f", e - s }')
 	if [[ $c0 == null ]]; then CPU=null; else CPU=$((c1 - c0)); fi
+	RSS=$(peak_rss "$pid")
+}
+
+peak_rss() { # PID: VmHWM in KiB, or null
+	local v=""
+	[[ -n $1 ]] && v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true)
+	echo "${v:-null}"
 }
 
 record() { # run target workload metric (uses WALL, CPU)
-	printf '{"run": %d, "target": "%s", "workload": "%s", "metric": %s, "wall": %s, "cpu_ticks": %s}\n' \
-		"$1" "$2" "$3" "$4" "$WALL" "$CPU" >>"$RAW"
+	printf '{"run": %d, "target": "%s", "workload": "%s", "metric": %s, "wall": %s, "cpu_ticks": %s, "rss_kib": %s}\n' \
+		"$1" "$2" "$3" "$4" "$WALL" "$CPU" "${RSS:-null}" >>"$RAW"
 	log "  run $1 $2 $3: $4 (wall ${WALL}s, cpu ticks $CPU)"
 }
 
@@ -401,8 +426,8 @@ wl_files() {
 	mkdir "$d"
 	for op in create stat delete; do
 		[[ $op == stat ]] && drop_caches
-		el=$(measure "$dir" "$PY" "$HELPER" files "$op" "$d" "$NFILES"; echo "$WALL $CPU" >"$dir/m")
-		read -r WALL CPU <"$dir/m"
+		el=$(measure "$dir" "$PY" "$HELPER" files "$op" "$d" "$NFILES"; echo "$WALL $CPU $RSS" >"$dir/m")
+		read -r WALL CPU RSS <"$dir/m"
 		record "$r" "$t" "$op" "$(awk -v n="$NFILES" -v s="$el" 'BEGIN { printf "%.1f", n / s }')"
 	done
 	rmdir "$d"
@@ -476,6 +501,7 @@ has_target gocryptfs && VERSIONS+=("$(gocryptfs -version 2>&1 | sed -n 1p)")
 has_target cryfs && VERSIONS+=("$(CRYFS_NO_UPDATE_CHECK=true cryfs --version 2>&1 | sed -n 1p)")
 has_target bindfs && VERSIONS+=("$(bindfs --version 2>&1 | sed -n 1p)")
 has_target fossa && VERSIONS+=("fossa: $FOSSA_BIN ($(timeout 10 "$FOSSA_BIN" --version 2>/dev/null | sed -n 1p || true))")
+has_target fossa-base && VERSIONS+=("fossa-base: $FOSSA_BASE_BIN ($(timeout 10 "$FOSSA_BASE_BIN" --version 2>/dev/null | sed -n 1p || true))")
 VERSIONS+=("$(fio --version)" "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)")
 export CMDLINE CPU_MODEL MEM QUICK PIN RUNS SIZES
 export M_NPROC=$(nproc) M_KERNEL=$(uname -r) M_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -128,7 +128,7 @@ WORKLOADS = {
     "rmrf": ("rm -rf tree", "s", False),
     "dedup": ("dedup: 2nd identical copy stored", "MiB", False),
 }
-DAEMONS = {"fossa", "gocryptfs", "cryfs", "bindfs"}
+DAEMONS = {"fossa", "fossa-base", "gocryptfs", "cryfs", "bindfs"}
 
 
 def _fmt(x: float | None) -> str:
@@ -173,6 +173,15 @@ def summarize(raw: list[dict], meta: dict) -> dict:
                 "cpu_s": statistics.median(cpu) if cpu else None,
                 "cpu_all": cpu,
             }
+    return out
+
+
+def peak_rss_mib(raw: list[dict], targets: list[str]) -> dict:
+    """The daemon's highest VmHWM seen at the end of any timed step, per target, in MiB."""
+    out: dict = {}
+    for t in targets:
+        v = [r["rss_kib"] for r in raw if r["target"] == t and r.get("rss_kib") is not None]
+        out[t] = max(v) / 1024 if v else None
     return out
 
 
@@ -233,6 +242,11 @@ def cmd_report(a: argparse.Namespace) -> int:
             ["  ↳ daemon CPU / wall", "s ↓"] + cpu_cells
             + [_ratio(cell("fossa", "cpu_s"), cell(x, "cpu_s")) if x in DAEMONS else "–" for x in peers])
           + " |")
+    rss = peak_rss_mib(raw, targets)
+    p("| " + " | ".join(
+        ["**daemon peak RSS** (VmHWM, max over steps)", "MiB ↓"]
+        + [_fmt(rss[t]) if t in DAEMONS else "–" for t in targets]
+        + [_ratio(rss.get("fossa"), rss.get(x)) if x in DAEMONS else "–" for x in peers]) + " |")
     p("")
     p("Ratios are fossa ÷ peer of the medians: above 1 is better for fossa on ↑ rows, worse on ↓ rows. "
       "CPU is utime+stime of the filesystem daemon during the timed step; wall is the timed step itself.")
@@ -247,7 +261,7 @@ def cmd_report(a: argparse.Namespace) -> int:
             p(f"- {n}")
     md = "\n".join(lines)
     print(md)
-    doc = {"meta": meta, "notes": notes, "summary": summ, "raw": raw,
+    doc = {"meta": meta, "notes": notes, "summary": summ, "raw": raw, "peak_rss_mib": rss,
            "ratios": {wl: {x: {"metric": (summ[wl]["fossa"]["metric"] / summ[wl][x]["metric"]
                                           if "fossa" in summ[wl] and x in summ[wl] and summ[wl][x]["metric"] else None)}
                            for x in peers} for wl in summ}}

@@ -171,11 +171,21 @@ impl Core {
         extra: impl FnOnce(&mut State, &mut Batch) -> Result<(), FsError>,
     ) -> Result<(), FsError> {
         let mut journal = self.flush_lock.lock();
+        // A file whose data does not fit on a full disk stays dirty (its buffer kept, its
+        // inode as it was), and the rest still commits: deletes must land on a full disk,
+        // since they and gc are how room is made. The error is reported after the commit.
+        let mut full = None;
         let batch = {
             let mut st = self.st.lock();
             let inos = only.map_or_else(|| st.files.dirty(), |i| vec![i]);
             for ino in inos {
-                writeback::flush_data(&self.engine, &mut st, ino, None)?;
+                match writeback::flush_data(&self.engine, &mut st, ino, None) {
+                    Ok(()) => {}
+                    Err(e) if only.is_none() && e.is_no_space() => {
+                        full.get_or_insert(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             let mut extra_batch = Batch::default();
             extra(&mut st, &mut extra_batch)?;
@@ -199,7 +209,7 @@ impl Core {
             Ok(()) => st.committed(&batch),
             Err(_) => st.restore(&batch),
         }
-        r
+        r.and(full.map_or(Ok(()), Err))
     }
 }
 

@@ -90,6 +90,14 @@ pub enum FsError {
 }
 
 impl FsError {
+    /// Whether this is a full disk (ENOSPC), here or in the block store.
+    pub fn is_no_space(&self) -> bool {
+        matches!(
+            self,
+            FsError::NoSpace | FsError::Store(StoreError::NoSpace(_))
+        )
+    }
+
     /// Whether a retry may succeed.
     pub fn is_transient(&self) -> bool {
         match self {

@@ -82,7 +82,14 @@ impl Core {
         &self,
         problems: &mut Vec<String>,
     ) -> Result<HashSet<BlockId>, FsError> {
-        let (inodes, p) = self.all_inodes()?;
+        self.flush_all(true)?;
+        self.reachable_now(problems)
+    }
+
+    /// Blocks reachable from the inodes as they are now (database and memory) and from every
+    /// snapshot, without a flush first.
+    fn reachable_now(&self, problems: &mut Vec<String>) -> Result<HashSet<BlockId>, FsError> {
+        let (inodes, p) = self.inodes_now()?;
         problems.extend(p);
         let mut live = HashSet::new();
         for i in &inodes {
@@ -95,9 +102,23 @@ impl Core {
     }
 
     /// Deletes every block neither the tree nor a snapshot reaches.
+    ///
+    /// On a full disk the flush before it may fail (a write waiting for room): gc goes on
+    /// then, since it is what makes room, keeping every block put since the store's last
+    /// commit as well as everything the inodes in memory reach.
     pub(crate) fn gc(&self) -> Result<GcReport, FsError> {
         let mut problems = Vec::new();
-        let live = self.live_blocks(&mut problems)?;
+        let mut live = match self.flush_all(true) {
+            Err(e) if e.is_no_space() => {
+                tracing::warn!(error = %e, "gc on a full disk: pending writes not flushed");
+                self.store.pending().into_iter().collect()
+            }
+            r => {
+                r?;
+                HashSet::new()
+            }
+        };
+        live.extend(self.reachable_now(&mut problems)?);
         if !problems.is_empty() {
             // An unreadable record may hide live blocks: deleting now could lose data.
             tracing::error!(?problems, "gc skipped: metadata problems");

@@ -173,3 +173,115 @@ fn a_full_disk_fails_the_write_keeps_what_was_synced_and_the_daemon_carries_on()
     vol.umount()?;
     vol.fsck_json_clean("after the crash")
 }
+
+/// Free bytes (for an unprivileged writer) of the filesystem holding `path`.
+fn free_bytes(path: &Path) -> Result<u64> {
+    let v = rustix::fs::statvfs(path).context("statvfs")?;
+    Ok(v.f_bavail * v.f_frsize)
+}
+
+/// Fills the filesystem holding `path` (a new file there) until a write fails with ENOSPC.
+fn fill_up(path: &Path) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    let chunk = vec![0x5au8; 64 << 10];
+    loop {
+        match f.write_all(&chunk) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The last partial chunk may have taken less than a page; take what is left.
+    while f.write_all(&[0u8]).is_ok() {}
+    Ok(())
+}
+
+#[test]
+fn a_volume_killed_on_a_full_disk_mounts_again_and_gc_frees_room() -> Result<()> {
+    // 48 MiB: the headroom is its minimum, 4 MiB (docs/ARCHITECTURE.md, "The path of a
+    // write", 7).
+    let mut vol = Volume::on_tmpfs("48m")?;
+    vol.mount()?;
+    let reserve = vol.data_dir().join("blocks/reserve");
+    ensure!(reserve.exists(), "no reserve file made on a disk with room");
+    // fossa's own writes stop at the floor: they never take the disk below the headroom.
+    let mut synced = Vec::new();
+    for i in 0..200u64 {
+        let bytes = random_bytes(300 + i, 1 << 20);
+        let path = vol.path(format!("f{i:03}"));
+        match write_fsynced(&path, &bytes) {
+            Ok(()) => synced.push((path, hash_hex(&bytes))),
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    ensure!(synced.len() < 200, "200 MiB fit into a 48 MiB tmpfs");
+    let free = free_bytes(&vol.home())?;
+    ensure!(
+        free >= 2 << 20,
+        "fossa's writes left {free} bytes free, below half the 4 MiB floor"
+    );
+    // Make room (delete, gc: compaction copies the live rest, so most must go), then leave
+    // files closed but not yet committed to meta.redb (the metadata journal holds them), and
+    // kill the daemon: the next open must write to replay them.
+    for (path, _) in synced.drain(2..) {
+        std::fs::remove_file(path)?;
+    }
+    let out = vol.fossa(&["gc", "--json"])?;
+    ensure!(
+        out.status.success(),
+        "gc failed: {}\n{}",
+        out.stderr,
+        vol.log_tail_lines(30)
+    );
+    let mut closed = Vec::new();
+    for i in 0..8u64 {
+        let path = vol.path(format!("closed{i}"));
+        ensure!(
+            write_close_checked(&path, 100_000 + i as usize)?,
+            "close of {} failed after gc made room ({} bytes free; gc said {}):\n{}",
+            path.display(),
+            free_bytes(&vol.home())?,
+            out.stdout,
+            vol.log_tail_lines(20)
+        );
+        let bytes = vec![b'x'; 100_000 + i as usize];
+        closed.push((path, hash_hex(&bytes)));
+    }
+    vol.kill_daemon()?;
+    vol.clear_stale_mount()?;
+    // Something else fills the disk to the last byte while fossa is down.
+    fill_up(&vol.home().join("filler"))?;
+    ensure!(free_bytes(&vol.home())? == 0, "the disk is not full");
+    vol.mount()
+        .with_context(|| "the volume did not mount on the full disk".to_string())?;
+    ensure!(
+        !reserve.exists(),
+        "the reserve was not given up on a full disk"
+    );
+    for (path, want) in synced.iter().chain(&closed) {
+        let got = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        ensure!(hash_hex(&got) == *want, "{} changed", path.display());
+    }
+    // Deleting files and gc give room back, and the reserve is made again.
+    let before = free_bytes(&vol.home())?;
+    for (path, _) in synced.iter().chain(&closed) {
+        std::fs::remove_file(path)
+            .with_context(|| format!("deleting {} on the full disk", path.display()))?;
+    }
+    let out = vol.fossa(&["gc", "--json"])?;
+    ensure!(out.status.success(), "gc failed: {}", out.stderr);
+    let after = free_bytes(&vol.home())?;
+    ensure!(
+        after > before + (2 << 20),
+        "gc freed {} bytes",
+        after.saturating_sub(before)
+    );
+    // Once the disk has room again (the filler goes), the next gc makes the reserve again.
+    std::fs::remove_file(vol.home().join("filler"))?;
+    ensure!(vol.fossa(&["gc"])?.status.success(), "gc failed");
+    ensure!(reserve.exists(), "the reserve was not made again after gc");
+    vol.umount()?;
+    vol.fsck_json_clean("after the full disk")
+}

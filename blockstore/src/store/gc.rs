@@ -32,8 +32,21 @@ impl BlockStore {
         self.remove_entries(&mut st, &dead);
         self.commit_locked(&mut st)?;
         stats.bytes_reclaimed = self.compact(&mut st)?;
+        self.headroom.replenish();
         tracing::info!(?stats, "gc done");
         Ok(stats)
+    }
+
+    /// Blocks put since the last commit: not durable yet, and perhaps not yet referenced by
+    /// the metadata that will reach them.
+    pub fn pending(&self) -> Vec<BlockId> {
+        let st = self.state.lock();
+        let map = self.map.read();
+        st.dirty
+            .iter()
+            .filter(|id| map.contains_key(id))
+            .copied()
+            .collect()
     }
 
     /// Deletes `ids` now, whatever their class or pin (a copy held for someone else that is

@@ -17,6 +17,7 @@ mod early;
 mod files;
 mod fsck;
 mod gc;
+mod headroom;
 mod heal;
 mod index;
 mod tail;
@@ -31,6 +32,7 @@ use crate::{BlockId, StoreError};
 use cache::Cache;
 use early::EarlySync;
 use files::open_data_files;
+use headroom::Headroom;
 use index::Index;
 use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -85,6 +87,7 @@ pub struct BlockStore {
     cache: Mutex<Cache>,
     state: Mutex<State>,
     early: EarlySync,
+    headroom: Headroom,
 }
 
 /// Returns `bytes` if they hash to `id`: never serve unverified bytes.
@@ -167,6 +170,8 @@ impl BlockStore {
         // Without an index every data file is an orphan (fsck --repair rebuilds the index);
         // files are rolled forward only against an index that was there.
         let had_index = dir.join(INDEX_FILE).exists();
+        // Before anything is written: opening on a full disk must find room.
+        let headroom = Headroom::open(dir);
         let (index, mut loaded) = Index::open(&dir.join(INDEX_FILE))?;
         let mut files = open_data_files(&data_dir, &loaded.file_lens, had_index)?;
         let mut st = State {
@@ -206,6 +211,7 @@ impl BlockStore {
             cache: Mutex::new(cache),
             state: Mutex::new(st),
             early: EarlySync::start(),
+            headroom,
         };
         // The quota may have shrunk since the last run.
         store.evict(&mut store.state.lock());
@@ -336,6 +342,8 @@ impl BlockStore {
             }
             return Ok(());
         }
+        self.headroom
+            .admit(data.len() as u64 + crate::format::RECORD_HEADER_LEN)?;
         let (file, offset) = self.append(st, &id, data)?;
         let len = data.len() as u32; // bounded by MAX_BLOCK_LEN
         let entry = Entry {
