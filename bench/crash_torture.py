@@ -126,6 +126,11 @@ def workload(args):
                     except OSError:
                         pass
                     model.pop(victim, None)
+                # Deleting frees nothing until gc runs (a user on a full disk does this).
+                r = subprocess.run([fossa, "--home", home, "gc"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE, text=True)
+                if r.returncode != 0:
+                    log(f"workload: gc on the full disk: {r.stderr.strip()}")
                 continue
             if e.errno in (107, 103, 5):  # ENOTCONN, ECONNABORTED, EIO: the daemon is gone
                 return 0
