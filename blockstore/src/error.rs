@@ -58,6 +58,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether this is a full disk.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::NoSpace(_))
+    }
+
     /// Whether retrying the operation later may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, StoreError::NoSpace(_))

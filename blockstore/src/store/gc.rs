@@ -77,43 +77,72 @@ impl BlockStore {
             .collect()
     }
 
-    /// Committed files (the active one included) whose live bytes are below the threshold.
-    fn compaction_candidates(&self, st: &State) -> Vec<u32> {
+    /// Committed files (the active one included) whose live bytes are below the threshold,
+    /// with their live bytes, fewest first: those free the most room for the least copying.
+    fn compaction_candidates(&self, st: &State) -> Vec<(u32, u64)> {
         let mut live: HashMap<u32, u64> = HashMap::new();
         for e in self.map.read().values() {
             *live.entry(e.file).or_default() += e.record_len();
         }
-        st.file_lens
+        let mut files: Vec<(u32, u64)> = st
+            .file_lens
             .iter()
-            .filter(|(n, len)| {
+            .map(|(n, len)| (*n, *len, live.get(n).copied().unwrap_or(0)))
+            .filter(|(_, len, live)| {
                 let body = len.saturating_sub(FILE_HEADER_LEN);
-                let live = live.get(n).copied().unwrap_or(0);
                 body > 0 && live * 100 < body * COMPACT_LIVE_PERCENT
             })
-            .map(|(n, _)| *n)
-            .collect()
+            .map(|(n, _, live)| (n, live))
+            .collect();
+        files.sort_by_key(|&(n, live)| (live, n));
+        files
     }
 
-    /// Compacts sparse files; returns the bytes freed on disk. Requires everything put so
-    /// far to be committed (the active file's length is then its committed length).
+    /// Compacts sparse files one at a time; returns the bytes freed on disk. Requires
+    /// everything put so far to be committed (the active file's length is then its
+    /// committed length). A file whose live blocks there is no room to copy is skipped, and
+    /// a copy that finds the disk full stops compaction (both logged): each file done frees
+    /// its room for the next, and what was done stays done.
     fn compact(&self, st: &mut State) -> Result<u64, StoreError> {
-        let files = self.compaction_candidates(st);
-        if files.is_empty() {
-            return Ok(0);
+        let mut reclaimed = 0;
+        let mut skipped = 0u64;
+        for (n, live) in self.compaction_candidates(st) {
+            if !self.headroom.can_copy(live) {
+                skipped += live;
+                continue;
+            }
+            match self.compact_one(st, n) {
+                Ok(freed) => reclaimed += freed,
+                Err(e) if e.is_no_space() => {
+                    tracing::warn!(file = n, error = %e, "compaction stopped: the disk is full");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let active = st.writer.as_ref().map(|w| w.file_no());
-        if active.is_some_and(|n| files.contains(&n)) {
+        if skipped > 0 {
+            tracing::warn!(
+                live_bytes = skipped,
+                "compaction skipped files whose live blocks there is no room to copy"
+            );
+        }
+        Ok(reclaimed)
+    }
+
+    /// Copies the live records of file `n` to the active file, commits, then deletes `n`;
+    /// returns its size. On failure the original stays committed where it was.
+    fn compact_one(&self, st: &mut State, n: u32) -> Result<u64, StoreError> {
+        if st.writer.as_ref().is_some_and(|w| w.file_no() == n) {
             // Seal it: its live records go to a new active file like any other file's.
             self.roll(st)?;
         }
-        let reclaimed: u64 = files.iter().filter_map(|n| st.file_lens.get(n)).sum();
+        let size = st.file_lens.get(&n).copied().unwrap_or(0);
         let mut moved = Vec::new();
-        let res = self.move_live(st, &files, &mut moved).and_then(|()| {
-            st.drop_files.extend(files.iter().copied());
+        let res = self.move_live(st, &[n], &mut moved).and_then(|()| {
+            st.drop_files.insert(n);
             self.commit_locked(st)
         });
         if let Err(e) = res {
-            // The originals are still committed where they were.
             st.drop_files.clear();
             let mut map = self.map.write();
             for (id, old) in moved {
@@ -122,14 +151,12 @@ impl BlockStore {
             }
             return Err(e);
         }
-        for n in files {
-            self.handles.write().remove(&n);
-            let path = self.data_dir.join(data_file_name(n));
-            if let Err(e) = std::fs::remove_file(&path) {
-                tracing::warn!(file = %path.display(), error = %e, "could not delete compacted file");
-            }
+        self.handles.write().remove(&n);
+        let path = self.data_dir.join(data_file_name(n));
+        if let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(file = %path.display(), error = %e, "could not delete compacted file");
         }
-        Ok(reclaimed)
+        Ok(size)
     }
 
     /// Copies every live record of `files` to the active file and repoints its entry.

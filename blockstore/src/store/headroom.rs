@@ -117,6 +117,17 @@ impl Headroom {
         Ok(())
     }
 
+    /// Whether `len` bytes can be copied (by compaction, which frees far more once the copy
+    /// is committed) and still leave R/8 free for the metadata; without headroom, whether
+    /// they fit at all.
+    pub(super) fn can_copy(&self, len: u64) -> bool {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        match space(dir) {
+            Ok((free, _)) => free >= len.saturating_add(self.size / 8),
+            Err(_) => true,
+        }
+    }
+
     /// Makes the reserve file again if it is missing and the disk has 3R free (after a gc).
     pub(super) fn replenish(&self) {
         if self.size == 0 || self.path.exists() {
