@@ -41,12 +41,12 @@ pub enum StoreError {
         source: Box<redb::Error>,
     },
     /// A store file has a bad header or record.
-    #[error("bad store file {path}: {reason}")]
+    #[error("bad store file {path}: {fault}")]
     Format {
         /// The file concerned.
         path: PathBuf,
         /// What was wrong.
-        reason: &'static str,
+        fault: BadFile,
     },
     /// The device is full; nothing acknowledged was lost.
     #[error("no space left for the block store in {0}")]
@@ -87,6 +87,34 @@ pub enum Damage {
     /// redb could not open or read it.
     #[error("{0}")]
     Unreadable(Box<redb::Error>),
+}
+
+/// What is wrong with a store file ([`StoreError::Format`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BadFile {
+    /// A data file ends inside its header.
+    #[error("data file shorter than its header")]
+    ShortHeader,
+    /// A data file's header names another file number than its file name.
+    #[error("data file number {in_header} in its header does not match its name ({in_name})")]
+    NumberMismatch {
+        /// The number the header holds.
+        in_header: u32,
+        /// The number the file name says.
+        in_name: u32,
+    },
+    /// A data file's header does not decode (magic, checksum or version; docs/formats/blockstore.md).
+    #[error("{0}")]
+    Header(&'static str),
+    /// The index records a format version this build does not read.
+    #[error("unsupported index format version {found} (this fossa reads {supported})")]
+    IndexVersion {
+        /// The version recorded.
+        found: u64,
+        /// The version this build reads.
+        supported: u64,
+    },
 }
 
 /// Why a block could not be fetched from beyond the store.
@@ -186,5 +214,50 @@ pub(crate) fn open_error(path: &Path, e: impl Into<redb::Error>) -> StoreError {
             path: path.to_owned(),
             damage: Damage::Unreadable(Box::new(other)),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variants_carry_data_and_say_it() {
+        let e = StoreError::internal(Invariant::NoActiveDataFile);
+        assert!(matches!(e, StoreError::Internal(Invariant::NoActiveDataFile)));
+        assert_eq!(
+            e.to_string(),
+            "internal error in the block store: no active data file after a roll"
+        );
+        let e = StoreError::Format {
+            path: "/d/data/00000002.blk".into(),
+            fault: BadFile::NumberMismatch {
+                in_header: 3,
+                in_name: 2,
+            },
+        };
+        assert_eq!(
+            e.to_string(),
+            "bad store file /d/data/00000002.blk: data file number 3 in its header does not \
+             match its name (2)"
+        );
+        let e = index_error(Path::new("/d/index.redb"), redb::Error::DatabaseAlreadyOpen);
+        match e {
+            StoreError::Index { path, source } => {
+                assert_eq!(path, Path::new("/d/index.redb"));
+                assert!(matches!(*source, redb::Error::DatabaseAlreadyOpen));
+            }
+            other => panic!("want Index, got {other}"),
+        }
+        let id = BlockId::of(b"x");
+        let late = StoreError::Unavailable {
+            id,
+            cause: Unavailable::TimedOut,
+        };
+        assert!(late.is_transient());
+        assert_eq!(
+            late.to_string(),
+            format!("block {id} is not here and could not be fetched: no peer sent it in time")
+        );
     }
 }
