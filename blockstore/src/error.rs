@@ -224,7 +224,10 @@ mod tests {
     #[test]
     fn variants_carry_data_and_say_it() {
         let e = StoreError::internal(Invariant::NoActiveDataFile);
-        assert!(matches!(e, StoreError::Internal(Invariant::NoActiveDataFile)));
+        assert!(matches!(
+            e,
+            StoreError::Internal(Invariant::NoActiveDataFile)
+        ));
         assert_eq!(
             e.to_string(),
             "internal error in the block store: no active data file after a roll"
