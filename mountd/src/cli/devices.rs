@@ -1,8 +1,8 @@
 //! `fossa invite`, `fossa join`, `fossa devices [remove]` and `fossa status PATH`.
 use super::{Ctx, mount, print_json, require_volume};
 use crate::config::Config;
-use crate::control::api::{Device, Invitation, PathStatus, Redundancy};
-use crate::control::{self, NOT_MOUNTED, Request, member_rows};
+use crate::control::api::{Device, PathStatus, Redundancy};
+use crate::control::{self, Call, NOT_MOUNTED, Request, member_rows};
 use crate::sync::{self, default_name, find_member, load_members, parse_duration, save_members};
 use crate::volume::{self, VolumeLock};
 use crate::{JoinArgs, MountArgs, timefmt, unlock};
@@ -27,20 +27,15 @@ fn require_daemon(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn call<T: DeserializeOwned>(ctx: &Ctx, req: &Request) -> Result<T> {
-    control::call(&ctx.paths.control_socket(), req)
+fn call<T: DeserializeOwned>(ctx: &Ctx, call: &Call<T>) -> Result<T> {
+    control::call(&ctx.paths.control_socket(), call)
 }
 
 /// `fossa invite [--expires D] [--addr A]…`: prints the code.
 pub(crate) fn invite(ctx: &Ctx, expires: &str, addrs: Vec<String>, keeper: bool) -> Result<()> {
     let valid = parse_duration(expires)?;
     require_daemon(ctx)?;
-    let req = Request::Invite {
-        expires_secs: valid.as_secs(),
-        addrs,
-        keeper,
-    };
-    let inv: Invitation = call(ctx, &req)?;
+    let inv = call(ctx, &Request::invite(valid.as_secs(), addrs, keeper))?;
     println!("{}", inv.code);
     Ok(())
 }
@@ -53,7 +48,7 @@ pub(crate) fn redundancy(ctx: &Ctx, dir: &Path, level: Option<u8>, json: bool) -
         .to_str()
         .ok_or_else(|| anyhow!("{}: not UTF-8", abs.display()))?
         .to_owned();
-    let r: Redundancy = call(ctx, &Request::Redundancy { path, level })?;
+    let r: Redundancy = call(ctx, &Request::redundancy(path, level))?;
     if json {
         return print_json(&r);
     }
@@ -73,7 +68,7 @@ pub(crate) fn path_status(ctx: &Ctx, path: &Path, json: bool) -> Result<()> {
         .to_str()
         .ok_or_else(|| anyhow!("{}: not UTF-8", abs.display()))?
         .to_owned();
-    let st: PathStatus = call(ctx, &Request::PathStatus { path })?;
+    let st: PathStatus = call(ctx, &Request::path_status(path))?;
     if json {
         return print_json(&st);
     }
@@ -93,7 +88,7 @@ pub(crate) fn path_status(ctx: &Ctx, path: &Path, json: bool) -> Result<()> {
 pub(crate) fn list(ctx: &Ctx, json: bool) -> Result<()> {
     require_volume(ctx)?;
     let rows: Vec<Device> = match VolumeLock::try_acquire(&ctx.paths)? {
-        None => call(ctx, &Request::Devices)?,
+        None => call(ctx, &Request::devices())?,
         Some(_lock) => {
             let members = load_members(&ctx.paths, Config::load(&ctx.paths)?.volume_bytes()?)?;
             let me = own_key(ctx)?.map(|k| k.id());
@@ -144,7 +139,7 @@ fn own_key(ctx: &Ctx) -> Result<Option<DeviceKey>> {
 pub(crate) fn remove(ctx: &Ctx, id: &str) -> Result<()> {
     require_volume(ctx)?;
     let Some(_lock) = VolumeLock::try_acquire(&ctx.paths)? else {
-        return call(ctx, &Request::DevicesRemove { id: id.to_owned() });
+        return call(ctx, &Request::devices_remove(id.to_owned()));
     };
     let members = load_members(&ctx.paths, Config::load(&ctx.paths)?.volume_bytes()?)?;
     let key = own_key(ctx)?.context("this home has no device key")?;

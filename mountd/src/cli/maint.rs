@@ -63,7 +63,7 @@ pub(crate) fn fsck(ctx: &Ctx, repair: bool, json: bool) -> Result<ExitCode> {
 
 /// `fossa gc [--json]`: through the daemon when mounted.
 pub(crate) fn gc(ctx: &Ctx, json: bool) -> Result<()> {
-    let g: api::Gc = request(ctx, &Request::Gc)?;
+    let g: api::Gc = request(ctx, &Request::gc())?;
     if json {
         print_json(&g)?;
     } else {
@@ -78,5 +78,5 @@ pub(crate) fn gc(ctx: &Ctx, json: bool) -> Result<()> {
 /// `fossa sync`: a durable commit of everything written so far, through the daemon when
 /// mounted (unmounted, the volume is already durable and this only checks it opens).
 pub(crate) fn sync(ctx: &Ctx) -> Result<()> {
-    request::<()>(ctx, &Request::Sync)
+    request(ctx, &Request::sync())
 }

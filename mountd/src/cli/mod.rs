@@ -10,7 +10,7 @@ mod snapshot;
 mod status;
 
 use crate::config::Paths;
-use crate::control::{self, Request};
+use crate::control::{self, Call};
 use crate::unlock;
 use crate::volume::{Volume, VolumeLock};
 use crate::{Cli, Command, DevicesCmd, SnapshotCmd};
@@ -105,13 +105,13 @@ fn open_repairing(ctx: &Ctx, lock: VolumeLock) -> Result<(Volume, Vec<String>)> 
 
 /// Executes `req` and returns its result type `T` (docs/control.md): through the daemon's
 /// control socket if a daemon holds the volume, otherwise by opening the volume here.
-fn request<T: DeserializeOwned>(ctx: &Ctx, req: &Request) -> Result<T> {
+fn request<T: DeserializeOwned>(ctx: &Ctx, call: &Call<T>) -> Result<T> {
     require_volume(ctx)?;
     let Some(lock) = VolumeLock::try_acquire(&ctx.paths)? else {
-        return control::call(&ctx.paths.control_socket(), req);
+        return control::call(&ctx.paths.control_socket(), call);
     };
     let vol = open_local(ctx, lock)?;
-    let result = control::handle(&vol, None, req).into_result()?;
+    let result = control::handle(&vol, None, &call.request).into_result()?;
     vol.fs.sync()?;
     Ok(result)
 }

@@ -20,7 +20,7 @@ pub(crate) fn follow(ctx: &Ctx) -> Result<()> {
     let mut prev: Option<(Instant, u64)> = None;
     let mut logged = Instant::now() - LOG_EVERY;
     loop {
-        let st: Status = request(ctx, &Request::Status)?;
+        let st: Status = request(ctx, &Request::status())?;
         let s = Sample::of(&st);
         let rate = prev.map_or(0.0, |(t, r)| {
             rate(s.received.saturating_sub(r), t.elapsed())

@@ -10,14 +10,14 @@ use std::time::SystemTime;
 pub(crate) fn create(ctx: &Ctx, name: Option<String>) -> Result<()> {
     let name = name.unwrap_or_else(|| timefmt::snapshot_name(SystemTime::now()));
     check_name(&name)?;
-    let taken: Snapshot = request(ctx, &Request::Snapshot { name })?;
+    let taken: Snapshot = request(ctx, &Request::snapshot(name))?;
     println!("{}", taken.name);
     Ok(())
 }
 
 /// Lists snapshots: `NAME  TIME` lines, or a JSON array of `{name, time}`.
 pub(crate) fn list(ctx: &Ctx, json: bool) -> Result<()> {
-    let list: Vec<Snapshot> = request(ctx, &Request::SnapshotList)?;
+    let list: Vec<Snapshot> = request(ctx, &Request::snapshot_list())?;
     if json {
         return print_json(&list);
     }
@@ -29,7 +29,7 @@ pub(crate) fn list(ctx: &Ctx, json: bool) -> Result<()> {
 
 /// Forgets snapshot `name` (exit 1 if there is none).
 pub(crate) fn remove(ctx: &Ctx, name: String) -> Result<()> {
-    request::<()>(ctx, &Request::SnapshotRm { name })
+    request(ctx, &Request::snapshot_rm(name))
 }
 
 /// A snapshot name becomes a directory name under `.snapshots/`.

@@ -10,7 +10,7 @@ pub(crate) fn status(ctx: &Ctx, json: bool) -> Result<()> {
     if let Some(k) = super::keeper::status(ctx)? {
         return print_json(&k);
     }
-    let st: Status = request(ctx, &Request::Status)?;
+    let st: Status = request(ctx, &Request::status())?;
     if json {
         print_json(&st)?;
     } else {

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 use std::path::PathBuf;
 
 /// The control protocol version every request and answer carries.
@@ -66,6 +67,85 @@ pub(crate) enum Request {
         /// Its display id or a unique prefix.
         id: String,
     },
+}
+
+/// A request paired with the type of its result: the CLI reads an answer only as the type
+/// its request names ([`Request::status`] and its siblings are the only way to make one).
+#[derive(Clone, Debug)]
+pub(crate) struct Call<T> {
+    /// The request sent.
+    pub(crate) request: Request,
+    result: PhantomData<fn() -> T>,
+}
+
+impl<T> Call<T> {
+    fn new(request: Request) -> Self {
+        Call {
+            request,
+            result: PhantomData,
+        }
+    }
+}
+
+impl Request {
+    /// [`Request::Status`].
+    pub(crate) fn status() -> Call<Status> {
+        Call::new(Request::Status)
+    }
+
+    /// [`Request::Snapshot`].
+    pub(crate) fn snapshot(name: String) -> Call<Snapshot> {
+        Call::new(Request::Snapshot { name })
+    }
+
+    /// [`Request::SnapshotList`].
+    pub(crate) fn snapshot_list() -> Call<Vec<Snapshot>> {
+        Call::new(Request::SnapshotList)
+    }
+
+    /// [`Request::SnapshotRm`].
+    pub(crate) fn snapshot_rm(name: String) -> Call<()> {
+        Call::new(Request::SnapshotRm { name })
+    }
+
+    /// [`Request::Gc`].
+    pub(crate) fn gc() -> Call<Gc> {
+        Call::new(Request::Gc)
+    }
+
+    /// [`Request::Sync`].
+    pub(crate) fn sync() -> Call<()> {
+        Call::new(Request::Sync)
+    }
+
+    /// [`Request::Invite`].
+    pub(crate) fn invite(expires_secs: u64, addrs: Vec<String>, keeper: bool) -> Call<Invitation> {
+        Call::new(Request::Invite {
+            expires_secs,
+            addrs,
+            keeper,
+        })
+    }
+
+    /// [`Request::Redundancy`].
+    pub(crate) fn redundancy(path: String, level: Option<u8>) -> Call<Redundancy> {
+        Call::new(Request::Redundancy { path, level })
+    }
+
+    /// [`Request::PathStatus`].
+    pub(crate) fn path_status(path: String) -> Call<PathStatus> {
+        Call::new(Request::PathStatus { path })
+    }
+
+    /// [`Request::Devices`].
+    pub(crate) fn devices() -> Call<Vec<Device>> {
+        Call::new(Request::Devices)
+    }
+
+    /// [`Request::DevicesRemove`].
+    pub(crate) fn devices_remove(id: String) -> Call<()> {
+        Call::new(Request::DevicesRemove { id })
+    }
 }
 
 /// A request as sent on the socket: the protocol version, then the request's fields.

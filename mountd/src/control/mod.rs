@@ -7,7 +7,7 @@ mod devices;
 mod redundancy;
 mod served;
 
-pub(crate) use api::{Request, Response};
+pub(crate) use api::{Call, Request, Response};
 pub(crate) use devices::member_rows;
 pub(crate) use served::{NOT_MOUNTED, Served};
 
@@ -178,7 +178,8 @@ fn write_line<T: Serialize>(w: &mut impl Write, v: &T) -> io::Result<()> {
 
 /// Sends one request to the daemon listening on `path` and returns its result, read as the
 /// request's result type `T`.
-pub(crate) fn call<T: DeserializeOwned>(path: &Path, req: &Request) -> Result<T> {
+pub(crate) fn call<T: DeserializeOwned>(path: &Path, call: &Call<T>) -> Result<T> {
+    let req = &call.request;
     let mut conn = UnixStream::connect(path).map_err(|_| anyhow!(IN_USE))?;
     // gc and snapshots of large trees take a while; a dead daemon must not hang us forever.
     conn.set_read_timeout(Some(Duration::from_secs(600)))?;
@@ -230,7 +231,7 @@ mod tests {
             out.write_all(b"{\"ok\":true,\"result\":null}\n").unwrap();
             line
         });
-        let e = call::<()>(&sock, &Request::Sync).unwrap_err();
+        let e = call(&sock, &Request::sync()).unwrap_err();
         assert_eq!(
             e.to_string(),
             VersionError::Answer { daemon: 0 }.to_string()
@@ -241,7 +242,7 @@ mod tests {
     #[test]
     fn call_without_daemon_is_in_use() {
         let d = tempfile::tempdir().unwrap();
-        let e = call::<api::Status>(&d.path().join("control.sock"), &Request::Status).unwrap_err();
+        let e = call(&d.path().join("control.sock"), &Request::status()).unwrap_err();
         assert_eq!(e.to_string(), IN_USE);
     }
 }
