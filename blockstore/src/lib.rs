@@ -26,7 +26,7 @@ mod golden;
 mod id;
 mod store;
 
-pub use error::StoreError;
+pub use error::{BadFile, Damage, Invariant, StoreError, Unavailable};
 pub use format::MAX_BLOCK_LEN;
 pub use id::BlockId;
 pub use store::{BlockStore, Class, FsckReport, GcStats, Healed, StoreOptions, StoreStats};

@@ -63,8 +63,11 @@ impl Core {
         use blockstore::StoreError;
         if matches!(
             e,
-            FsError::Store(StoreError::Corrupt { .. } | StoreError::NotFound(_))
-                | FsError::BadBlock(_)
+            FsError::Store(
+                StoreError::Corrupt { .. }
+                    | StoreError::NotFound(_)
+                    | StoreError::Unavailable { .. }
+            ) | FsError::BadBlock(_)
         ) {
             let path = self
                 .path_of(ino)

@@ -1,35 +1,15 @@
-//! Damaged databases: the hint a failed open gives, and the open `fossa fsck --repair` does
-//! (docs/cli.md, "Recovery").
+//! Damaged databases: the open `fossa fsck --repair` does (docs/cli.md, "Recovery"). The hint
+//! a failed plain open gives lives with that open, in `volume`.
 use crate::config::Paths;
 use crate::sync::{NetSource, load_members};
 use crate::timefmt::rfc3339;
 use crate::unlock::Secret;
 use crate::volume::{Volume, VolumeLock, open_fs, owner, unseal};
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use blockstore::{BlockSource, BlockStore, StoreError, StoreOptions};
 use fossa_fs::{FsError, FsOptions, RecoverFrom, Recovered, Recovery, recover_meta};
 use fossa_net::Role;
 use std::sync::Arc;
-
-/// A store open error, with the way out when the index is damaged.
-pub(crate) fn store_hint(e: StoreError) -> anyhow::Error {
-    match e {
-        StoreError::IndexDamaged { .. } => {
-            anyhow!("{e}; run `fossa fsck --repair` to rebuild it from the data files")
-        }
-        other => other.into(),
-    }
-}
-
-/// An `Fs` open error, with the way out when the metadata database is damaged.
-pub(crate) fn fs_hint(e: FsError) -> anyhow::Error {
-    match e {
-        FsError::MetaDamaged { .. } => anyhow!(
-            "{e}; run `fossa fsck --repair` to recover it from the latest snapshot or the other devices"
-        ),
-        other => other.into(),
-    }
-}
 
 /// Opens the volume for `fsck --repair`: a damaged or missing block index is replaced by an
 /// empty one (the repair that follows rebuilds it from the data files), a damaged metadata

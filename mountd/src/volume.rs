@@ -3,11 +3,11 @@
 use crate::config::{Config, FORMAT_VERSION, Paths, write_new_file};
 use crate::sync::{Identity, NetSource, SyncParts};
 use crate::unlock::Secret;
-use anyhow::{Context, Result, bail};
-use blockstore::{BlockSource, BlockStore, StoreOptions};
+use anyhow::{Context, Result, anyhow, bail};
+use blockstore::{BlockSource, BlockStore, StoreError, StoreOptions};
 use fossa_fs::crypto::{VolumeSecret, random_array};
 use fossa_fs::volkey::{self, KdfParams};
-use fossa_fs::{Caller, Fs, FsOptions};
+use fossa_fs::{Caller, Fs, FsError, FsOptions};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::sync::Arc;
@@ -129,16 +129,15 @@ impl Volume {
         read_only: bool,
     ) -> Result<Self> {
         let (config, vs) = unseal(paths, secret)?;
-        let store = BlockStore::open(&paths.blocks(), StoreOptions::default())
-            .map_err(crate::recovery::store_hint)?;
+        let store =
+            BlockStore::open(&paths.blocks(), StoreOptions::default()).map_err(store_hint)?;
         let store = Arc::new(store);
         let net_source = Arc::new(NetSource::new(store.clone()));
         let opts = FsOptions {
             read_only,
             ..FsOptions::default()
         };
-        let fs =
-            open_fs(paths, &store, &net_source, &vs, opts).map_err(crate::recovery::fs_hint)?;
+        let fs = open_fs(paths, &store, &net_source, &vs, opts).map_err(fs_hint)?;
         Self::assemble(paths, lock, (config, vs), (store, net_source), fs)
     }
 
@@ -163,6 +162,26 @@ impl Volume {
     }
 }
 
+/// A store open error, with the way out when the index is damaged.
+fn store_hint(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::IndexDamaged { .. } => {
+            anyhow!("{e}; run `fossa fsck --repair` to rebuild it from the data files")
+        }
+        other => other.into(),
+    }
+}
+
+/// An `Fs` open error, with the way out when the metadata database is damaged.
+fn fs_hint(e: FsError) -> anyhow::Error {
+    match e {
+        FsError::MetaDamaged { .. } => anyhow!(
+            "{e}; run `fossa fsck --repair` to recover it from the latest snapshot or the other devices"
+        ),
+        other => other.into(),
+    }
+}
+
 /// The owner of a new volume's root directory: the user running fossa.
 pub(crate) fn owner() -> Caller {
     Caller {
@@ -179,7 +198,7 @@ pub(crate) fn open_fs(
     net_source: &Arc<NetSource>,
     vs: &VolumeSecret,
     opts: FsOptions,
-) -> Result<Fs, fossa_fs::FsError> {
+) -> Result<Fs, FsError> {
     let source: Arc<dyn BlockSource> = net_source.clone();
     Fs::open(store.clone(), source, &paths.meta(), vs, owner(), opts)
 }

@@ -10,7 +10,7 @@ use super::writer::Writer;
 use super::{BlockStore, State};
 use crate::error::io_error;
 use crate::format::{FILE_HEADER_LEN, RECORD_HEADER_LEN, data_file_name};
-use crate::{BlockId, StoreError};
+use crate::{BlockId, Invariant, StoreError};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 
@@ -34,7 +34,7 @@ impl BlockStore {
         let w = st
             .writer
             .as_mut()
-            .ok_or(StoreError::Index("no active data file".into()))?;
+            .ok_or_else(|| StoreError::internal(Invariant::NoActiveDataFile))?;
         let offset = w.append(id, data, &self.mark)?;
         if w.early_sync_due() {
             self.early.kick(w.path().to_owned(), w.file().clone());

@@ -1,9 +1,9 @@
 //! Data files at open: header checks, roll-forward of uncommitted tails, orphans.
 use super::tail::{Tail, cut, roll_forward, scan_tail};
 use super::writer::open_rw;
-use crate::StoreError;
 use crate::error::io_error;
 use crate::format::{FILE_HEADER_LEN, data_file_name, decode_file_header, parse_data_file_name};
+use crate::{BadFile, StoreError};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -45,21 +45,24 @@ pub(super) fn has_data_files(data_dir: &Path) -> Result<bool, StoreError> {
 /// Reads and checks the header of data file `n`.
 pub(super) fn check_header(path: &Path, file: &File, n: u32) -> Result<(), StoreError> {
     let mut h = [0u8; FILE_HEADER_LEN as usize];
-    let bad = |reason| StoreError::Format {
+    let bad = |fault| StoreError::Format {
         path: path.to_owned(),
-        reason,
+        fault,
     };
     match file.read_exact_at(&mut h, 0) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            return Err(bad("data file shorter than its header"));
+            return Err(bad(BadFile::ShortHeader));
         }
         Err(e) => return Err(io_error(path, e)),
     }
     match decode_file_header(&h) {
         Ok(claimed) if claimed == n => Ok(()),
-        Ok(_) => Err(bad("data file number does not match its name")),
-        Err(reason) => Err(bad(reason)),
+        Ok(claimed) => Err(bad(BadFile::NumberMismatch {
+            in_header: claimed,
+            in_name: n,
+        })),
+        Err(reason) => Err(bad(BadFile::Header(reason))),
     }
 }
 

@@ -4,11 +4,26 @@ use crate::error::io_error;
 use crate::format::{
     Entry, FILE_HEADER_LEN, RECORD_HEADER_LEN, data_file_name, decode_record_header,
 };
-use crate::{BlockId, Class, FsckReport, StoreError};
+use crate::{BlockId, Class, StoreError};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
+
+/// Result of [`crate::BlockStore::fsck`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Blocks read and verified.
+    pub blocks_checked: u64,
+    /// Blocks whose bytes do not match their id.
+    pub corrupt: Vec<BlockId>,
+    /// Index entries pointing outside the data files.
+    pub dangling: Vec<BlockId>,
+    /// Index entries rebuilt from data files (repair mode).
+    pub repaired: u64,
+    /// The blocks those entries are for, indexed as unpinned Own.
+    pub rebuilt: Vec<BlockId>,
+}
 
 /// A record found by scanning a data file whose bytes match its id.
 struct Found {

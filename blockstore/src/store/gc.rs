@@ -6,8 +6,19 @@
 //! file is sealed first (a new active file is started), then compacted like any other.
 use super::{BlockStore, State};
 use crate::format::{Entry, FILE_HEADER_LEN, data_file_name};
-use crate::{BlockId, Class, GcStats, StoreError};
+use crate::{BlockId, Class, StoreError};
 use std::collections::{HashMap, HashSet};
+
+/// Result of [`crate::BlockStore::gc`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcStats {
+    /// Blocks deleted.
+    pub blocks_removed: u64,
+    /// Bytes of blocks deleted.
+    pub bytes_removed: u64,
+    /// Bytes of disk space returned by compaction.
+    pub bytes_reclaimed: u64,
+}
 
 /// A file is compacted when its live bytes are below this fraction (in percent) of its body.
 const COMPACT_LIVE_PERCENT: u64 = 50;

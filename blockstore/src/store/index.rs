@@ -4,7 +4,7 @@
 //! only by [`Index::commit`], one durable transaction per store commit.
 use crate::error::{index_error, open_error};
 use crate::format::{ENTRY_LEN, Entry, FORMAT_VERSION, decode_entry, encode_entry};
-use crate::{BlockId, StoreError};
+use crate::{BadFile, BlockId, StoreError};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -75,10 +75,13 @@ impl Index {
                 .map(|v| v.value());
             match found {
                 Some(v) if v == u64::from(FORMAT_VERSION) => {}
-                Some(_) => {
+                Some(found) => {
                     return Err(StoreError::Format {
                         path: self.path.clone(),
-                        reason: "unsupported index format version",
+                        fault: BadFile::IndexVersion {
+                            found,
+                            supported: u64::from(FORMAT_VERSION),
+                        },
                     });
                 }
                 None => {

@@ -12,6 +12,7 @@
 //! A failed data write or sync (ours or a background one) rolls every uncommitted block back
 //! (they must be put again); a failed index commit keeps them pending for the next commit.
 mod cache;
+mod class;
 mod commit;
 mod early;
 mod files;
@@ -21,14 +22,15 @@ mod headroom;
 mod heal;
 mod index;
 mod tail;
-mod types;
 mod writer;
 
+pub use class::Class;
+pub use fsck::FsckReport;
+pub use gc::GcStats;
 pub use heal::Healed;
-pub use types::{Class, FsckReport, GcStats, StoreOptions, StoreStats};
 
 use crate::format::{Entry, FILE_HEADER_LEN, MAX_BLOCK_LEN, data_file_name};
-use crate::{BlockId, StoreError};
+use crate::{BlockId, Damage, StoreError};
 use cache::Cache;
 use early::EarlySync;
 use files::open_data_files;
@@ -40,6 +42,41 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use writer::{FlushMark, Writer};
+
+/// Options for [`crate::BlockStore::open`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Byte quota for [`Class::Cached`] blocks.
+    pub cache_quota: u64,
+    /// A data file is closed and a new one started past this size.
+    pub data_file_size: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            cache_quota: 1 << 30,
+            data_file_size: 1 << 30,
+        }
+    }
+}
+
+/// Counts reported by [`crate::BlockStore::stats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Blocks of class Own.
+    pub own_blocks: u64,
+    /// Bytes of class Own.
+    pub own_bytes: u64,
+    /// Blocks of class Cached.
+    pub cached_blocks: u64,
+    /// Bytes of class Cached.
+    pub cached_bytes: u64,
+    /// Pinned blocks (any class).
+    pub pinned_blocks: u64,
+    /// Bytes the data files take on disk.
+    pub disk_bytes: u64,
+}
 
 /// Mutable bookkeeping, behind one mutex.
 struct State {
@@ -135,7 +172,7 @@ impl BlockStore {
         if !path.exists() && files::has_data_files(&data_dir)? {
             return Err(StoreError::IndexDamaged {
                 path,
-                reason: "the index is missing but data files exist".into(),
+                damage: Damage::Missing,
             });
         }
         Self::open_with_index(dir, data_dir, opts)

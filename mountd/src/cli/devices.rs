@@ -1,7 +1,8 @@
 //! `fossa invite`, `fossa join`, `fossa devices [remove]` and `fossa status PATH`.
-use super::{Ctx, mount, require_volume};
+use super::{Ctx, mount, print_json, require_volume};
 use crate::config::Config;
-use crate::control::{self, NOT_MOUNTED, Request, member_rows};
+use crate::control::api::{Device, PathStatus, Redundancy};
+use crate::control::{self, Call, NOT_MOUNTED, Request, member_rows};
 use crate::sync::{self, default_name, find_member, load_members, parse_duration, save_members};
 use crate::volume::{self, VolumeLock};
 use crate::{JoinArgs, MountArgs, timefmt, unlock};
@@ -10,7 +11,7 @@ use fossa_fs::volkey;
 use fossa_net::{
     DeviceKey, InviteCode, JoinResult, Members, NetError, PendingJoin, Role, SignedMember,
 };
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -26,24 +27,16 @@ fn require_daemon(ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-fn call(ctx: &Ctx, req: &Request) -> Result<Value> {
-    control::call(&ctx.paths.control_socket(), req)?.into_result()
+fn call<T: DeserializeOwned>(ctx: &Ctx, call: &Call<T>) -> Result<T> {
+    control::call(&ctx.paths.control_socket(), call)
 }
 
 /// `fossa invite [--expires D] [--addr A]…`: prints the code.
 pub(crate) fn invite(ctx: &Ctx, expires: &str, addrs: Vec<String>, keeper: bool) -> Result<()> {
     let valid = parse_duration(expires)?;
     require_daemon(ctx)?;
-    let req = Request::Invite {
-        expires_secs: valid.as_secs(),
-        addrs,
-        keeper,
-    };
-    let v = call(ctx, &req)?;
-    let code = v["code"]
-        .as_str()
-        .context("bad answer from the fossa daemon")?;
-    println!("{code}");
+    let inv = call(ctx, &Request::invite(valid.as_secs(), addrs, keeper))?;
+    println!("{}", inv.code);
     Ok(())
 }
 
@@ -55,16 +48,15 @@ pub(crate) fn redundancy(ctx: &Ctx, dir: &Path, level: Option<u8>, json: bool) -
         .to_str()
         .ok_or_else(|| anyhow!("{}: not UTF-8", abs.display()))?
         .to_owned();
-    let v = call(ctx, &Request::Redundancy { path, level })?;
+    let r: Redundancy = call(ctx, &Request::redundancy(path, level))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return print_json(&r);
     }
-    let from = match v["set_at"].as_str() {
+    let from = match &r.set_at {
         Some(p) => format!("set on /{p}"),
         None => "default".to_owned(),
     };
-    println!("{}: level {} ({from})", abs.display(), v["level"]);
+    println!("{}: level {} ({from})", abs.display(), r.level);
     Ok(())
 }
 
@@ -76,21 +68,18 @@ pub(crate) fn path_status(ctx: &Ctx, path: &Path, json: bool) -> Result<()> {
         .to_str()
         .ok_or_else(|| anyhow!("{}: not UTF-8", abs.display()))?
         .to_owned();
-    let v = call(ctx, &Request::PathStatus { path })?;
+    let st: PathStatus = call(ctx, &Request::path_status(path))?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return print_json(&st);
     }
-    let yes_no = |k: &str, y: &'static str, n: &'static str| {
-        if v[k] == Value::Bool(true) { y } else { n }
-    };
+    let yes_no = |b: bool, y: &'static str, n: &'static str| if b { y } else { n };
     println!(
         "{}: {}, {}\nversion: {}\nauthor:  {}",
         abs.display(),
-        yes_no("local", "local", "remote-only (blocks not all here)"),
-        yes_no("pending", "pending (changes not yet synced)", "in sync"),
-        v["version"],
-        v["author"].as_str().unwrap_or("?"),
+        yes_no(st.local, "local", "remote-only (blocks not all here)"),
+        yes_no(st.pending, "pending (changes not yet synced)", "in sync"),
+        serde_json::to_string(&st.version)?,
+        st.author,
     );
     Ok(())
 }
@@ -98,8 +87,8 @@ pub(crate) fn path_status(ctx: &Ctx, path: &Path, json: bool) -> Result<()> {
 /// `fossa devices [--json]`.
 pub(crate) fn list(ctx: &Ctx, json: bool) -> Result<()> {
     require_volume(ctx)?;
-    let rows = match VolumeLock::try_acquire(&ctx.paths)? {
-        None => call(ctx, &Request::Devices)?,
+    let rows: Vec<Device> = match VolumeLock::try_acquire(&ctx.paths)? {
+        None => call(ctx, &Request::devices())?,
         Some(_lock) => {
             let members = load_members(&ctx.paths, Config::load(&ctx.paths)?.volume_bytes()?)?;
             let me = own_key(ctx)?.map(|k| k.id());
@@ -107,40 +96,33 @@ pub(crate) fn list(ctx: &Ctx, json: bool) -> Result<()> {
         }
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(());
+        return print_json(&rows);
     }
-    for r in rows.as_array().into_iter().flatten() {
+    for r in &rows {
         println!("{}", human_row(r));
     }
     Ok(())
 }
 
-fn human_row(r: &Value) -> String {
-    let flag = |k: &str, word: &str| {
-        if r[k] == Value::Bool(true) {
+fn human_row(r: &Device) -> String {
+    let flag = |set: bool, word: &str| {
+        if set {
             format!(" {word}")
         } else {
             String::new()
         }
     };
-    let addrs: Vec<&str> = r["addrs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
     format!(
         "{}  {}{}{}{}{}",
-        r["id"].as_str().unwrap_or("?"),
-        r["name"].as_str().unwrap_or("?"),
-        flag("this_device", "(this device)"),
-        flag("revoked", "revoked"),
-        flag("connected", "connected"),
-        if addrs.is_empty() {
+        r.id,
+        r.name,
+        flag(r.this_device, "(this device)"),
+        flag(r.revoked, "revoked"),
+        flag(r.connected, "connected"),
+        if r.addrs.is_empty() {
             String::new()
         } else {
-            format!("  {}", addrs.join(" "))
+            format!("  {}", r.addrs.join(" "))
         },
     )
 }
@@ -157,8 +139,7 @@ fn own_key(ctx: &Ctx) -> Result<Option<DeviceKey>> {
 pub(crate) fn remove(ctx: &Ctx, id: &str) -> Result<()> {
     require_volume(ctx)?;
     let Some(_lock) = VolumeLock::try_acquire(&ctx.paths)? else {
-        call(ctx, &Request::DevicesRemove { id: id.to_owned() })?;
-        return Ok(());
+        return call(ctx, &Request::devices_remove(id.to_owned()));
     };
     let members = load_members(&ctx.paths, Config::load(&ctx.paths)?.volume_bytes()?)?;
     let key = own_key(ctx)?.context("this home has no device key")?;

@@ -6,6 +6,7 @@
 use super::Ctx;
 use super::devices::{decode_code, remove_created, run_join, save_joined_members};
 use crate::KeeperArgs;
+use crate::control::api::{KeeperLive, KeeperStatus};
 use crate::sync::{
     self, DEFAULT_LISTEN, hostname, load_members, parse_addr_list, parse_rate, save_members,
     short_id,
@@ -14,7 +15,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use blockstore::{BlockStore, StoreOptions};
 use fossa_net::{BlockHolder, Members, Node, NodeConfig, PendingJoin, Role, StoreHolder};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -67,14 +67,18 @@ fn load_config(ctx: &Ctx) -> Result<Option<KeeperConfig>> {
 }
 
 /// `fossa status` on a keeper's home: its last status file (None: not a keeper home).
-pub(crate) fn status(ctx: &Ctx) -> Result<Option<Value>> {
+pub(crate) fn status(ctx: &Ctx) -> Result<Option<KeeperStatus>> {
     if load_config(ctx)?.is_none() {
         return Ok(None);
     }
     let p = status_path(ctx);
     let v = match std::fs::read(&p) {
         Ok(b) => serde_json::from_slice(&b).with_context(|| format!("{}", p.display()))?,
-        Err(_) => json!({ "keeper": true, "running": false }),
+        Err(_) => KeeperStatus {
+            keeper: true,
+            running: false,
+            live: None,
+        },
     };
     Ok(Some(v))
 }
@@ -238,18 +242,20 @@ fn write_status(ctx: &Ctx, node: &Node, holder: &StoreHolder) {
     let (used, quota) = holder.usage();
     let blocks = holder.list().map_or(0, |l| l.len());
     let st = node.stats();
-    let v = json!({
-        "keeper": true,
-        "running": true,
-        "device_id": node.id().to_string(),
-        "listen": node.local_addr().to_string(),
-        "connected": node.connected().iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "blocks": blocks,
-        "bytes": used,
-        "quota": quota,
-        "bytes_sent": st.bytes_sent,
-        "bytes_received": st.bytes_received,
-    });
+    let v = KeeperStatus {
+        keeper: true,
+        running: true,
+        live: Some(KeeperLive {
+            device_id: node.id().to_string(),
+            listen: node.local_addr().to_string(),
+            connected: node.connected().iter().map(ToString::to_string).collect(),
+            blocks: blocks as u64,
+            bytes: used,
+            quota,
+            bytes_sent: st.bytes_sent,
+            bytes_received: st.bytes_received,
+        }),
+    };
     let p = status_path(ctx);
     let tmp = p.with_extension("json.tmp");
     let r = serde_json::to_vec_pretty(&v)

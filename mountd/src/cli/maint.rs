@@ -1,9 +1,9 @@
 //! `fossa fsck`, `fossa gc` and `fossa sync`.
-use super::{Ctx, open_local, open_repairing, request, require_volume};
+use super::{Ctx, open_local, open_repairing, print_json, request, require_volume};
 use crate::control::Request;
+use crate::control::api::{self, Fsck};
 use crate::volume::VolumeLock;
 use anyhow::Result;
-use serde_json::json;
 use std::process::ExitCode;
 
 /// `fossa fsck [--repair] [--json]`: exit 0 clean, 1 problems found (errors exit 2 in main).
@@ -33,17 +33,16 @@ pub(crate) fn fsck(ctx: &Ctx, repair: bool, json: bool) -> Result<ExitCode> {
             .map(|id| format!("block {id}: dangling index entry")),
     );
     let clean = problems.is_empty();
-    let report = json!({
-        "clean": clean,
-        "inodes_checked": r.inodes,
-        "blocks_checked": r.blocks,
-        "store_blocks_checked": r.store.blocks_checked,
-        "repaired": r.store.repaired,
-        "recovered": recovered,
-        "problems": problems,
-    });
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        print_json(&Fsck {
+            clean,
+            inodes_checked: r.inodes,
+            blocks_checked: r.blocks,
+            store_blocks_checked: r.store.blocks_checked,
+            repaired: r.store.repaired,
+            recovered,
+            problems,
+        })?;
     } else {
         for p in &problems {
             println!("problem: {p}");
@@ -64,17 +63,13 @@ pub(crate) fn fsck(ctx: &Ctx, repair: bool, json: bool) -> Result<ExitCode> {
 
 /// `fossa gc [--json]`: through the daemon when mounted.
 pub(crate) fn gc(ctx: &Ctx, json: bool) -> Result<()> {
-    let v = request(ctx, &Request::Gc)?;
+    let g: api::Gc = request(ctx, &Request::gc())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        print_json(&g)?;
     } else {
-        let n = |k: &str| v[k].as_u64().unwrap_or(0);
         println!(
             "removed {} blocks ({} bytes), reclaimed {} bytes; {} blocks live",
-            n("blocks_removed"),
-            n("bytes_removed"),
-            n("bytes_reclaimed"),
-            n("live_blocks")
+            g.blocks_removed, g.bytes_removed, g.bytes_reclaimed, g.live_blocks
         );
     }
     Ok(())
@@ -83,6 +78,5 @@ pub(crate) fn gc(ctx: &Ctx, json: bool) -> Result<()> {
 /// `fossa sync`: a durable commit of everything written so far, through the daemon when
 /// mounted (unmounted, the volume is already durable and this only checks it opens).
 pub(crate) fn sync(ctx: &Ctx) -> Result<()> {
-    request(ctx, &Request::Sync)?;
-    Ok(())
+    request(ctx, &Request::sync())
 }

@@ -10,12 +10,12 @@ mod snapshot;
 mod status;
 
 use crate::config::Paths;
-use crate::control::{self, Request};
+use crate::control::{self, Call};
 use crate::unlock;
 use crate::volume::{Volume, VolumeLock};
 use crate::{Cli, Command, DevicesCmd, SnapshotCmd};
 use anyhow::{Result, bail};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -103,15 +103,21 @@ fn open_repairing(ctx: &Ctx, lock: VolumeLock) -> Result<(Volume, Vec<String>)> 
     crate::recovery::open_repairing(&ctx.paths, lock, &secret)
 }
 
-/// Executes `req`: through the daemon's control socket if a daemon holds the volume,
-/// otherwise by opening the volume here.
-fn request(ctx: &Ctx, req: &Request) -> Result<Value> {
+/// Executes `req` and returns its result type `T` (docs/control.md): through the daemon's
+/// control socket if a daemon holds the volume, otherwise by opening the volume here.
+fn request<T: DeserializeOwned>(ctx: &Ctx, call: &Call<T>) -> Result<T> {
     require_volume(ctx)?;
     let Some(lock) = VolumeLock::try_acquire(&ctx.paths)? else {
-        return control::call(&ctx.paths.control_socket(), req)?.into_result();
+        return control::call(&ctx.paths.control_socket(), call);
     };
     let vol = open_local(ctx, lock)?;
-    let result = control::handle(&vol, None, req).into_result()?;
+    let result = control::handle(&vol, None, &call.request).into_result()?;
     vol.fs.sync()?;
     Ok(result)
+}
+
+/// Prints `v` as the `--json` output: pretty JSON on stdout.
+fn print_json(v: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
 }

@@ -2,8 +2,8 @@
 //! progress, redrawn until nothing is missing.
 use super::{Ctx, request};
 use crate::control::Request;
+use crate::control::api::Status;
 use anyhow::Result;
-use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -20,8 +20,8 @@ pub(crate) fn follow(ctx: &Ctx) -> Result<()> {
     let mut prev: Option<(Instant, u64)> = None;
     let mut logged = Instant::now() - LOG_EVERY;
     loop {
-        let v = request(ctx, &Request::Status)?;
-        let s = Sample::of(&v);
+        let st: Status = request(ctx, &Request::status())?;
+        let s = Sample::of(&st);
         let rate = prev.map_or(0.0, |(t, r)| {
             rate(s.received.saturating_sub(r), t.elapsed())
         });
@@ -59,19 +59,18 @@ struct Sample {
 }
 
 impl Sample {
-    fn of(v: &Value) -> Self {
-        let n = |x: &Value| x.as_u64().unwrap_or(0);
-        let missing = n(&v["sync"]["blocks_missing"]);
-        let logical = n(&v["logical_bytes"]).max(1);
+    fn of(st: &Status) -> Self {
+        let missing = st.sync.blocks_missing;
+        let logical = st.logical_bytes.max(1);
         let fraction = match missing {
             0 => 1.0,
-            _ => (n(&v["own_bytes"]) as f64 / logical as f64).min(0.99),
+            _ => (st.own_bytes as f64 / logical as f64).min(0.99),
         };
         Sample {
             missing,
-            received: n(&v["sync"]["bytes_received"]),
+            received: st.sync.bytes_received,
             fraction,
-            peers: v["sync"]["connected"].as_array().map_or(0, Vec::len),
+            peers: st.sync.connected.len(),
         }
     }
 
@@ -93,13 +92,28 @@ impl Sample {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::api::SyncStatus;
+
+    fn status(own_bytes: u64, sync: SyncStatus) -> Status {
+        Status {
+            logical_bytes: 1000,
+            own_bytes,
+            sync,
+            ..Status::default()
+        }
+    }
 
     #[test]
     fn lines_show_progress_and_completion() {
-        let v = serde_json::json!({
-            "logical_bytes": 1000, "own_bytes": 500,
-            "sync": {"blocks_missing": 7, "bytes_received": 3 << 20, "connected": ["x"]}
-        });
+        let v = status(
+            500,
+            SyncStatus {
+                blocks_missing: 7,
+                bytes_received: 3 << 20,
+                connected: vec!["x".into()],
+                ..SyncStatus::default()
+            },
+        );
         let s = Sample::of(&v);
         let line = s.line(2.0);
         assert!(
@@ -107,8 +121,7 @@ mod tests {
             "{line}"
         );
         assert!(line.contains(" 50%  7 blocks to fetch  3.0 MiB received  2.0 MiB/s  1 peer"));
-        let done = serde_json::json!({"logical_bytes": 1000, "own_bytes": 900,
-            "sync": {"blocks_missing": 0}});
+        let done = status(900, SyncStatus::default());
         assert_eq!(
             Sample::of(&done).line(0.0),
             format!("[{}] in sync", "#".repeat(30))

@@ -1,6 +1,7 @@
 //! `fossa snapshot [NAME]`, `fossa snapshot list`, `fossa snapshot rm NAME`.
-use super::{Ctx, request};
+use super::{Ctx, print_json, request};
 use crate::control::Request;
+use crate::control::api::Snapshot;
 use crate::timefmt;
 use anyhow::{Result, bail};
 use std::time::SystemTime;
@@ -9,29 +10,26 @@ use std::time::SystemTime;
 pub(crate) fn create(ctx: &Ctx, name: Option<String>) -> Result<()> {
     let name = name.unwrap_or_else(|| timefmt::snapshot_name(SystemTime::now()));
     check_name(&name)?;
-    let v = request(ctx, &Request::Snapshot { name })?;
-    println!("{}", v["name"].as_str().unwrap_or_default());
+    let taken: Snapshot = request(ctx, &Request::snapshot(name))?;
+    println!("{}", taken.name);
     Ok(())
 }
 
 /// Lists snapshots: `NAME  TIME` lines, or a JSON array of `{name, time}`.
 pub(crate) fn list(ctx: &Ctx, json: bool) -> Result<()> {
-    let v = request(ctx, &Request::SnapshotList)?;
+    let list: Vec<Snapshot> = request(ctx, &Request::snapshot_list())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return print_json(&list);
     }
-    for s in v.as_array().into_iter().flatten() {
-        let field = |k: &str| s[k].as_str().unwrap_or_default().to_owned();
-        println!("{}  {}", field("name"), field("time"));
+    for s in list {
+        println!("{}  {}", s.name, s.time);
     }
     Ok(())
 }
 
 /// Forgets snapshot `name` (exit 1 if there is none).
 pub(crate) fn remove(ctx: &Ctx, name: String) -> Result<()> {
-    request(ctx, &Request::SnapshotRm { name })?;
-    Ok(())
+    request(ctx, &Request::snapshot_rm(name))
 }
 
 /// A snapshot name becomes a directory name under `.snapshots/`.

@@ -1,68 +1,66 @@
 //! `fossa status [--json]`.
 pub(crate) use super::devices::path_status;
-use super::{Ctx, request};
+use super::{Ctx, print_json, request};
 use crate::control::Request;
+use crate::control::api::{RedundancyStatus, Status, SyncStatus};
 use anyhow::Result;
-use serde_json::Value;
 
 /// Prints the volume's status, asking the daemon if it is mounted.
 pub(crate) fn status(ctx: &Ctx, json: bool) -> Result<()> {
-    if let Some(v) = super::keeper::status(ctx)? {
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+    if let Some(k) = super::keeper::status(ctx)? {
+        return print_json(&k);
     }
-    let v = request(ctx, &Request::Status)?;
+    let st: Status = request(ctx, &Request::status())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        print_json(&st)?;
     } else {
-        print!("{}", human(&v));
+        print!("{}", human(&st));
     }
     Ok(())
 }
 
 /// The human-readable form of the status object.
-fn human(v: &Value) -> String {
-    let n = |k: &str| v[k].as_u64().unwrap_or(0);
-    let mounted = match v["mountpoint"].as_str() {
-        Some(m) if v["mounted"] == Value::Bool(true) => format!("yes, at {m}"),
+fn human(v: &Status) -> String {
+    let mounted = match &v.mountpoint {
+        Some(m) if v.mounted => format!("yes, at {}", m.display()),
         _ => "no".to_owned(),
     };
     format!(
         "volume:     {}\nmounted:    {}\ninodes:     {} ({} files, {} directories)\n\
          logical:    {} bytes\nstored:     {} blocks, {} bytes ({} bytes on disk)\n\
          snapshots:  {}\n{}{}",
-        v["volume_id"].as_str().unwrap_or("?"),
+        v.volume_id,
         mounted,
-        n("inodes"),
-        n("files"),
-        n("dirs"),
-        n("logical_bytes"),
-        n("own_blocks"),
-        n("own_bytes"),
-        n("disk_bytes"),
-        n("snapshots"),
-        sync_lines(&v["sync"]),
-        redundancy_lines(&v["redundancy"]),
+        v.inodes,
+        v.files,
+        v.dirs,
+        v.logical_bytes,
+        v.own_blocks,
+        v.own_bytes,
+        v.disk_bytes,
+        v.snapshots,
+        sync_lines(&v.sync),
+        redundancy_lines(&v.redundancy),
     )
 }
 
 /// The redundancy part of the human status: one line per directory with a level set.
-fn redundancy_lines(r: &Value) -> String {
+fn redundancy_lines(r: &RedundancyStatus) -> String {
     let mut out = String::new();
-    for d in r["dirs"].as_array().into_iter().flatten() {
-        let copies = d["copies_min"]
-            .as_u64()
+    for d in &r.dirs {
+        let copies = d
+            .copies_min
             .map_or("? (another device runs repair)".to_owned(), |c| {
                 c.to_string()
             });
         out.push_str(&format!(
             "redundancy: /{}: level {}, {} blocks, min copies {}, {} under level{}\n",
-            d["path"].as_str().unwrap_or("?"),
-            d["level"],
-            d["blocks"],
+            d.path,
+            d.level,
+            d.blocks,
             copies,
-            d["blocks_under_level"].as_u64().unwrap_or(0),
-            if r["repair_in_progress"] == Value::Bool(true) {
+            d.blocks_under_level.unwrap_or(0),
+            if r.repair_in_progress {
                 ", repair in progress"
             } else {
                 ""
@@ -73,60 +71,79 @@ fn redundancy_lines(r: &Value) -> String {
 }
 
 /// The sync part of the human status.
-fn sync_lines(s: &Value) -> String {
-    if s.is_null() {
-        return String::new();
-    }
-    let n = |k: &str| s[k].as_u64().unwrap_or(0);
-    let peers: Vec<&str> = s["connected"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
-    let listen = s["listen"]
-        .as_str()
+fn sync_lines(s: &SyncStatus) -> String {
+    let listen = s
+        .listen
+        .as_ref()
         .map_or(String::new(), |l| format!(", listening on {l}"));
     format!(
         "device:     {} ({}){listen}\npeers:      {}\nsync:       local sequence {}, {} blocks missing, \
          {} bytes sent, {} received\n",
-        s["device_id"].as_str().unwrap_or("?"),
-        s["device_name"].as_str().unwrap_or("?"),
-        if peers.is_empty() {
+        s.device_id,
+        s.device_name,
+        if s.connected.is_empty() {
             "none connected".to_owned()
         } else {
-            peers.join(", ")
+            s.connected.join(", ")
         },
-        n("local_seq"),
-        n("blocks_missing"),
-        n("bytes_sent"),
-        n("bytes_received"),
+        s.local_seq,
+        s.blocks_missing,
+        s.bytes_sent,
+        s.bytes_received,
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::api::LevelDir;
 
     #[test]
     fn human_status_names_the_mountpoint() {
-        let v = serde_json::json!({
-            "volume_id": "ab", "mounted": true, "mountpoint": "/m", "inodes": 3,
-            "files": 1, "dirs": 2, "logical_bytes": 5, "own_blocks": 1, "own_bytes": 9,
-            "disk_bytes": 10, "snapshots": 0
-        });
+        let mut v = Status {
+            volume_id: "ab".into(),
+            mounted: true,
+            mountpoint: Some("/m".into()),
+            inodes: 3,
+            files: 1,
+            dirs: 2,
+            logical_bytes: 5,
+            own_blocks: 1,
+            own_bytes: 9,
+            cached_blocks: 0,
+            cached_bytes: 0,
+            disk_bytes: 10,
+            snapshots: 0,
+            sync: SyncStatus {
+                device_id: "AAA".into(),
+                device_name: "lap".into(),
+                connected: vec!["BBB".into()],
+                local_seq: 4,
+                blocks_missing: 2,
+                bytes_sent: 1,
+                bytes_received: 3,
+                ..SyncStatus::default()
+            },
+            redundancy: RedundancyStatus::default(),
+        };
         let h = human(&v);
         assert!(h.contains("yes, at /m"), "{h}");
         assert!(h.contains("3 (1 files, 2 directories)"), "{h}");
-        assert!(!h.contains("device:"), "{h}");
-        let mut v = v;
-        v["sync"] = serde_json::json!({
-            "device_id": "AAA", "device_name": "lap", "listen": null, "connected": ["BBB"],
-            "local_seq": 4, "blocks_missing": 2, "bytes_sent": 1, "bytes_received": 3
-        });
-        let h = human(&v);
         assert!(h.contains("device:     AAA (lap)\n"), "{h}");
         assert!(h.contains("peers:      BBB\n"), "{h}");
         assert!(h.contains("2 blocks missing"), "{h}");
+        assert!(!h.contains("redundancy:"), "{h}");
+        v.redundancy.dirs.push(LevelDir {
+            path: "docs".into(),
+            level: 2,
+            blocks: 5,
+            copies_min: None,
+            blocks_under_level: None,
+        });
+        let h = human(&v);
+        assert!(
+            h.contains("redundancy: /docs: level 2, 5 blocks, min copies ? (another device"),
+            "{h}"
+        );
     }
 }

@@ -1,25 +1,13 @@
 //! Redundancy requests of the control socket: a directory's level (`fossa redundancy`) and
 //! the `redundancy` object of `status` (docs/redundancy.md, docs/cli.md).
-use super::Served;
-use super::devices::served_or_fail;
+use super::api::{LevelDir, Redundancy, RedundancyStatus};
+use super::served::{Served, served_or_fail};
+use crate::sync::RepairState;
 use crate::volume::Volume;
 use anyhow::{Result, anyhow, bail};
+use blockstore::BlockId;
 use fossa_fs::{FileKind, FsError, REDUNDANCY_XATTR, XattrMode};
-use serde_json::{Value, json};
-
-/// The volume-relative path of `path`, absolute inside the mount.
-pub(super) fn relative<'a>(served: &Served, path: &'a str) -> Result<&'a str> {
-    std::path::Path::new(path)
-        .strip_prefix(&served.mountpoint)
-        .map_err(|_| {
-            anyhow!(
-                "{path} is not in the volume mounted at {}",
-                served.mountpoint.display()
-            )
-        })?
-        .to_str()
-        .ok_or_else(|| anyhow!("{path}: not UTF-8"))
-}
+use fossa_net::DeviceId;
 
 /// The inode of the directory at `rel`.
 fn dir_ino(vol: &Volume, rel: &str, path: &str) -> Result<u64> {
@@ -47,9 +35,9 @@ pub(crate) fn level(
     served: Option<&Served>,
     path: &str,
     level: Option<u8>,
-) -> Result<Value> {
+) -> Result<Redundancy> {
     let served = served_or_fail(served)?;
-    let rel = relative(served, path)?;
+    let rel = served.relative(path)?;
     let ino = dir_ino(vol, rel, path)?;
     if let Some(n) = level {
         let v = n.to_string();
@@ -59,13 +47,12 @@ pub(crate) fn level(
         tracing::info!(path = rel, level = n, "redundancy level set");
     }
     let r = vol.fs.redundancy(rel.as_bytes())?;
-    let from = set_at(vol, rel)?;
-    Ok(json!({
-        "path": rel,
-        "level": r.level,
-        "set_here": r.set_here,
-        "set_at": from,
-    }))
+    Ok(Redundancy {
+        path: rel.to_owned(),
+        level: r.level,
+        set_here: r.set_here,
+        set_at: set_at(vol, rel)?,
+    })
 }
 
 /// The nearest directory at or above `rel` that sets a level (None: the default applies).
@@ -81,56 +68,58 @@ fn set_at(vol: &Volume, rel: &str) -> Result<Option<String>> {
 }
 
 /// The `redundancy` object of `status --json`.
-pub(crate) fn status(vol: &Volume, served: Option<&Served>) -> Result<Value> {
+pub(crate) fn status(vol: &Volume, served: Option<&Served>) -> Result<RedundancyStatus> {
     let state = served.map(|s| s.sync.repair_state()).unwrap_or_default();
     let me = vol.sync.identity.key.id();
-    let runner = state.runner.map(|r| r.to_string());
     let is_runner = state.runner == Some(me);
     let live = served.map_or_else(Vec::new, |s| s.sync.node().connected());
-    let count = |b: &blockstore::BlockId| {
-        state
-            .holders
-            .get(b)
-            .map_or(0, |hs: &Vec<fossa_net::DeviceId>| {
-                hs.iter().filter(|h| **h == me || live.contains(h)).count()
-            })
-    };
     let mut dirs = Vec::new();
     for d in vol.fs.level_dirs()? {
-        let counts: Vec<usize> = d.blocks.iter().map(count).collect();
-        let under = counts.iter().filter(|c| **c < usize::from(d.level)).count();
-        dirs.push(json!({
-            "path": String::from_utf8_lossy(&d.path),
-            "level": d.level,
-            "blocks": d.blocks.len(),
-            "copies_min": is_runner.then(|| counts.iter().min().copied().unwrap_or(0)),
-            "blocks_under_level": is_runner.then_some(under),
-        }));
+        let counts: Vec<u64> = d
+            .blocks
+            .iter()
+            .map(|b| copies(&state, b, me, &live))
+            .collect();
+        let under = counts.iter().filter(|c| **c < u64::from(d.level)).count();
+        dirs.push(LevelDir {
+            path: String::from_utf8_lossy(&d.path).into_owned(),
+            level: d.level,
+            blocks: d.blocks.len() as u64,
+            copies_min: is_runner.then(|| counts.iter().min().copied().unwrap_or(0)),
+            blocks_under_level: is_runner.then_some(under as u64),
+        });
     }
-    let per_node: serde_json::Map<String, Value> = state
-        .per_node
-        .iter()
-        .map(|(n, c)| (n.to_string(), json!(c)))
-        .collect();
-    Ok(json!({
-        "runner": runner,
-        "this_device_runs_repair": is_runner,
-        "rounds": state.rounds,
-        "below_level": state.below_level,
-        "waiting": state.waiting,
-        "unavailable": state.unavailable,
-        "lost": state.lost,
-        "repair_in_progress": state.copies_planned > 0,
-        "copied": state.total.copied,
-        "bytes_copied": state.total.bytes_copied,
-        "dropped": state.total.dropped,
-        "audits_passed": state.total.audits_passed,
-        "audits_failed": state.total.audits_failed,
-        "errors": state.total.errors,
-        "local_checked": state.heal.checked,
-        "local_corrupt": state.heal.corrupt,
-        "local_healed": state.heal.healed,
-        "blocks_per_node": per_node,
-        "dirs": dirs,
-    }))
+    let t = &state.total;
+    Ok(RedundancyStatus {
+        runner: state.runner.map(|r| r.to_string()),
+        this_device_runs_repair: is_runner,
+        rounds: state.rounds,
+        below_level: state.below_level as u64,
+        waiting: state.waiting as u64,
+        unavailable: state.unavailable as u64,
+        lost: state.lost as u64,
+        repair_in_progress: state.copies_planned > 0,
+        copied: t.copied as u64,
+        bytes_copied: t.bytes_copied,
+        dropped: t.dropped as u64,
+        audits_passed: t.audits_passed as u64,
+        audits_failed: t.audits_failed as u64,
+        errors: t.errors as u64,
+        local_checked: state.heal.checked,
+        local_corrupt: state.heal.corrupt,
+        local_healed: state.heal.healed,
+        blocks_per_node: state
+            .per_node
+            .iter()
+            .map(|(n, c)| (n.to_string(), *c as u64))
+            .collect(),
+        dirs,
+    })
+}
+
+/// Live, trusted copies of `b`: holders that are this device or connected now.
+fn copies(state: &RepairState, b: &BlockId, me: DeviceId, live: &[DeviceId]) -> u64 {
+    state.holders.get(b).map_or(0, |hs| {
+        hs.iter().filter(|h| **h == me || live.contains(h)).count() as u64
+    })
 }

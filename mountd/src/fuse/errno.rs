@@ -1,5 +1,5 @@
 //! THE mapping of [`FsError`] to an errno; the one place where EIO-class causes are logged.
-use blockstore::StoreError;
+use blockstore::{StoreError, Unavailable};
 use fossa_fs::FsError;
 use fuser::Errno;
 
@@ -8,8 +8,10 @@ use fuser::Errno;
 /// names), so corruption never passes silently as a plain error code.
 pub(crate) fn errno(op: &'static str, ino: u64, e: FsError) -> Errno {
     let code = code(&e);
-    if code == libc::EIO {
-        tracing::error!(op, ino, error = %e, "I/O error");
+    match code {
+        libc::EIO => tracing::error!(op, ino, error = %e, "I/O error"),
+        libc::ETIMEDOUT => tracing::warn!(op, ino, error = %e, "timed out"),
+        _ => {}
     }
     Errno::from_i32(code)
 }
@@ -39,7 +41,13 @@ fn code(e: &FsError) -> i32 {
         {
             libc::ENOSPC
         }
-        // Corruption, missing blocks, bad records, crypto and database failures; also any
+        // A remote fetch whose deadline passed: a retry may succeed once a peer answers.
+        FsError::Store(StoreError::Unavailable {
+            cause: Unavailable::TimedOut,
+            ..
+        }) => libc::ETIMEDOUT,
+        // Corruption, missing blocks, blocks no peer could give (no peer, none has it, wrong
+        // bytes), bad records, crypto and database failures, broken invariants; also any
         // variant added later, until it is given its own errno here.
         _ => libc::EIO,
     }
@@ -53,6 +61,14 @@ mod tests {
 
     fn id() -> BlockId {
         BlockId::of(b"x")
+    }
+
+    fn unavailable(cause: Unavailable) -> FsError {
+        FsError::Store(StoreError::Unavailable { id: id(), cause })
+    }
+
+    fn redb_error() -> redb::Error {
+        redb::Error::DatabaseAlreadyOpen
     }
 
     #[test]
@@ -104,7 +120,24 @@ mod tests {
                 }),
                 libc::EIO,
             ),
-            (FsError::Store(StoreError::Index("x".into())), libc::EIO),
+            (
+                FsError::Store(StoreError::Index {
+                    path: path.clone(),
+                    source: Box::new(redb_error()),
+                }),
+                libc::EIO,
+            ),
+            (
+                FsError::Store(StoreError::Internal(
+                    blockstore::Invariant::NoActiveDataFile,
+                )),
+                libc::EIO,
+            ),
+            (unavailable(Unavailable::TimedOut), libc::ETIMEDOUT),
+            (unavailable(Unavailable::NoPeers), libc::EIO),
+            (unavailable(Unavailable::NotHeld), libc::EIO),
+            (unavailable(Unavailable::BadBytes), libc::EIO),
+            (unavailable(Unavailable::Offline), libc::EIO),
             (FsError::Store(StoreError::TooLarge(1 << 30)), libc::EIO),
         ];
         for (e, want) in cases {

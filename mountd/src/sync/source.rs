@@ -2,7 +2,7 @@
 //! the store lacks is fetched from connected peers under a deadline (docs/protocol.md, "Block
 //! streams"), checked against its id and kept as an own block.
 use super::backoff::Throttle;
-use blockstore::{BlockId, BlockSource, BlockStore, Class, StoreError};
+use blockstore::{BlockId, BlockSource, BlockStore, Class, StoreError, Unavailable};
 use fossa_net::{NetError, Node};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -53,19 +53,37 @@ pub(crate) enum FetchError {
     Timeout(BlockId),
     /// No peer is connected.
     NoPeers(BlockId),
-    /// Every connected peer was asked and none had it (or sent bytes that did not match).
+    /// Every connected peer was asked and none had it.
     NotFound(BlockId),
+    /// A peer sent bytes that are not the block asked for.
+    BadBytes(BlockId),
     /// The block arrived but could not be stored.
     NotKept(BlockId),
 }
 
 impl FetchError {
+    /// The one place a network error becomes a fetch failure (docs/ARCHITECTURE.md, "Errors
+    /// and errno"): a passed deadline stays a timeout, everything else is "not available".
     fn from_net(id: BlockId, e: &NetError) -> Self {
         match e {
             NetError::Timeout => FetchError::Timeout(id),
             NetError::NoPeers => FetchError::NoPeers(id),
             _ => FetchError::NotFound(id),
         }
+    }
+
+    /// The store error a [`BlockSource`] read reports for this failure: a timeout stays one
+    /// (ETIMEDOUT to the reader), the other causes are carried for the EIO log line.
+    fn into_store(self) -> StoreError {
+        let (id, cause) = match self {
+            FetchError::Offline(id) => (id, Unavailable::Offline),
+            FetchError::Timeout(id) => (id, Unavailable::TimedOut),
+            FetchError::NoPeers(id) => (id, Unavailable::NoPeers),
+            FetchError::NotFound(id) => (id, Unavailable::NotHeld),
+            FetchError::BadBytes(id) => (id, Unavailable::BadBytes),
+            FetchError::NotKept(id) => (id, Unavailable::NotKept),
+        };
+        StoreError::Unavailable { id, cause }
     }
 }
 
@@ -76,6 +94,9 @@ impl std::fmt::Display for FetchError {
             FetchError::Timeout(id) => write!(f, "block {id}: no peer sent it in time"),
             FetchError::NoPeers(id) => write!(f, "block {id}: not local and no peer connected"),
             FetchError::NotFound(id) => write!(f, "block {id}: no connected peer has it"),
+            FetchError::BadBytes(id) => {
+                write!(f, "block {id}: a peer sent bytes that do not match")
+            }
             FetchError::NotKept(id) => write!(f, "block {id}: fetched but not stored"),
         }
     }
@@ -118,12 +139,14 @@ impl NetSource {
         let _ = self.net.set(net);
     }
 
+    /// Fetches a block the store lacks. Without a network (fsck, an unmounted volume) it is
+    /// simply not here: [`StoreError::NotFound`]. Otherwise a failure is
+    /// [`StoreError::Unavailable`] with its cause ([`FetchError::into_store`]).
     fn remote(&self, id: &BlockId) -> Result<Vec<u8>, StoreError> {
-        let missing = || StoreError::NotFound(*id);
-        let net = self.net.get().ok_or_else(missing)?;
+        let net = self.net.get().ok_or(StoreError::NotFound(*id))?;
         let peers = peers_key(&net.node);
-        if self.failed_recently(id, peers).is_some() {
-            return Err(missing());
+        if let Some(e) = self.failed_recently(id, peers) {
+            return Err(e.into_store());
         }
         let mut why = FetchError::Timeout(*id);
         for (got, r) in net.fetch(vec![*id], self.deadline) {
@@ -136,7 +159,10 @@ impl NetSource {
                     }
                     return Ok(data);
                 }
-                Ok(_) => tracing::warn!(block = %id, "a peer sent bytes that do not match"),
+                Ok(_) => {
+                    tracing::warn!(block = %id, "a peer sent bytes that do not match");
+                    why = FetchError::BadBytes(*id);
+                }
                 Err(e) => {
                     tracing::warn!(block = %id, error = %e, "read: block not fetched");
                     why = FetchError::from_net(*id, &e);
@@ -144,7 +170,7 @@ impl NetSource {
             }
         }
         self.remember_failure(id, why, peers);
-        Err(missing())
+        Err(why.into_store())
     }
 
     /// The runtime that fetches run on, once the node has started.
@@ -295,4 +321,27 @@ fn fetch_deadline() -> Duration {
         .ok()
         .and_then(|v| v.parse().ok())
         .map_or(FETCH_DEADLINE, Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timeout_stays_a_timeout_and_other_causes_are_kept() {
+        let id = BlockId::of(b"x");
+        let cause = |e: FetchError| match e.into_store() {
+            StoreError::Unavailable { id: got, cause } if got == id => cause,
+            other => panic!("want Unavailable for {id}, got {other}"),
+        };
+        let from_net = |e: NetError| cause(FetchError::from_net(id, &e));
+        assert_eq!(from_net(NetError::Timeout), Unavailable::TimedOut);
+        assert_eq!(from_net(NetError::NoPeers), Unavailable::NoPeers);
+        assert_eq!(cause(FetchError::NotFound(id)), Unavailable::NotHeld);
+        assert_eq!(cause(FetchError::BadBytes(id)), Unavailable::BadBytes);
+        assert_eq!(cause(FetchError::Offline(id)), Unavailable::Offline);
+        assert_eq!(cause(FetchError::NotKept(id)), Unavailable::NotKept);
+        assert!(FetchError::Timeout(id).into_store().is_transient());
+        assert!(!FetchError::BadBytes(id).into_store().is_transient());
+    }
 }
