@@ -1,12 +1,12 @@
 //! Namespace operations: lookup, creation of nodes, links, removal, readdir.
 use crate::FsError;
 use crate::attr::{Attr, Caller, DirEntry, FileKind, Ino};
-use crate::cache::State;
 use crate::core::Core;
 use crate::format::Dirent;
-use crate::handles::size_of;
-use crate::inode::Inode;
+use crate::format::Inode;
 use crate::meta::Tag;
+use crate::write::State;
+use crate::write::size_of;
 use std::time::SystemTime;
 
 /// Longest name accepted.

@@ -15,7 +15,6 @@
 #![forbid(unsafe_code)]
 
 pub mod attr;
-mod cache;
 mod civil;
 mod core;
 pub mod crypto;
@@ -28,8 +27,6 @@ pub mod fuzz;
 #[cfg(test)]
 #[path = "../../tests/fixtures/golden.rs"]
 mod golden;
-mod handles;
-mod inode;
 mod maint;
 mod meta;
 mod names;
@@ -39,11 +36,10 @@ mod redundancy;
 mod rename;
 mod setattr;
 mod snapshot;
-mod snapview;
 pub mod sync;
 pub mod volkey;
 mod volume;
-mod writeback;
+mod write;
 mod xattr;
 
 pub use attr::*;

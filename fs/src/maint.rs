@@ -2,7 +2,7 @@
 use crate::attr::{FileKind, StatFs};
 use crate::core::Core;
 use crate::dir::NAME_MAX;
-use crate::inode::Inode;
+use crate::format::Inode;
 use crate::{FsError, FsckReport, GcReport, VolumeStats};
 use blockstore::BlockId;
 use std::collections::{HashMap, HashSet};

@@ -7,12 +7,12 @@
 //! A block index rebuilt from the data files knows no classes: blocks the metadata and
 //! snapshots reach stay Own, the others become Cached.
 use crate::attr::{Caller, ROOT_INO};
-use crate::cache::State;
 use crate::core::Core;
 use crate::crypto::{BlockRef, VolumeSecret, random_array};
 use crate::format::anchor::{decode_anchor, encode_anchor};
 use crate::format::{Dirent, SnapRecord};
 use crate::meta::{Batch, Records};
+use crate::write::State;
 use crate::{FsError, FsOptions};
 use blockstore::{BlockId, BlockSource, BlockStore};
 use std::collections::HashSet;
@@ -63,11 +63,6 @@ pub struct Recovery {
     pub source: Recovered,
 }
 
-/// The anchor file of the metadata database at `meta_path`.
-pub(crate) fn anchor_path(meta_path: &Path) -> PathBuf {
-    meta_path.with_extension("snapshots")
-}
-
 /// Counts while restoring a snapshot tree.
 #[derive(Default)]
 struct Restored {
@@ -87,7 +82,7 @@ pub fn recover_meta(
     root_owner: Caller,
     from: RecoverFrom,
 ) -> Result<Recovery, FsError> {
-    let anchored = read_anchor(&anchor_path(meta_path));
+    let anchored = read_anchor(&crate::core::anchor_path(meta_path));
     let damaged = move_aside(meta_path)?;
     let core = Core::open(
         store,

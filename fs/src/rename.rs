@@ -1,11 +1,11 @@
 //! `rename` in its three modes.
 use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO, RenameMode};
-use crate::cache::State;
 use crate::core::Core;
 use crate::dir::{add_links, check_name, touch_dir, unlink_inode};
 use crate::format::Dirent;
 use crate::meta::Tag;
+use crate::write::State;
 use std::time::SystemTime;
 
 /// One side of a rename: directory, tag of the name there, and the entry if present.

@@ -3,8 +3,8 @@ use crate::FsError;
 use crate::attr::{Attr, FileKind, Ino, SetAttr, TimeSet};
 use crate::core::Core;
 use crate::dir::attr_of;
-use crate::handles::{flush_data, size_of};
-use crate::writeback::punch_data;
+use crate::write::punch_data;
+use crate::write::{flush_data, size_of};
 use std::time::SystemTime;
 
 fn resolve(t: TimeSet, now: SystemTime) -> SystemTime {

@@ -1,9 +1,9 @@
 //! Extended attributes, indexed by `name_tag(ino, name)`.
 use crate::FsError;
 use crate::attr::{FileKind, Ino, XattrMode};
-use crate::cache::State;
 use crate::core::Core;
 use crate::format::Xattr;
+use crate::write::State;
 use std::time::SystemTime;
 
 /// Longest xattr name (Linux XATTR_NAME_MAX).

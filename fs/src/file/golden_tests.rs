@@ -1,6 +1,6 @@
 //! Golden bytes of the pointer-block payload (`tests/fixtures/format-v1/fs-pointer-block.bin`).
-use super::tree::{Entry, decode_pointer, encode_pointer};
 use crate::crypto::BlockRef;
+use crate::format::pointer::{Entry, decode_pointer, encode_pointer};
 use crate::golden::check;
 use blockstore::BlockId;
 

@@ -8,10 +8,11 @@
 //! paths (`update_right_edge`, `update_window`) meet such holes later and fall back to the
 //! general path, which handles holes anywhere.
 use super::chunker::Pieces;
-use super::tree::{Entry, OldTree};
+use super::tree::OldTree;
 use super::update::Leaves;
 use super::{ContentEngine, FileContent};
 use crate::FsError;
+use crate::format::pointer::Entry;
 use std::borrow::Cow;
 
 impl ContentEngine {

@@ -14,10 +14,11 @@
 //! The edge runs through the last data: a hole after it (a file grown by `fallocate`, as fio
 //! and download tools do, then filled) is set aside and grown back by the update.
 use super::chunker::Pieces;
-use super::tree::{Entry, MAX_DEPTH, OldTree, groups, merge_holes_tagged, root_over};
+use super::tree::{OldTree, groups, merge_holes_tagged, root_over};
 use super::window::{OldRoot, or_general};
 use super::{BlockKind, ContentEngine, FileContent, WriteBuffer};
 use crate::FsError;
+use crate::format::pointer::{Entry, MAX_DEPTH};
 use std::borrow::Cow;
 use std::sync::Arc;
 

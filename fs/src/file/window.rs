@@ -18,9 +18,10 @@
 //!
 //! Holes (sparse files) make hole merging reach across the window's edges; any hole met here
 //! sends the update to the general path, which is always correct.
-use super::tree::{Entry, MAX_DEPTH, cuts_after, root_over};
+use super::tree::{cuts_after, root_over};
 use super::{ContentEngine, FileContent};
 use crate::FsError;
+use crate::format::pointer::{Entry, MAX_DEPTH};
 use rayon::prelude::*;
 
 /// An old entry at some height: where it starts, and where its parent one level up ends.

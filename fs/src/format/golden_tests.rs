@@ -1,15 +1,14 @@
 //! Golden bytes for every fs record and block payload (`tests/fixtures/format-v1/fs-*.bin`):
 //! each fixed value encodes to the committed bytes, which decode back to the value.
 use super::sync::{
-    decode_entry, decode_index_rec, decode_pair, encode_entry, encode_index_rec, encode_pair,
+    Entry, EntryKind, decode_entry, decode_index_rec, decode_pair, encode_entry, encode_index_rec,
+    encode_pair,
 };
 use super::*;
 use crate::attr::FileKind;
 use crate::crypto::BlockRef;
-use crate::file::{FileContent, TreeRoot};
+use crate::format::Inode;
 use crate::golden::check;
-use crate::inode::Inode;
-use crate::sync::{Entry, EntryKind};
 use blockstore::BlockId;
 use std::time::{Duration, UNIX_EPOCH};
 

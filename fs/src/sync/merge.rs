@@ -1,8 +1,8 @@
 //! The merge rules (docs/protocol.md, "Merge rules") and conflict copy names.
-use super::entry::{Entry, EntryKind};
 use super::live::split;
 use super::scan::join;
 use super::version::{Order, compare, device_display, merge};
+use super::{Entry, EntryKind};
 use crate::dir::NAME_MAX;
 use crate::format::sync::encode_entry;
 

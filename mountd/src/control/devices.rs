@@ -54,10 +54,14 @@ pub(crate) fn invite(
 pub(crate) fn path_status(vol: &Volume, served: Option<&Served>, path: &str) -> Result<Value> {
     let served = served_or_fail(served)?;
     let rel = super::redundancy::relative(served, path)?;
-    let st = vol.fs.sync_status(rel.as_bytes()).map_err(|e| match e {
-        fossa_fs::FsError::NotFound => anyhow!("{path}: no such file in the volume"),
-        e => e.into(),
-    })?;
+    let st = vol
+        .fs
+        .sync_handle()
+        .status(rel.as_bytes())
+        .map_err(|e| match e {
+            fossa_fs::FsError::NotFound => anyhow!("{path}: no such file in the volume"),
+            e => e.into(),
+        })?;
     Ok(json!({
         "path": rel,
         "local": st.local,
@@ -113,7 +117,7 @@ pub(crate) fn remove(vol: &Volume, id: &str) -> Result<Value> {
 
 /// The `sync` object of `status --json`.
 pub(crate) fn sync_status(vol: &Volume, served: Option<&Served>) -> Result<Value> {
-    let missing = vol.fs.sync_missing(MISSING_CAP)?.len();
+    let missing = vol.fs.sync_handle().missing(MISSING_CAP)?.len();
     let node = served.map(|s| s.sync.node());
     let stats = served.map(|s| s.sync.wire_stats()).unwrap_or_default();
     Ok(json!({
@@ -121,7 +125,7 @@ pub(crate) fn sync_status(vol: &Volume, served: Option<&Served>) -> Result<Value
         "device_name": vol.sync.identity.name(),
         "listen": node.map(|n| n.local_addr().to_string()),
         "connected": connected(served).iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "local_seq": vol.fs.sync_seq(),
+        "local_seq": vol.fs.sync_handle().seq(),
         "blocks_missing": missing,
         "bytes_sent": stats.0,
         "bytes_received": stats.1,

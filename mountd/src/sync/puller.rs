@@ -368,7 +368,7 @@ impl Puller {
             if p.queue.is_empty() && p.stale {
                 p.stale = false;
                 let busy = p.in_flight.len() + storer.backlog();
-                match self.fs.sync_missing(LIST + busy) {
+                match self.fs.sync_handle().missing(LIST + busy) {
                     Ok(ids) => {
                         let storing = storer.shared.pending.lock();
                         let mut waiting = false;

@@ -57,7 +57,7 @@ impl Scanner {
     }
 
     fn scan(&self) {
-        match self.fs.sync_scan() {
+        match self.fs.sync_handle().scan() {
             Ok(seq) => {
                 tracing::trace!(seq, "scanned local changes");
                 (self.notify)();

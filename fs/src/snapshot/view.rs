@@ -5,8 +5,9 @@ use crate::attr::{Attr, DirEntry, FileKind, Ino, ROOT_INO};
 use crate::core::Core;
 use crate::crypto::BlockRef;
 use crate::dir::{attr_of, cookie_of};
-use crate::inode::Inode;
+use crate::format::Inode;
 use crate::meta::Tag;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 
 /// Name of the hidden snapshot directory in the root.
@@ -34,7 +35,7 @@ struct VNode {
 
 /// Virtual inodes handed out so far; the same (snapshot, inode) keeps its number.
 #[derive(Default)]
-pub(crate) struct SnapView {
+struct SnapView {
     nodes: HashMap<Ino, VNode>,
     ids: HashMap<(Tag, Ino), Ino>,
     next: u64,
@@ -80,64 +81,79 @@ fn dot(ino: Ino, cookie: u64, name: &[u8]) -> DirEntry {
     }
 }
 
-impl Core {
+/// The `.snapshots` tree: the virtual inodes handed out so far (owned by the volume, beside
+/// the core it reads through).
+#[derive(Default)]
+pub(crate) struct Snapshots {
+    view: Mutex<SnapView>,
+}
+
+impl Snapshots {
+    /// Drops the virtual inodes of removed snapshot `snap`.
+    pub(crate) fn forget(&self, snap: Tag) {
+        self.view.lock().forget(snap);
+    }
+}
+
+impl Snapshots {
     /// Attributes of a virtual inode.
-    pub(crate) fn snap_getattr(&self, vino: Ino) -> Result<Attr, FsError> {
+    pub(crate) fn getattr(&self, core: &Core, vino: Ino) -> Result<Attr, FsError> {
         if vino == SNAP_ROOT {
-            let mut a = attr_of(&mut self.st.lock(), ROOT_INO)?;
+            let mut a = attr_of(&mut core.st.lock(), ROOT_INO)?;
             (a.ino, a.perm, a.nlink) = (SNAP_ROOT, 0o555, 2);
             return Ok(a);
         }
-        let n = self.snaps.lock().node(vino)?;
+        let n = self.view.lock().node(vino)?;
         Ok(n.inode.attr(n.inode.stored_size()))
     }
 
     fn parent_of(&self, vino: Ino) -> Result<Ino, FsError> {
         match vino {
             SNAP_ROOT => Ok(ROOT_INO),
-            _ => Ok(self.snaps.lock().node(vino)?.parent),
+            _ => Ok(self.view.lock().node(vino)?.parent),
         }
     }
 
-    fn attr_any(&self, ino: Ino) -> Result<Attr, FsError> {
+    fn attr_any(&self, core: &Core, ino: Ino) -> Result<Attr, FsError> {
         match is_virtual(ino) {
-            true => self.snap_getattr(ino),
-            false => attr_of(&mut self.st.lock(), ino),
+            true => self.getattr(core, ino),
+            false => attr_of(&mut core.st.lock(), ino),
         }
     }
 
     /// `lookup` below `/.snapshots`.
-    pub(crate) fn snap_lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr, FsError> {
+    pub(crate) fn lookup(&self, core: &Core, parent: Ino, name: &[u8]) -> Result<Attr, FsError> {
         match name {
-            b"." => return self.snap_getattr(parent),
-            b".." => return self.attr_any(self.parent_of(parent)?),
+            b"." => return self.getattr(core, parent),
+            b".." => return self.attr_any(core, self.parent_of(parent)?),
             _ => {}
         }
         if parent == SNAP_ROOT {
-            let rec = self.find_snapshot(name)?.ok_or(FsError::NotFound)?;
-            let d = self.snap_dir(&rec.root)?;
-            let tag = self.snap_tag(name);
+            let rec = core.find_snapshot(name)?.ok_or(FsError::NotFound)?;
+            let d = core.snap_dir(&rec.root)?;
+            let tag = core.snap_tag(name);
             let vino = self
-                .snaps
+                .view
                 .lock()
                 .register(tag, d.this, Some(rec.root), SNAP_ROOT);
-            return self.snap_getattr(vino);
+            return self.getattr(core, vino);
         }
-        let n = self.snaps.lock().node(parent)?;
-        let d = self.snap_dir(&n.dir.ok_or(FsError::NotDir)?)?;
+        let n = self.view.lock().node(parent)?;
+        let d = core.snap_dir(&n.dir.ok_or(FsError::NotDir)?)?;
         let e = d
             .entries
             .into_iter()
             .find(|e| e.name == name)
             .ok_or(FsError::NotFound)?;
-        let vino = self.snaps.lock().register(n.snap, e.inode, e.sub, parent);
-        self.snap_getattr(vino)
+        let vino = self.view.lock().register(n.snap, e.inode, e.sub, parent);
+        self.getattr(core, vino)
     }
 
     /// `readdir` below `/.snapshots`: snapshots by tag, or a directory block's entries by
     /// position (blocks never change, so positions are stable cookies).
-    pub(crate) fn snap_readdir(
+    pub(crate) fn readdir(
         &self,
+        core: &Core,
         vino: Ino,
         after: u64,
         max: usize,
@@ -150,12 +166,12 @@ impl Core {
         }
         let mut listed = Vec::new();
         if vino == SNAP_ROOT {
-            let mut snaps = self.db.snapshots()?;
+            let mut snaps = core.db.snapshots()?;
             snaps.sort_by_key(|(t, _)| *t);
             for (tag, rec) in snaps {
-                let d = self.snap_dir(&rec.root)?;
+                let d = core.snap_dir(&rec.root)?;
                 let ino = self
-                    .snaps
+                    .view
                     .lock()
                     .register(tag, d.this, Some(rec.root), SNAP_ROOT);
                 listed.push((
@@ -169,9 +185,9 @@ impl Core {
                 ));
             }
         } else {
-            let n = self.snaps.lock().node(vino)?;
-            let d = self.snap_dir(&n.dir.ok_or(FsError::NotDir)?)?;
-            let mut view = self.snaps.lock();
+            let n = self.view.lock().node(vino)?;
+            let d = core.snap_dir(&n.dir.ok_or(FsError::NotDir)?)?;
+            let mut view = self.view.lock();
             for (k, e) in d.entries.into_iter().enumerate() {
                 let kind = e.inode.kind;
                 let ino = view.register(n.snap, e.inode, e.sub, vino);
@@ -194,8 +210,8 @@ impl Core {
     }
 
     /// `readlink` of a snapshot symlink.
-    pub(crate) fn snap_readlink(&self, vino: Ino) -> Result<Vec<u8>, FsError> {
-        let n = self.snaps.lock().node(vino)?;
+    pub(crate) fn readlink(&self, vino: Ino) -> Result<Vec<u8>, FsError> {
+        let n = self.view.lock().node(vino)?;
         match n.inode.kind {
             FileKind::Symlink => Ok(n.inode.target),
             _ => Err(FsError::Invalid("not a symlink")),
@@ -203,8 +219,8 @@ impl Core {
     }
 
     /// Opens a snapshot file for reading; the handle is the virtual inode number.
-    pub(crate) fn snap_open(&self, vino: Ino) -> Result<u64, FsError> {
-        match self.snap_getattr(vino)?.kind {
+    pub(crate) fn open(&self, core: &Core, vino: Ino) -> Result<u64, FsError> {
+        match self.getattr(core, vino)?.kind {
             FileKind::File => Ok(vino),
             FileKind::Dir => Err(FsError::IsDir),
             _ => Err(FsError::NotSupported),
@@ -212,13 +228,19 @@ impl Core {
     }
 
     /// Reads a snapshot file from its recorded content.
-    pub(crate) fn snap_read(&self, vino: Ino, off: u64, len: usize) -> Result<Vec<u8>, FsError> {
-        let n = self.snaps.lock().node(vino)?;
-        self.engine.read(&n.inode.content, off, len)
+    pub(crate) fn read(
+        &self,
+        core: &Core,
+        vino: Ino,
+        off: u64,
+        len: usize,
+    ) -> Result<Vec<u8>, FsError> {
+        let n = self.view.lock().node(vino)?;
+        core.engine.read(&n.inode.content, off, len)
     }
 
     /// Closes a snapshot file handle (nothing to do).
-    pub(crate) fn snap_release(&self, _fh: u64) -> Result<(), FsError> {
+    pub(crate) fn release(&self, _fh: u64) -> Result<(), FsError> {
         Ok(())
     }
 }

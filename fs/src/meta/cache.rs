@@ -1,19 +1,20 @@
 //! In-memory metadata: the inode cache, per-directory and per-inode xattr maps, dirty sets.
 //!
-//! Every metadata operation is a memory operation here; [`State::take_batch`] collects what
+//! Every metadata operation is a memory operation here; [`MetaCache::take_batch`] collects what
 //! changed for one redb transaction. Maps are loaded whole from the database on first access
 //! and kept (no eviction yet).
+use super::feed::ChangeFeed;
+use super::{Batch, MetaDb, Tag, pair_key};
 use crate::FsError;
 use crate::attr::Ino;
+use crate::format::Inode;
 use crate::format::{self, Dirent, Super, Xattr};
-use crate::handles::Files;
-use crate::inode::Inode;
-use crate::meta::{Batch, MetaDb, Tag, pair_key};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-/// Everything mutable about the volume, behind the one state lock.
-pub(crate) struct State {
+/// The metadata records in memory (held with the open files behind the state lock, see
+/// `write::State`).
+pub(crate) struct MetaCache {
     db: Arc<MetaDb>,
     inodes: HashMap<Ino, Inode>,
     /// Inodes deleted in memory whose deletion may not be committed yet.
@@ -28,27 +29,14 @@ pub(crate) struct State {
     /// Records journaled by a soft commit (`Core::soft_commit`) and not yet in the database:
     /// the next durable commit writes them again.
     soft: SoftKeys,
-    /// Open files and handles.
-    pub(crate) files: Files,
-    /// Sync bookkeeping (see `sync`): whether the tree changed since the last scan.
-    pub(crate) sync_dirty: bool,
-    /// Directories whose entries changed since the last scan (tracked while sync is on).
-    pub(crate) sync_dirs: HashSet<Ino>,
-    /// Inodes whose attributes, content or target changed since the last scan.
-    pub(crate) sync_inos: HashSet<Ino>,
-    /// Files being written (and when a scan first deferred them): their in-between states are
-    /// not announced until fsync, the last close, or `SYNC_HOLD_MAX` (sync/scan.rs).
-    pub(crate) sync_hold: HashMap<Ino, Option<std::time::Instant>>,
-    /// Suppresses the change hook while sync applies peers' updates.
-    pub(crate) sync_quiet: bool,
-    /// Told about local changes (set by `Fs::enable_sync`).
-    pub(crate) sync_hook: Option<crate::sync::ChangeHook>,
+    /// Changes since the last sync scan.
+    pub(crate) feed: ChangeFeed,
 }
 
-impl State {
-    /// State over `db` whose counters are `sup`.
+impl MetaCache {
+    /// MetaCache over `db` whose counters are `sup`.
     pub(crate) fn new(db: Arc<MetaDb>, sup: Super) -> Self {
-        State {
+        MetaCache {
             db,
             inodes: HashMap::new(),
             deleted: HashSet::new(),
@@ -60,31 +48,7 @@ impl State {
             sup,
             sup_dirty: false,
             soft: SoftKeys::default(),
-            files: Files::default(),
-            sync_dirty: false,
-            sync_dirs: HashSet::new(),
-            sync_inos: HashSet::new(),
-            sync_hold: HashMap::new(),
-            sync_quiet: false,
-            sync_hook: None,
-        }
-    }
-
-    /// Notes a change of the tree for the next sync scan and tells the hook.
-    fn changed(&mut self, dir: Option<Ino>, ino: Option<Ino>) {
-        self.sync_dirty = true;
-        let Some(h) = &self.sync_hook else { return };
-        if !self.sync_quiet {
-            h();
-        }
-        self.sync_dirs.extend(dir);
-        self.sync_inos.extend(ino);
-    }
-
-    /// Ends the hold on a file being written (fsync, last close) and has it scanned.
-    pub(crate) fn release_hold(&mut self, ino: Ino) {
-        if self.sync_hold.remove(&ino).is_some() {
-            self.changed(None, Some(ino));
+            feed: ChangeFeed::default(),
         }
     }
 
@@ -103,14 +67,14 @@ impl State {
     /// The inode, marked dirty (to be written at the next flush).
     pub(crate) fn inode_mut(&mut self, ino: Ino) -> Result<&mut Inode, FsError> {
         self.inode(ino)?;
-        self.changed(None, Some(ino));
+        self.feed.changed(None, Some(ino));
         self.dirty_inodes.insert(ino);
         self.inodes.get_mut(&ino).ok_or(FsError::NotFound)
     }
 
     /// Adds a new inode.
     pub(crate) fn insert_inode(&mut self, i: Inode) {
-        self.changed(None, Some(i.ino));
+        self.feed.changed(None, Some(i.ino));
         self.dirty_inodes.insert(i.ino);
         self.inodes.insert(i.ino, i);
     }
@@ -168,7 +132,7 @@ impl State {
             None => m.remove(&tag),
         };
         self.dirty_dents.insert((dir, tag));
-        self.changed(Some(dir), None);
+        self.feed.changed(Some(dir), None);
     }
 
     /// The xattrs of `ino`, loaded on first access.
@@ -188,7 +152,7 @@ impl State {
             None => m.remove(&tag),
         };
         self.dirty_xattrs.insert((ino, tag));
-        self.changed(None, Some(ino));
+        self.feed.changed(None, Some(ino));
     }
 
     /// Inodes currently in memory (including open unlinked ones).
@@ -207,18 +171,26 @@ impl State {
     /// Collects every dirty record, and every record journaled by a soft commit since the
     /// last durable one, into a batch for a durable commit; clears both.
     pub(crate) fn take_batch(&mut self) -> Batch {
+        let mut b = Batch::default();
+        self.take_batch_into(&mut b);
+        b
+    }
+
+    /// [`MetaCache::take_batch`] into `b` (which may already hold other records).
+    pub(crate) fn take_batch_into(&mut self, b: &mut Batch) {
         let soft = std::mem::take(&mut self.soft);
         self.dirty_inodes.extend(soft.inodes);
         self.dirty_dents.extend(soft.dents);
         self.dirty_xattrs.extend(soft.xattrs);
         self.sup_dirty |= soft.sup;
-        self.take_dirty()
+        self.take_dirty(b);
     }
 
     /// Collects the records dirtied since the last commit of any kind for a soft commit; they
     /// are kept (`soft`) for the next durable commit.
     pub(crate) fn take_soft_batch(&mut self) -> Batch {
-        let b = self.take_dirty();
+        let mut b = Batch::default();
+        self.take_dirty(&mut b);
         self.soft.inodes.extend(b.inodes.iter().map(|(i, _)| *i));
         self.soft
             .dents
@@ -230,9 +202,8 @@ impl State {
         b
     }
 
-    /// Collects every dirty record into a batch and clears the dirty sets.
-    fn take_dirty(&mut self) -> Batch {
-        let mut b = Batch::default();
+    /// Collects every dirty record into `b` and clears the dirty sets.
+    fn take_dirty(&mut self, b: &mut Batch) {
         for ino in self.dirty_inodes.drain() {
             let rec = self.inodes.get(&ino).filter(|i| i.nlink > 0);
             b.inodes.push((ino, rec.map(format::encode_inode)));
@@ -250,7 +221,6 @@ impl State {
         if std::mem::take(&mut self.sup_dirty) {
             b.sup = Some(self.sup);
         }
-        b
     }
 
     /// After `b` was committed: deleted inodes are gone from the database too.

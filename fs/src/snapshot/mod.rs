@@ -1,21 +1,23 @@
 //! Snapshots: the live tree serialised into encrypted directory blocks (Fossil's archive),
 //! a sealed record per snapshot pointing at its root block. Browsing is in `snapview`.
 use crate::attr::{FileKind, Ino, ROOT_INO};
-use crate::cache::State;
 use crate::core::Core;
 use crate::crypto::BlockRef;
 use crate::dir::check_name;
 use crate::file::BlockKind;
+use crate::format::Inode;
 use crate::format::{self, SnapDir, SnapEntry, SnapRecord};
-use crate::handles::flush_data;
-use crate::inode::Inode;
 use crate::meta::{Batch, Tag};
+use crate::write::State;
+use crate::write::flush_data;
 use crate::{FsError, FsckReport, SnapshotInfo};
 use blockstore::BlockId;
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-pub(crate) use crate::snapview::{SNAP_DIR, SNAP_ROOT, SnapView, is_virtual};
+mod view;
+
+pub(crate) use view::{SNAP_DIR, SNAP_ROOT, Snapshots, is_virtual};
 
 impl Core {
     /// The tag a snapshot name is indexed under.
@@ -104,7 +106,7 @@ impl Core {
     }
 
     /// Forgets snapshot `name`; its blocks go at the next gc.
-    pub(crate) fn remove_snapshot(&self, name: &str) -> Result<(), FsError> {
+    pub(crate) fn remove_snapshot(&self, view: &Snapshots, name: &str) -> Result<(), FsError> {
         if self.find_snapshot(name.as_bytes())?.is_none() {
             return Err(FsError::NotFound);
         }
@@ -112,7 +114,7 @@ impl Core {
         b.snaps.push((self.snap_tag(name.as_bytes()), None));
         self.commit_batch(&b)?;
         self.save_anchor_logged();
-        self.snaps.lock().forget(self.snap_tag(name.as_bytes()));
+        view.forget(self.snap_tag(name.as_bytes()));
         Ok(())
     }
 

@@ -11,16 +11,45 @@
 //! puts its buffer back under the current one, so the data is retried at the next flush.
 //! Flights only change in-memory inodes; `Core::flush_all` still commits the store before
 //! the metadata that references the new blocks.
+use super::State;
 use crate::FsError;
 use crate::attr::Ino;
-use crate::cache::State;
-use crate::core::Core;
 use crate::file::{ContentEngine, FileContent, WriteBuffer};
-use parking_lot::MutexGuard;
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::collections::hash_map::Entry;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
+
+/// A buffer of scattered small writes is flushed at `file_dirty_limit` only if it has at most
+/// this many extents: flushing many small extents re-seals mostly untouched chunk bytes.
+const STREAM_EXTENTS: usize = 64;
+
+/// Whether a buffer should go to blocks now: streaming buffers at the per-file limit, any
+/// buffer at half the total limit (scattered writes then cover most chunks they dirty).
+pub(crate) fn wants_flush(buf: &WriteBuffer, (file, total): (usize, usize)) -> bool {
+    let bytes = buf.bytes();
+    (bytes >= file && buf.extent_count() <= STREAM_EXTENTS) || bytes >= total / 2
+}
+
+/// Whether `ino`'s buffer is due (it may have taken off while its writer waited).
+pub(crate) fn buffer_due(st: &State, ino: Ino, limits: (usize, usize)) -> bool {
+    st.files
+        .open
+        .get(&ino)
+        .is_some_and(|of| wants_flush(&of.buf, limits))
+}
+
+/// What the writeback thread needs of the volume: the engine that turns buffers into
+/// blocks, the state lock where flights land, and the buffer limits (per file, total).
+pub(crate) trait Landing: Send + Sync {
+    /// Seals and stores content.
+    fn engine(&self) -> &ContentEngine;
+    /// The state lock.
+    fn state(&self) -> &Mutex<State>;
+    /// Buffer limits (per file, total) for writes.
+    fn limits(&self) -> (usize, usize);
+}
 
 /// The state lock, held.
 pub(crate) type Guard<'a> = MutexGuard<'a, State>;
@@ -226,17 +255,17 @@ pub(crate) fn relieve(st: &mut Guard<'_>, total: usize, spawn: Spawn<'_>) -> Res
 /// is returned, to run next: its writer went on writing instead of waiting for this landing
 /// (`handles::write`), so nobody else would start it before the writer's next call. Not while
 /// someone waits for the file's flights to end (`wait_flight`): that one flushes the buffer.
-fn fly(core: &Core, job: Job) -> Option<Job> {
-    let r = core.engine.update(&job.base, job.size, &job.buf);
+fn fly(vol: &dyn Landing, job: Job) -> Option<Job> {
+    let r = vol.engine().update(&job.base, job.size, &job.buf);
     let ino = job.ino;
-    let mut st = core.st.lock();
+    let mut st = vol.state().lock();
     if let Err(e) = land(&mut st, job, r) {
         tracing::warn!(ino, error = %e, "background flush failed; data kept buffered");
         st.files.errors.insert(ino, e);
         return None;
     }
     let waited = st.files.flush_waiters.contains_key(&ino);
-    if waited || !crate::handles::buffer_due(&st, ino, core.limits()) {
+    if waited || !buffer_due(&st, ino, vol.limits()) {
         return None;
     }
     // A take-off only fails for an inode that is gone; its writes have nowhere to go.
@@ -247,7 +276,7 @@ fn fly(core: &Core, job: Job) -> Option<Job> {
 /// next flight queues behind the jobs sent meanwhile, so a file written without pause does
 /// not hold the thread while other files wait for theirs.
 pub(crate) fn spawn_thread(
-    core: Arc<Core>,
+    vol: Arc<dyn Landing>,
 ) -> Result<(mpsc::Sender<Job>, JoinHandle<()>), FsError> {
     let (tx, rx) = mpsc::channel::<Job>();
     let h = std::thread::Builder::new()
@@ -263,8 +292,34 @@ pub(crate) fn spawn_thread(
                         Err(_) => break,
                     },
                 };
-                queue.extend(fly(&core, job));
+                queue.extend(fly(vol.as_ref(), job));
             }
         })?;
     Ok((tx, h))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streaming_buffers_flush_at_the_file_limit_scattered_ones_later() {
+        let lim = (1 << 20, 8 << 20);
+        let mut seq = WriteBuffer::new();
+        for i in 0..16u64 {
+            seq.write(i << 16, &[1; 1 << 16]);
+        }
+        assert_eq!(seq.extent_count(), 1);
+        assert!(wants_flush(&seq, lim));
+        let mut scattered = WriteBuffer::new();
+        for i in 0..256u64 {
+            scattered.write(i * 8192, &[1; 4096]);
+        }
+        assert_eq!(scattered.bytes(), 1 << 20);
+        assert!(!wants_flush(&scattered, lim));
+        for i in 256..1024u64 {
+            scattered.write(i * 8192, &[1; 4096]);
+        }
+        assert!(wants_flush(&scattered, lim), "half the total limit");
+    }
 }

@@ -1,21 +1,16 @@
 //! Open files and their handles, and the file data path: buffered writes, and reads that
 //! overlay stored content, the buffer being flushed in the background (if any) and the current
 //! buffer, in that order. Flushing lives in `writeback`.
+use super::State;
+use super::writeback::{self, Flight, Guard, Spawn};
 use crate::FsError;
 use crate::attr::{FileKind, Ino, OpenFlags};
-use crate::cache::State;
 use crate::file::{ContentEngine, FileContent, WriteBuffer};
-pub(crate) use crate::writeback::flush_data;
-use crate::writeback::{self, Flight, Guard, Spawn};
 use blockstore::BlockId;
 use parking_lot::Condvar;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
-
-/// A buffer of scattered small writes is flushed at `file_dirty_limit` only if it has at most
-/// this many extents: flushing many small extents re-seals mostly untouched chunk bytes.
-const STREAM_EXTENTS: usize = 64;
 
 /// Recycled buffer allocations kept: one filling while one is in flight.
 const SPARES: usize = 2;
@@ -149,13 +144,6 @@ pub(crate) fn close(st: &mut State, ino: Ino, fh: u64) -> Result<bool, FsError> 
     Ok(true)
 }
 
-/// Whether a buffer should go to blocks now: streaming buffers at the per-file limit, any
-/// buffer at half the total limit (scattered writes then cover most chunks they dirty).
-fn wants_flush(buf: &WriteBuffer, (file, total): (usize, usize)) -> bool {
-    let bytes = buf.bytes();
-    (bytes >= file && buf.extent_count() <= STREAM_EXTENTS) || bytes >= total / 2
-}
-
 /// Buffers a write (at the end for append handles); starts a background flush when the
 /// buffer is due, waiting first for the file's previous one (back-pressure).
 pub(crate) fn write(
@@ -181,22 +169,14 @@ pub(crate) fn write(
     let before = of.buf.bytes();
     of.buf.write(off, data);
     of.size = of.size.max(end);
-    let (after, due) = (of.buf.bytes(), wants_flush(&of.buf, limits));
+    let (after, due) = (of.buf.bytes(), writeback::wants_flush(&of.buf, limits));
     st.files.buffered = st.files.buffered + after - before;
     st.inode_mut(ino)?.touch_mtime(SystemTime::now());
-    st.sync_hold.entry(ino).or_insert(None);
-    if due && !runs_ahead(st, ino, limits.0) && buffer_due(st, ino, limits) {
+    st.feed.writing(ino);
+    if due && !runs_ahead(st, ino, limits.0) && writeback::buffer_due(st, ino, limits) {
         writeback::start(st, ino, spawn)?;
     }
     writeback::relieve(st, limits.1, spawn)
-}
-
-/// Whether `ino`'s buffer is due (it may have taken off while its writer waited).
-pub(crate) fn buffer_due(st: &State, ino: Ino, limits: (usize, usize)) -> bool {
-    st.files
-        .open
-        .get(&ino)
-        .is_some_and(|of| wants_flush(&of.buf, limits))
 }
 
 /// Whether a due buffer may keep filling because the file's previous flight is still running:
@@ -297,27 +277,6 @@ pub(crate) fn read(eng: &ContentEngine, p: &ReadPlan) -> Result<Vec<u8>, FsError
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn streaming_buffers_flush_at_the_file_limit_scattered_ones_later() {
-        let lim = (1 << 20, 8 << 20);
-        let mut seq = WriteBuffer::new();
-        for i in 0..16u64 {
-            seq.write(i << 16, &[1; 1 << 16]);
-        }
-        assert_eq!(seq.extent_count(), 1);
-        assert!(wants_flush(&seq, lim));
-        let mut scattered = WriteBuffer::new();
-        for i in 0..256u64 {
-            scattered.write(i * 8192, &[1; 4096]);
-        }
-        assert_eq!(scattered.bytes(), 1 << 20);
-        assert!(!wants_flush(&scattered, lim));
-        for i in 256..1024u64 {
-            scattered.write(i * 8192, &[1; 4096]);
-        }
-        assert!(wants_flush(&scattered, lim), "half the total limit");
-    }
 
     #[test]
     fn landed_buffers_lend_their_allocation_to_the_next() {
