@@ -4,6 +4,7 @@
 //! content I/O (reads, and updates in flight, see `writeback`) runs without it. `flush_lock`
 //! serialises flushes so that batches reach redb in the order they were taken; the sealing
 //! and the redb commit run outside the state lock.
+use crate::FsError;
 use crate::attr::{Caller, FileKind, Ino, ROOT_INO};
 use crate::crypto::{VolumeKeys, VolumeSecret};
 use crate::file::ContentEngine;
@@ -13,7 +14,6 @@ use crate::meta::cache::MetaCache;
 use crate::meta::journal::Journal;
 use crate::meta::{Batch, MetaDb};
 use crate::write::{self, State};
-use crate::{FsError, FsOptions};
 use blockstore::{BlockSource, BlockStore};
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,27 @@ pub(crate) struct Core {
     pub(crate) opts: FsOptions,
     /// The snapshot anchor file (`recover.rs`).
     pub(crate) anchor: PathBuf,
+}
+
+/// Tuning of an [`crate::Fs`].
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// Buffered bytes per open file before they are chunked and stored in the background.
+    pub file_dirty_limit: usize,
+    /// Buffered bytes across all files before writers wait for the background flush.
+    pub total_dirty_limit: usize,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            file_dirty_limit: 16 << 20,
+            total_dirty_limit: 256 << 20,
+            read_only: false,
+        }
+    }
 }
 
 impl Core {

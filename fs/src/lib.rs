@@ -30,7 +30,6 @@ mod golden;
 mod maint;
 mod meta;
 mod names;
-mod options;
 mod recover;
 mod redundancy;
 mod rename;
@@ -44,10 +43,12 @@ mod xattr;
 
 pub use attr::*;
 pub use civil::utc_civil;
+pub use core::FsOptions;
 pub use error::FsError;
-pub use options::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
+pub use maint::{FsckReport, GcReport, VolumeStats};
 pub use recover::{RecoverFrom, Recovered, Recovery, recover_meta};
 pub use redundancy::{
     DEFAULT_LEVEL, LevelDir, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level,
 };
+pub use snapshot::SnapshotInfo;
 pub use volume::{Fs, LocalRead};

@@ -1,11 +1,51 @@
 //! Volume maintenance: statfs, stats, gc, fsck.
+use crate::FsError;
 use crate::attr::{FileKind, StatFs};
 use crate::core::Core;
 use crate::dir::NAME_MAX;
 use crate::format::Inode;
-use crate::{FsError, FsckReport, GcReport, VolumeStats};
 use blockstore::BlockId;
 use std::collections::{HashMap, HashSet};
+
+/// Volume-level counts for `fossa status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VolumeStats {
+    /// Inodes in use.
+    pub inodes: u64,
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Sum of file sizes.
+    pub logical_bytes: u64,
+    /// Snapshots retained.
+    pub snapshots: u64,
+}
+
+/// Result of [`crate::Fs::fsck`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Inodes checked.
+    pub inodes: u64,
+    /// Blocks reachable from the live tree and snapshots, each read and verified.
+    pub blocks: u64,
+    /// Problems found, one line each (block ids, inode numbers, and the path of a damaged
+    /// file: fsck runs on an unlocked volume).
+    pub problems: Vec<String>,
+    /// What the block store's own check found and repaired.
+    pub store: blockstore::FsckReport,
+    /// Blocks of a rebuilt block index that nothing reaches, made Cached (repair mode).
+    pub reclassified: usize,
+}
+
+/// Result of [`crate::Fs::gc`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Blocks reachable (kept).
+    pub live_blocks: u64,
+    /// What the store removed and reclaimed.
+    pub store: blockstore::GcStats,
+}
 
 impl Core {
     /// Free space of the filesystem holding the block store.

@@ -6,14 +6,15 @@
 //! peers (an empty tree and a new sync index, which the peers fill at the next connection).
 //! A block index rebuilt from the data files knows no classes: blocks the metadata and
 //! snapshots reach stay Own, the others become Cached.
+use crate::FsError;
 use crate::attr::{Caller, ROOT_INO};
 use crate::core::Core;
+use crate::core::FsOptions;
 use crate::crypto::{BlockRef, VolumeSecret, random_array};
 use crate::format::anchor::{decode_anchor, encode_anchor};
 use crate::format::{Dirent, SnapRecord};
 use crate::meta::{Batch, Records};
 use crate::write::State;
-use crate::{FsError, FsOptions};
 use blockstore::{BlockId, BlockSource, BlockStore};
 use std::collections::HashSet;
 use std::io::Write;

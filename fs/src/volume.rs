@@ -7,12 +7,14 @@
 use crate::FsError;
 use crate::attr::*;
 use crate::core::Core;
+use crate::core::FsOptions;
 use crate::crypto::VolumeSecret;
+use crate::maint::{FsckReport, GcReport, VolumeStats};
 use crate::redundancy::{LevelDir, Redundancy};
+use crate::snapshot::SnapshotInfo;
 use crate::snapshot::{SNAP_DIR, Snapshots, is_virtual};
 use crate::sync::{SyncHandle, SyncSlot};
 use crate::write::{self, Job};
-use crate::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
 use blockstore::{BlockId, BlockSource, BlockStore};
 use std::collections::HashMap;
 use std::path::Path;
@@ -293,11 +295,7 @@ impl Fs {
             return self.snaps.read(&self.core, ino, offset, size as usize);
         }
         // Content I/O runs outside the state lock, on what the file held when planned.
-        let plan = {
-            let mut st = self.core.st.lock();
-            st.files.handle(ino, fh)?;
-            write::plan_read(&mut st, ino, offset, size as usize)?
-        };
+        let plan = write::plan(&mut self.core.st.lock(), (ino, fh), offset, size as usize)?;
         write::read(&self.core.engine, &plan)
             .inspect_err(|e| self.core.log_bad_read(ino, offset, e))
     }
@@ -317,11 +315,7 @@ impl Fs {
                 .read(&self.core, ino, offset, size as usize)
                 .map(LocalRead::Data);
         }
-        let plan = {
-            let mut st = self.core.st.lock();
-            st.files.handle(ino, fh)?;
-            write::plan_read(&mut st, ino, offset, size as usize)?
-        };
+        let plan = write::plan(&mut self.core.st.lock(), (ino, fh), offset, size as usize)?;
         let missing = write::read_missing(&self.core.engine, &plan)?;
         if !missing.is_empty() {
             return Ok(LocalRead::Missing(missing));
@@ -355,9 +349,7 @@ impl Fs {
         }
         {
             let mut st = self.core.st.lock();
-            st.files.handle(ino, fh)?;
-            write::wait_flight(&mut st, ino);
-            st.files.take_error(ino)?;
+            write::settle(&mut st, ino, Some(fh))?;
             write::flush_data(&self.core.engine, &mut st, ino, None)?;
         }
         self.core.soft_commit()
@@ -371,16 +363,9 @@ impl Fs {
         if is_virtual(ino) {
             return Ok(());
         }
-        {
-            let mut st = self.core.st.lock();
-            if let Some(fh) = fh {
-                st.files.handle(ino, fh)?;
-            }
-            write::wait_flight(&mut st, ino);
-            st.files.take_error(ino)?;
-        }
+        write::settle(&mut self.core.st.lock(), ino, fh)?;
         self.core.flush_file(ino)?;
-        self.core.st.lock().feed.settled(ino);
+        write::synced(&mut self.core.st.lock(), ino);
         Ok(())
     }
     /// Closes handle `fh`; the last close of an unlinked file deletes it.
@@ -389,10 +374,7 @@ impl Fs {
             return self.snaps.release(fh);
         }
         let mut st = self.core.st.lock();
-        st.files.handle(ino, fh)?;
-        write::flush_data(&self.core.engine, &mut st, ino, None)?;
-        if write::close(&mut st, ino, fh)? {
-            st.feed.settled(ino);
+        if write::release(&self.core.engine, &mut st, ino, fh)? {
             crate::dir::reap(&mut st, ino)?;
         }
         Ok(())

@@ -1,5 +1,6 @@
 //! Snapshots: the live tree serialised into encrypted directory blocks (Fossil's archive),
 //! a sealed record per snapshot pointing at its root block. Browsing is in `snapview`.
+use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO};
 use crate::core::Core;
 use crate::crypto::BlockRef;
@@ -7,10 +8,10 @@ use crate::dir::check_name;
 use crate::file::BlockKind;
 use crate::format::Inode;
 use crate::format::{self, SnapDir, SnapEntry, SnapRecord};
+use crate::maint::FsckReport;
 use crate::meta::{Batch, Tag};
 use crate::write::State;
 use crate::write::flush_data;
-use crate::{FsError, FsckReport, SnapshotInfo};
 use blockstore::BlockId;
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -18,6 +19,15 @@ use std::time::SystemTime;
 mod view;
 
 pub(crate) use view::{SNAP_DIR, SNAP_ROOT, Snapshots, is_virtual};
+
+/// A snapshot as listed by [`crate::Fs::snapshots`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// Its name (the directory under `.snapshots/`).
+    pub name: String,
+    /// When it was taken.
+    pub time: SystemTime,
+}
 
 impl Core {
     /// The tag a snapshot name is indexed under.
