@@ -2,8 +2,8 @@
 use crate::FsError;
 use crate::attr::{FileKind, StatFs};
 use crate::core::Core;
-use crate::dir::NAME_MAX;
 use crate::format::Inode;
+use crate::ns::dir::NAME_MAX;
 use blockstore::BlockId;
 use std::collections::{HashMap, HashSet};
 
@@ -184,7 +184,7 @@ impl Core {
             let n = (i.content.size - off).min(8 << 20) as usize;
             if let Err(e) = self.engine.read(&i.content, off, n) {
                 let file =
-                    path.map_or_else(String::new, |p| format!("{} ", crate::names::shown(p)));
+                    path.map_or_else(String::new, |p| format!("{} ", crate::ns::names::shown(p)));
                 r.problems
                     .push(format!("{file}(inode {}): content at {off}: {e}", i.ino));
                 return;

@@ -133,7 +133,7 @@ impl Fs {
             return self.snaps.getattr(&self.core, ino);
         }
         let mut st = self.core.st.lock();
-        crate::dir::attr_of(&mut st, ino)
+        crate::ns::dir::attr_of(&mut st, ino)
     }
     /// Changes attributes (chmod, chown, truncate, utimens).
     pub fn setattr(&self, ino: Ino, set: &SetAttr, fh: Option<u64>) -> Result<Attr, FsError> {
@@ -166,7 +166,7 @@ impl Fs {
             };
             self.setattr(ino, &set, None)?;
         }
-        match self.removexattr(ino, crate::xattr::CAPABILITY_XATTR) {
+        match self.removexattr(ino, crate::ns::xattr::CAPABILITY_XATTR) {
             Ok(()) | Err(FsError::NoAttr) => Ok(()),
             Err(e) => Err(e),
         }
@@ -375,7 +375,7 @@ impl Fs {
         }
         let mut st = self.core.st.lock();
         if write::release(&self.core.engine, &mut st, ino, fh)? {
-            crate::dir::reap(&mut st, ino)?;
+            crate::ns::dir::reap(&mut st, ino)?;
         }
         Ok(())
     }

@@ -4,9 +4,9 @@ use crate::FsError;
 use crate::attr::{Attr, DirEntry, FileKind, Ino, ROOT_INO};
 use crate::core::Core;
 use crate::crypto::BlockRef;
-use crate::dir::{attr_of, cookie_of};
 use crate::format::Inode;
 use crate::meta::Tag;
+use crate::ns::dir::{attr_of, cookie_of};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 

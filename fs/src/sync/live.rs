@@ -6,11 +6,11 @@ use super::{Entry, EntryKind};
 use crate::FsError;
 use crate::attr::{Caller, FileKind, Ino, ROOT_INO};
 use crate::core::Core;
-use crate::dir::{add_links, touch_dir, unlink_inode};
 use crate::format::Inode;
 use crate::format::sync::SYNCED_XATTR_PREFIX;
 use crate::format::{Dirent, Xattr};
 use crate::meta::Tag;
+use crate::ns::dir::{add_links, touch_dir, unlink_inode};
 use crate::write::State;
 use std::time::SystemTime;
 

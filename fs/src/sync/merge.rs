@@ -3,8 +3,8 @@ use super::live::split;
 use super::scan::join;
 use super::version::{Order, compare, device_display, merge};
 use super::{Entry, EntryKind};
-use crate::dir::NAME_MAX;
 use crate::format::sync::encode_entry;
+use crate::ns::dir::NAME_MAX;
 
 /// What to do with a received entry.
 #[derive(Debug)]

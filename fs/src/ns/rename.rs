@@ -1,8 +1,8 @@
 //! `rename` in its three modes.
+use super::dir::{add_links, check_name, touch_dir, unlink_inode};
 use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO, RenameMode};
 use crate::core::Core;
-use crate::dir::{add_links, check_name, touch_dir, unlink_inode};
 use crate::format::Dirent;
 use crate::meta::Tag;
 use crate::write::State;

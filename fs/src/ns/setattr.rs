@@ -1,8 +1,8 @@
 //! `setattr`, `readlink` and `fallocate`: changes to one inode.
+use super::dir::attr_of;
 use crate::FsError;
 use crate::attr::{Attr, FileKind, Ino, SetAttr, TimeSet};
 use crate::core::Core;
-use crate::dir::attr_of;
 use crate::write::punch_data;
 use crate::write::{flush_data, size_of};
 use std::time::SystemTime;
