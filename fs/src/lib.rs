@@ -40,7 +40,7 @@ mod write;
 pub use attr::*;
 pub use civil::utc_civil;
 pub use core::FsOptions;
-pub use error::FsError;
+pub use error::{Bug, FsError};
 pub use maint::{FsckReport, GcReport, VolumeStats};
 pub use recover::{RecoverFrom, Recovered, Recovery, recover_meta};
 pub use redundancy::{

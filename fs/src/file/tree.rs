@@ -1,4 +1,5 @@
-//! The Merkle tree over a file's chunks: pointer-block format, walking, and building.
+//! The Merkle tree over a file's chunks: walking and building (the pointer-block codec is
+//! `format::pointer`).
 //!
 //! A pointer block lists children as `(ref, length)`; lengths, not offsets, so that inserting
 //! bytes changes only the blocks on the path to the change. A hole is an entry with an all-zero

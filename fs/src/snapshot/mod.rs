@@ -1,5 +1,5 @@
 //! Snapshots: the live tree serialised into encrypted directory blocks (Fossil's archive),
-//! a sealed record per snapshot pointing at its root block. Browsing is in `snapview`.
+//! a sealed record per snapshot pointing at its root block. Browsing is in `view`.
 use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO};
 use crate::core::Core;

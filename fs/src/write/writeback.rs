@@ -12,8 +12,8 @@
 //! Flights only change in-memory inodes; `Core::flush_all` still commits the store before
 //! the metadata that references the new blocks.
 use super::State;
-use crate::FsError;
 use crate::attr::Ino;
+use crate::error::{Bug, FsError};
 use crate::file::{ContentEngine, FileContent, WriteBuffer};
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::VecDeque;
@@ -137,7 +137,7 @@ fn land(st: &mut State, job: Job, r: Result<FileContent, FsError>) -> Result<(),
     drop(buf);
     st.files.landed.notify_all();
     let Some(fl) = st.files.flights.remove(&ino) else {
-        return Err(FsError::Invalid("flight landed twice"));
+        return Err(FsError::bug(Bug::FlightLandedTwice { ino }));
     };
     let nc = match r {
         Ok(nc) => nc,
@@ -223,7 +223,10 @@ pub(crate) fn start(st: &mut Guard<'_>, ino: Ino, spawn: Spawn<'_>) -> Result<()
 fn launch(st: &mut State, job: Job, spawn: Spawn<'_>) -> Result<(), FsError> {
     match spawn(job) {
         Ok(()) => Ok(()),
-        Err(job) => land(st, job, Err(FsError::Invalid("writeback thread gone"))),
+        Err(job) => {
+            let ino = job.ino;
+            land(st, job, Err(FsError::bug(Bug::WritebackGone { ino })))
+        }
     }
 }
 

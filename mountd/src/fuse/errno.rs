@@ -49,6 +49,7 @@ fn code(e: &FsError) -> i32 {
 mod tests {
     use super::*;
     use blockstore::BlockId;
+    use fossa_fs::Bug;
     use std::io;
 
     fn id() -> BlockId {
@@ -81,6 +82,10 @@ mod tests {
             (FsError::WrongKey, libc::EIO),
             (FsError::Meta("x".into()), libc::EIO),
             (FsError::Io(io::Error::other("x")), libc::EIO),
+            (
+                FsError::Internal(Bug::FlightLandedTwice { ino: 7 }),
+                libc::EIO,
+            ),
             (
                 FsError::Io(io::Error::from_raw_os_error(libc::ENOSPC)),
                 libc::ENOSPC,

@@ -1,5 +1,5 @@
 //! The pull thread: after every apply it invalidates the kernel's caches of what changed, then
-//! fetches the blocks that live files need and the store lacks (`Fs::sync_missing`) and stores
+//! fetches the blocks that live files need and the store lacks (`SyncHandle::missing`) and stores
 //! each as it arrives, until none are missing. Missing blocks are found again from the metadata
 //! after a restart, so an interrupted pull resumes without refetching what is stored.
 use super::backoff::{Backoff, Throttle};
