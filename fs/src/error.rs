@@ -74,7 +74,7 @@ pub enum FsError {
     Store(#[from] StoreError),
     /// The metadata database failed (EIO).
     #[error("metadata database: {0}")]
-    Meta(String),
+    Meta(#[source] redb::Error),
     /// The metadata database cannot be opened or read: `fossa fsck --repair` recovers it
     /// (docs/cli.md, "Recovery").
     #[error("the metadata database {path} is damaged: {reason}")]

@@ -102,10 +102,9 @@ impl Batch {
 
 /// A redb failure as an `FsError`: a full disk is `NoSpace` (ENOSPC to the caller).
 fn dberr(e: impl Into<redb::Error>) -> FsError {
-    let e: redb::Error = e.into();
-    match &e {
-        redb::Error::Io(io) if disk_full(io) => FsError::NoSpace,
-        _ => FsError::Meta(e.to_string()),
+    match e.into() {
+        redb::Error::Io(io) if disk_full(&io) => FsError::NoSpace,
+        e => FsError::Meta(e),
     }
 }
 

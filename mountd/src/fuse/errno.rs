@@ -80,7 +80,7 @@ mod tests {
             (FsError::BadRecord("inode"), libc::EIO),
             (FsError::Crypto("x"), libc::EIO),
             (FsError::WrongKey, libc::EIO),
-            (FsError::Meta("x".into()), libc::EIO),
+            (FsError::Meta(redb::Error::DatabaseAlreadyOpen), libc::EIO),
             (FsError::Io(io::Error::other("x")), libc::EIO),
             (
                 FsError::Internal(Bug::FlightLandedTwice { ino: 7 }),
