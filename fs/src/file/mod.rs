@@ -13,8 +13,6 @@ use std::sync::Arc;
 
 mod cache;
 mod chunker;
-#[cfg(test)]
-mod golden_tests;
 #[doc(hidden)]
 pub use chunker::chunk_lengths;
 mod punch;
