@@ -221,4 +221,19 @@ impl Core {
         }
         Ok(())
     }
+
+    /// Reads every directory block and file of every snapshot.
+    fn check_snapshots(&self, r: &mut FsckReport) -> Result<(), FsError> {
+        let mut files = Vec::new();
+        let mut blocks = 0;
+        for (_, s) in self.db.snapshots()? {
+            let mut on_file = |i: &Inode| files.push(i.clone());
+            self.walk_snap(&s.root, &mut |_| blocks += 1, &mut on_file, &mut r.problems);
+        }
+        r.blocks += blocks;
+        for i in &files {
+            self.check_content(i, None, r);
+        }
+        Ok(())
+    }
 }

@@ -7,7 +7,6 @@ use crate::crypto::BlockRef;
 use crate::file::BlockKind;
 use crate::format::Inode;
 use crate::format::{self, SnapDir, SnapEntry, SnapRecord};
-use crate::maint::FsckReport;
 use crate::meta::{Batch, Tag};
 use crate::ns::dir::check_name;
 use crate::write::State;
@@ -138,7 +137,7 @@ impl Core {
 
     /// Visits every directory block and file inode below `r`; unreadable blocks become
     /// problem lines.
-    fn walk_snap(
+    pub(crate) fn walk_snap(
         &self,
         r: &BlockRef,
         on_block: &mut dyn FnMut(BlockId),
@@ -180,21 +179,6 @@ impl Core {
             self.engine.visit_blocks(&c, &mut |id| {
                 live.insert(id);
             })?;
-        }
-        Ok(())
-    }
-
-    /// Reads every directory block and file of every snapshot.
-    pub(crate) fn check_snapshots(&self, r: &mut FsckReport) -> Result<(), FsError> {
-        let mut files = Vec::new();
-        let mut blocks = 0;
-        for (_, s) in self.db.snapshots()? {
-            let mut on_file = |i: &Inode| files.push(i.clone());
-            self.walk_snap(&s.root, &mut |_| blocks += 1, &mut on_file, &mut r.problems);
-        }
-        r.blocks += blocks;
-        for i in &files {
-            self.check_content(i, None, r);
         }
         Ok(())
     }
