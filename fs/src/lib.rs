@@ -29,7 +29,6 @@ mod golden;
 mod maint;
 mod meta;
 mod ns;
-mod recover;
 mod redundancy;
 mod snapshot;
 pub mod sync;
@@ -42,9 +41,9 @@ pub use civil::utc_civil;
 pub use core::FsOptions;
 pub use error::{Bug, FsError};
 pub use maint::{FsckReport, GcReport, VolumeStats};
-pub use recover::{RecoverFrom, Recovered, Recovery, recover_meta};
 pub use redundancy::{
     DEFAULT_LEVEL, LevelDir, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level,
 };
 pub use snapshot::SnapshotInfo;
+pub use snapshot::recover::{RecoverFrom, Recovered, Recovery, recover_meta};
 pub use volume::{Fs, LocalRead};

@@ -1,5 +1,7 @@
 //! Snapshots: the live tree serialised into encrypted directory blocks (Fossil's archive),
-//! a sealed record per snapshot pointing at its root block. Browsing is in `view`.
+//! a sealed record per snapshot pointing at its root block. Browsing is in `view`; the anchor
+//! file (a copy of the snapshot records) and recovering a damaged database from it are in
+//! `recover`.
 use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO};
 use crate::core::Core;
@@ -15,6 +17,7 @@ use blockstore::BlockId;
 use std::collections::HashSet;
 use std::time::SystemTime;
 
+pub(crate) mod recover;
 mod view;
 
 pub(crate) use view::{SNAP_DIR, SNAP_ROOT, Snapshots, is_virtual};
