@@ -4,17 +4,16 @@
 //! content I/O (reads, and updates in flight, see `writeback`) runs without it. `flush_lock`
 //! serialises flushes so that batches reach redb in the order they were taken; the sealing
 //! and the redb commit run outside the state lock.
+use crate::FsError;
 use crate::attr::{Caller, FileKind, Ino, ROOT_INO};
-use crate::cache::State;
 use crate::crypto::{VolumeKeys, VolumeSecret};
 use crate::file::ContentEngine;
+use crate::format::Inode;
 use crate::format::Super;
-use crate::inode::Inode;
+use crate::meta::cache::MetaCache;
 use crate::meta::journal::Journal;
 use crate::meta::{Batch, MetaDb};
-use crate::snapshot::SnapView;
-use crate::writeback;
-use crate::{FsError, FsOptions};
+use crate::write::{self, State};
 use blockstore::{BlockSource, BlockStore};
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
@@ -31,11 +30,29 @@ pub(crate) struct Core {
     /// Serialises flushes; holds the metadata journal, written only by flushes.
     flush_lock: Mutex<Journal>,
     pub(crate) opts: FsOptions,
-    pub(crate) snaps: Mutex<SnapView>,
-    /// Sync index and bookkeeping, `None` until `Fs::enable_sync` (lock before `flush_lock`).
-    pub(crate) sync: Mutex<Option<crate::sync::SyncState>>,
     /// The snapshot anchor file (`recover.rs`).
     pub(crate) anchor: PathBuf,
+}
+
+/// Tuning of an [`crate::Fs`].
+#[derive(Clone, Debug)]
+pub struct FsOptions {
+    /// Buffered bytes per open file before they are chunked and stored in the background.
+    pub file_dirty_limit: usize,
+    /// Buffered bytes across all files before writers wait for the background flush.
+    pub total_dirty_limit: usize,
+    /// Mount read-only.
+    pub read_only: bool,
+}
+
+impl Default for FsOptions {
+    fn default() -> Self {
+        FsOptions {
+            file_dirty_limit: 16 << 20,
+            total_dirty_limit: 256 << 20,
+            read_only: false,
+        }
+    }
 }
 
 impl Core {
@@ -68,7 +85,7 @@ impl Core {
         let sup = loaded.unwrap_or(Super {
             next_ino: ROOT_INO + 1,
         });
-        let mut st = State::new(db.clone(), sup);
+        let mut st = State::new(MetaCache::new(db.clone(), sup));
         if fresh {
             let owner = Caller {
                 umask: 0,
@@ -89,11 +106,8 @@ impl Core {
             st: Mutex::new(st),
             flush_lock: Mutex::new(journal),
             opts,
-            snaps: Mutex::new(SnapView::default()),
-            sync: Mutex::new(None),
-            anchor: crate::recover::anchor_path(meta_path),
+            anchor: anchor_path(meta_path),
         })
-        .and_then(|core| core.ensure_anchor().map(|()| core))
     }
 
     /// Buffer limits (per file, total) for writes.
@@ -179,7 +193,7 @@ impl Core {
             let mut st = self.st.lock();
             let inos = only.map_or_else(|| st.files.dirty(), |i| vec![i]);
             for ino in inos {
-                match writeback::flush_data(&self.engine, &mut st, ino, None) {
+                match write::flush_data(&self.engine, &mut st, ino, None) {
                     Ok(()) => {}
                     Err(e) if only.is_none() && e.is_no_space() => {
                         full.get_or_insert(e);
@@ -187,12 +201,9 @@ impl Core {
                     Err(e) => return Err(e),
                 }
             }
-            let mut extra_batch = Batch::default();
-            extra(&mut st, &mut extra_batch)?;
-            let mut b = st.take_batch();
-            b.sync_index = extra_batch.sync_index;
-            b.sync_peers = extra_batch.sync_peers;
-            b.sync_super = extra_batch.sync_super;
+            let mut b = Batch::default();
+            extra(&mut st, &mut b)?;
+            st.take_batch_into(&mut b);
             b
         };
         let r = self
@@ -211,6 +222,23 @@ impl Core {
         }
         r.and(full.map_or(Ok(()), Err))
     }
+}
+
+impl write::Landing for Core {
+    fn engine(&self) -> &ContentEngine {
+        &self.engine
+    }
+    fn state(&self) -> &Mutex<State> {
+        &self.st
+    }
+    fn limits(&self) -> (usize, usize) {
+        self.limits()
+    }
+}
+
+/// The snapshot anchor file of the volume whose metadata database is `meta_path`.
+pub(crate) fn anchor_path(meta_path: &Path) -> PathBuf {
+    meta_path.with_extension("snapshots")
 }
 
 /// Commits `b` durably; when journal entries were written since the last durable commit, the

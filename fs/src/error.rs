@@ -74,7 +74,7 @@ pub enum FsError {
     Store(#[from] StoreError),
     /// The metadata database failed (EIO).
     #[error("metadata database: {0}")]
-    Meta(String),
+    Meta(#[source] redb::Error),
     /// The metadata database cannot be opened or read: `fossa fsck --repair` recovers it
     /// (docs/cli.md, "Recovery").
     #[error("the metadata database {path} is damaged: {reason}")]
@@ -87,6 +87,60 @@ pub enum FsError {
     /// An I/O error outside the block store (EIO).
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// A broken internal invariant: a bug in fossa, not a property of the request or of the
+    /// stored data (EIO). Made with [`FsError::bug`], which logs it where it is raised.
+    #[error("internal error: {0}")]
+    Internal(Bug),
+}
+
+/// What internal invariant broke, with the values that showed it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Bug {
+    /// A flight landed for an inode that had none in the air.
+    #[error("flight of inode {ino} landed twice")]
+    FlightLandedTwice {
+        /// The file.
+        ino: u64,
+    },
+    /// A buffer was handed to the writeback thread after it stopped.
+    #[error("writeback thread gone with the buffer of inode {ino}")]
+    WritebackGone {
+        /// The file whose buffer it was.
+        ino: u64,
+    },
+    /// The leaves a content update or hole punch built do not cover the range they replace.
+    #[error("{op} lost track of lengths: the leaves cover {got} bytes, not {want}")]
+    LengthsLost {
+        /// "content update" or "hole punch".
+        op: &'static str,
+        /// Bytes the new leaves cover.
+        got: u64,
+        /// Bytes they had to cover.
+        want: u64,
+    },
+    /// A stored tree's trailing hole is longer than the file.
+    #[error("file tree lengths disagree: size {size}, trailing hole {trailing}")]
+    TreeLengths {
+        /// The file's size.
+        size: u64,
+        /// The trailing hole the tree ends in.
+        trailing: u64,
+    },
+    /// A tree grew past the deepest the pointer-block format allows.
+    #[error("file tree deeper than {max} levels")]
+    TreeTooDeep {
+        /// The format's limit.
+        max: u8,
+    },
+    /// A content update found no pointer block holding a byte inside the old tree.
+    #[error("content update lost track of the tree at byte {at}, height {height}")]
+    TreeLost {
+        /// The byte looked for.
+        at: u64,
+        /// The height of the pointer block looked for.
+        height: u8,
+    },
 }
 
 impl FsError {
@@ -98,6 +152,12 @@ impl FsError {
         )
     }
 
+    /// The error for broken invariant `bug`, logged here (the caller sees only EIO).
+    pub(crate) fn bug(bug: Bug) -> Self {
+        tracing::error!(%bug, "internal invariant broken");
+        FsError::Internal(bug)
+    }
+
     /// Whether a retry may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -105,5 +165,31 @@ impl FsError {
             FsError::Store(e) => e.is_transient(),
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_broken_invariant_says_what_broke() {
+        let e = FsError::bug(Bug::LengthsLost {
+            op: "hole punch",
+            got: 3,
+            want: 5,
+        });
+        assert!(matches!(
+            e,
+            FsError::Internal(Bug::LengthsLost {
+                got: 3,
+                want: 5,
+                ..
+            })
+        ));
+        let shown =
+            "internal error: hole punch lost track of lengths: the leaves cover 3 bytes, not 5";
+        assert_eq!(e.to_string(), shown);
+        assert!(!e.is_transient());
     }
 }

@@ -4,7 +4,8 @@
 //! the decoder promises that it did not keep). Errors are the expected answer to bad bytes.
 //! Not an API: the fuzz crate and tests are the only callers.
 use crate::crypto::{BlockRef, VolumeKeys, VolumeSecret};
-use crate::file::{FILE_CONTENT_LEN, FileContent, MAX_FANOUT, tree};
+use crate::file::{FILE_CONTENT_LEN, FileContent, MAX_FANOUT};
+use crate::format::pointer;
 use crate::format::{self, sync};
 use crate::volkey;
 use blockstore::BlockId;
@@ -26,12 +27,12 @@ pub fn pointer_block(data: &[u8]) {
     let Some((&height, p)) = data.split_first() else {
         return;
     };
-    let Ok(entries) = tree::decode_pointer(BlockId([0; 32]), height, p) else {
+    let Ok(entries) = pointer::decode_pointer(BlockId([0; 32]), height, p) else {
         return;
     };
     assert!(!entries.is_empty() && entries.len() <= MAX_FANOUT);
     assert!(entries.iter().all(|e| e.len > 0));
-    assert_eq!(tree::encode_pointer(height, &entries), p);
+    assert_eq!(pointer::encode_pointer(height, &entries), p);
 }
 
 /// The content reference of an inode or sync entry.
@@ -139,8 +140,8 @@ pub fn sealed(data: &[u8]) {
 pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     use crate::attr::{Caller, FileKind};
     use crate::file::TreeRoot;
+    use crate::format::Inode;
     use crate::format::{Dirent, SnapDir, SnapEntry, SnapRecord, Super, Xattr};
-    use crate::inode::Inode;
     use crate::sync::{Entry, EntryKind};
     use std::time::{Duration, UNIX_EPOCH};
     let r = BlockRef {
@@ -163,16 +164,16 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     link.target = b"../target".to_vec();
     let dir = Inode::new(2, FileKind::Dir, who, 0o755, t);
     let entries = [
-        tree::Entry {
+        pointer::Entry {
             r: Some(r),
             len: 65_536,
         },
-        tree::Entry::hole(4464),
+        pointer::Entry::hole(4464),
     ];
     let mut out = vec![
         (
             "pointer_block",
-            [&[1u8][..], &tree::encode_pointer(1, &entries)].concat(),
+            [&[1u8][..], &pointer::encode_pointer(1, &entries)].concat(),
         ),
         ("inode_record", format::encode_inode(&file)),
         ("inode_record", format::encode_inode(&link)),

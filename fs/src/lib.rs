@@ -15,11 +15,9 @@
 #![forbid(unsafe_code)]
 
 pub mod attr;
-mod cache;
 mod civil;
 mod core;
 pub mod crypto;
-mod dir;
 mod error;
 pub mod file;
 mod format;
@@ -28,30 +26,24 @@ pub mod fuzz;
 #[cfg(test)]
 #[path = "../../tests/fixtures/golden.rs"]
 mod golden;
-mod handles;
-mod inode;
 mod maint;
 mod meta;
-mod names;
-mod options;
-mod recover;
+mod ns;
 mod redundancy;
-mod rename;
-mod setattr;
 mod snapshot;
-mod snapview;
 pub mod sync;
 pub mod volkey;
 mod volume;
-mod writeback;
-mod xattr;
+mod write;
 
 pub use attr::*;
 pub use civil::utc_civil;
-pub use error::FsError;
-pub use options::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
-pub use recover::{RecoverFrom, Recovered, Recovery, recover_meta};
+pub use core::FsOptions;
+pub use error::{Bug, FsError};
+pub use maint::{FsckReport, GcReport, VolumeStats};
 pub use redundancy::{
     DEFAULT_LEVEL, LevelDir, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level,
 };
+pub use snapshot::SnapshotInfo;
+pub use snapshot::recover::{RecoverFrom, Recovered, Recovery, recover_meta};
 pub use volume::{Fs, LocalRead};

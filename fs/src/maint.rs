@@ -1,11 +1,51 @@
 //! Volume maintenance: statfs, stats, gc, fsck.
+use crate::FsError;
 use crate::attr::{FileKind, StatFs};
 use crate::core::Core;
-use crate::dir::NAME_MAX;
-use crate::inode::Inode;
-use crate::{FsError, FsckReport, GcReport, VolumeStats};
+use crate::format::Inode;
+use crate::ns::dir::NAME_MAX;
 use blockstore::BlockId;
 use std::collections::{HashMap, HashSet};
+
+/// Volume-level counts for `fossa status`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VolumeStats {
+    /// Inodes in use.
+    pub inodes: u64,
+    /// Regular files.
+    pub files: u64,
+    /// Directories.
+    pub dirs: u64,
+    /// Sum of file sizes.
+    pub logical_bytes: u64,
+    /// Snapshots retained.
+    pub snapshots: u64,
+}
+
+/// Result of [`crate::Fs::fsck`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FsckReport {
+    /// Inodes checked.
+    pub inodes: u64,
+    /// Blocks reachable from the live tree and snapshots, each read and verified.
+    pub blocks: u64,
+    /// Problems found, one line each (block ids, inode numbers, and the path of a damaged
+    /// file: fsck runs on an unlocked volume).
+    pub problems: Vec<String>,
+    /// What the block store's own check found and repaired.
+    pub store: blockstore::FsckReport,
+    /// Blocks of a rebuilt block index that nothing reaches, made Cached (repair mode).
+    pub reclassified: usize,
+}
+
+/// Result of [`crate::Fs::gc`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Blocks reachable (kept).
+    pub live_blocks: u64,
+    /// What the store removed and reclaimed.
+    pub store: blockstore::GcStats,
+}
 
 impl Core {
     /// Free space of the filesystem holding the block store.
@@ -165,7 +205,7 @@ impl Core {
             let n = (i.content.size - off).min(8 << 20) as usize;
             if let Err(e) = self.engine.read(&i.content, off, n) {
                 let file =
-                    path.map_or_else(String::new, |p| format!("{} ", crate::names::shown(p)));
+                    path.map_or_else(String::new, |p| format!("{} ", crate::ns::names::shown(p)));
                 r.problems
                     .push(format!("{file}(inode {}): content at {off}: {e}", i.ino));
                 return;
@@ -199,6 +239,21 @@ impl Core {
         for ino in refs.keys() {
             r.problems
                 .push(format!("directory entry points to missing inode {ino}"));
+        }
+        Ok(())
+    }
+
+    /// Reads every directory block and file of every snapshot.
+    fn check_snapshots(&self, r: &mut FsckReport) -> Result<(), FsError> {
+        let mut files = Vec::new();
+        let mut blocks = 0;
+        for (_, s) in self.db.snapshots()? {
+            let mut on_file = |i: &Inode| files.push(i.clone());
+            self.walk_snap(&s.root, &mut |_| blocks += 1, &mut on_file, &mut r.problems);
+        }
+        r.blocks += blocks;
+        for i in &files {
+            self.check_content(i, None, r);
         }
         Ok(())
     }

@@ -2,10 +2,10 @@
 //! directory sets how many distinct nodes must hold every block below it; a deeper setting
 //! overrides a shallower one; the default is [`DEFAULT_LEVEL`]. The xattr is an ordinary
 //! `user.*` xattr, so it syncs with its directory like any other (docs/redundancy.md).
+use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO};
-use crate::cache::State;
 use crate::core::Core;
-use crate::{Fs, FsError};
+use crate::write::State;
 use blockstore::BlockId;
 use std::collections::HashMap;
 
@@ -58,7 +58,7 @@ impl Core {
     }
 
     /// Walks `path` from the root, carrying the inherited level.
-    fn redundancy_at(&self, path: &[u8]) -> Result<Redundancy, FsError> {
+    pub(crate) fn redundancy_at(&self, path: &[u8]) -> Result<Redundancy, FsError> {
         let mut st = self.st.lock();
         let mut ino = ROOT_INO;
         let mut level = self.own_level(&mut st, ROOT_INO)?.unwrap_or(DEFAULT_LEVEL);
@@ -77,7 +77,7 @@ impl Core {
 
     /// Every block of every live file with the level it needs (the highest among the files
     /// that share it). Pointer blocks not held locally are skipped with their subtrees.
-    fn block_levels(&self) -> Result<HashMap<BlockId, u8>, FsError> {
+    pub(crate) fn block_levels(&self) -> Result<HashMap<BlockId, u8>, FsError> {
         let files = {
             let mut st = self.st.lock();
             let top = self.own_level(&mut st, ROOT_INO)?.unwrap_or(DEFAULT_LEVEL);
@@ -96,7 +96,7 @@ impl Core {
     }
 
     /// Directories with a level set, each with the blocks it governs (`fossa status`).
-    fn level_dirs(&self) -> Result<Vec<LevelDir>, FsError> {
+    pub(crate) fn level_dirs(&self) -> Result<Vec<LevelDir>, FsError> {
         let files = {
             let mut st = self.st.lock();
             self.files_by_setting(&mut st)?
@@ -163,7 +163,7 @@ impl Core {
     }
 
     /// The blocks of the file at `path` reachable through local pointer blocks.
-    fn blocks_at(&self, path: &[u8]) -> Result<Vec<BlockId>, FsError> {
+    pub(crate) fn blocks_at(&self, path: &[u8]) -> Result<Vec<BlockId>, FsError> {
         let content = {
             let mut st = self.st.lock();
             let mut ino = ROOT_INO;
@@ -205,31 +205,6 @@ impl Core {
             }
         }
         Ok(out)
-    }
-}
-
-impl Fs {
-    /// The redundancy level that applies at `path` (relative to the volume root).
-    pub fn redundancy(&self, path: &[u8]) -> Result<Redundancy, FsError> {
-        self.core().redundancy_at(path)
-    }
-
-    /// The blocks of the file at `path` (stored content; those below pointer blocks that are
-    /// not local are not listed). Empty for anything but a regular file.
-    pub fn blocks_at(&self, path: &[u8]) -> Result<Vec<BlockId>, FsError> {
-        self.core().blocks_at(path)
-    }
-
-    /// The directories whose own `user.fossa.redundancy` sets a level, with the blocks each
-    /// setting governs (for `fossa status`).
-    pub fn level_dirs(&self) -> Result<Vec<LevelDir>, FsError> {
-        self.core().level_dirs()
-    }
-
-    /// Every locally known block of the live tree with the number of distinct nodes that
-    /// must hold it (the placement and repair loop's input).
-    pub fn block_levels(&self) -> Result<HashMap<BlockId, u8>, FsError> {
-        self.core().block_levels()
     }
 }
 

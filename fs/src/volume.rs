@@ -7,12 +7,16 @@
 use crate::FsError;
 use crate::attr::*;
 use crate::core::Core;
+use crate::core::FsOptions;
 use crate::crypto::VolumeSecret;
-use crate::handles;
-use crate::snapshot::{SNAP_DIR, is_virtual};
-use crate::writeback::{self, Job};
-use crate::{FsOptions, FsckReport, GcReport, SnapshotInfo, VolumeStats};
+use crate::maint::{FsckReport, GcReport, VolumeStats};
+use crate::redundancy::{LevelDir, Redundancy};
+use crate::snapshot::SnapshotInfo;
+use crate::snapshot::{SNAP_DIR, Snapshots, is_virtual};
+use crate::sync::{SyncHandle, SyncSlot};
+use crate::write::{self, Job};
 use blockstore::{BlockId, BlockSource, BlockStore};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -34,6 +38,10 @@ pub enum LocalRead {
 /// The mounted filesystem core. `Send + Sync`.
 pub struct Fs {
     core: Arc<Core>,
+    /// The `.snapshots` tree's virtual inodes.
+    snaps: Snapshots,
+    /// Sync state, `None` until enabled (see [`Fs::sync_handle`]).
+    sync: SyncSlot,
     flusher: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     writeback: Option<(mpsc::Sender<Job>, JoinHandle<()>)>,
 }
@@ -83,18 +91,21 @@ impl Fs {
         opts: FsOptions,
     ) -> Result<Self, FsError> {
         let core = Arc::new(Core::open(store, source, meta_path, vs, root_owner, opts)?);
+        core.ensure_anchor()?;
         let flusher = Some(spawn_flusher(core.clone())?);
-        let writeback = Some(writeback::spawn_thread(core.clone())?);
+        let writeback = Some(write::spawn_thread(core.clone())?);
         Ok(Fs {
             core,
+            snaps: Snapshots::default(),
+            sync: SyncSlot::default(),
             flusher,
             writeback,
         })
     }
 
-    /// The shared core (for the sync module).
-    pub(crate) fn core(&self) -> &Core {
-        &self.core
+    /// Sync on this volume: the index, scans, merges of peers' updates.
+    pub fn sync_handle(&self) -> SyncHandle<'_> {
+        SyncHandle::new(&self.core, &self.sync)
     }
 
     /// Fails with `ReadOnly` on a read-only mount, in a snapshot, or on `.snapshots` itself.
@@ -109,20 +120,20 @@ impl Fs {
     /// Looks `name` up in directory `parent` (`.` and `..` included).
     pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<Attr, FsError> {
         if is_virtual(parent) {
-            return self.core.snap_lookup(parent, name);
+            return self.snaps.lookup(&self.core, parent, name);
         }
         if parent == ROOT_INO && name == SNAP_DIR {
-            return self.core.snap_getattr(crate::snapshot::SNAP_ROOT);
+            return self.snaps.getattr(&self.core, crate::snapshot::SNAP_ROOT);
         }
         self.core.lookup(parent, name)
     }
     /// Attributes of `ino`.
     pub fn getattr(&self, ino: Ino) -> Result<Attr, FsError> {
         if is_virtual(ino) {
-            return self.core.snap_getattr(ino);
+            return self.snaps.getattr(&self.core, ino);
         }
         let mut st = self.core.st.lock();
-        crate::dir::attr_of(&mut st, ino)
+        crate::ns::dir::attr_of(&mut st, ino)
     }
     /// Changes attributes (chmod, chown, truncate, utimens).
     pub fn setattr(&self, ino: Ino, set: &SetAttr, fh: Option<u64>) -> Result<Attr, FsError> {
@@ -155,7 +166,7 @@ impl Fs {
             };
             self.setattr(ino, &set, None)?;
         }
-        match self.removexattr(ino, crate::xattr::CAPABILITY_XATTR) {
+        match self.removexattr(ino, crate::ns::xattr::CAPABILITY_XATTR) {
             Ok(()) | Err(FsError::NoAttr) => Ok(()),
             Err(e) => Err(e),
         }
@@ -207,7 +218,7 @@ impl Fs {
     /// Target of symlink `ino`.
     pub fn readlink(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
         if is_virtual(ino) {
-            return self.core.snap_readlink(ino);
+            return self.snaps.readlink(ino);
         }
         self.core.readlink(ino)
     }
@@ -254,7 +265,7 @@ impl Fs {
         let attr = self
             .core
             .make(who, parent, name, (FileKind::File, perm), |_| {})?;
-        let fh = handles::open(&mut self.core.st.lock(), attr.ino, flags)?;
+        let fh = write::open(&mut self.core.st.lock(), attr.ino, flags)?;
         Ok((attr, fh))
     }
     /// Opens regular file `ino`, truncating it with `flags.truncate`.
@@ -263,12 +274,12 @@ impl Fs {
             if flags.write || flags.truncate {
                 return Err(FsError::ReadOnly);
             }
-            return self.core.snap_open(ino);
+            return self.snaps.open(&self.core, ino);
         }
         if flags.write || flags.truncate {
             self.writable(ino, None)?;
         }
-        let fh = handles::open(&mut self.core.st.lock(), ino, flags)?;
+        let fh = write::open(&mut self.core.st.lock(), ino, flags)?;
         if flags.truncate && self.getattr(ino)?.size > 0 {
             let set = SetAttr {
                 size: Some(0),
@@ -281,15 +292,11 @@ impl Fs {
     /// Reads up to `size` bytes at `offset`.
     pub fn read(&self, ino: Ino, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
         if is_virtual(ino) {
-            return self.core.snap_read(ino, offset, size as usize);
+            return self.snaps.read(&self.core, ino, offset, size as usize);
         }
         // Content I/O runs outside the state lock, on what the file held when planned.
-        let plan = {
-            let mut st = self.core.st.lock();
-            st.files.handle(ino, fh)?;
-            handles::plan_read(&mut st, ino, offset, size as usize)?
-        };
-        handles::read(&self.core.engine, &plan)
+        let plan = write::plan(&mut self.core.st.lock(), (ino, fh), offset, size as usize)?;
+        write::read(&self.core.engine, &plan)
             .inspect_err(|e| self.core.log_bad_read(ino, offset, e))
     }
     /// [`Fs::read`] that never waits on a remote block source: when blocks the read needs are
@@ -304,20 +311,16 @@ impl Fs {
     ) -> Result<LocalRead, FsError> {
         if is_virtual(ino) {
             return self
-                .core
-                .snap_read(ino, offset, size as usize)
+                .snaps
+                .read(&self.core, ino, offset, size as usize)
                 .map(LocalRead::Data);
         }
-        let plan = {
-            let mut st = self.core.st.lock();
-            st.files.handle(ino, fh)?;
-            handles::plan_read(&mut st, ino, offset, size as usize)?
-        };
-        let missing = handles::read_missing(&self.core.engine, &plan)?;
+        let plan = write::plan(&mut self.core.st.lock(), (ino, fh), offset, size as usize)?;
+        let missing = write::read_missing(&self.core.engine, &plan)?;
         if !missing.is_empty() {
             return Ok(LocalRead::Missing(missing));
         }
-        handles::read(&self.core.engine, &plan)
+        write::read(&self.core.engine, &plan)
             .inspect_err(|e| self.core.log_bad_read(ino, offset, e))
             .map(LocalRead::Data)
     }
@@ -332,7 +335,7 @@ impl Fs {
         let mut st = self.core.st.lock();
         self.core.write_drops_capability(&mut st, ino)?;
         let lim = self.core.limits();
-        handles::write(&mut st, (ino, fh), offset, data, lim, &spawn)?;
+        write::write(&mut st, (ino, fh), offset, data, lim, &spawn)?;
         Ok(n)
     }
     /// On close of a descriptor: moves the file's buffered writes into blocks, then soft-
@@ -346,10 +349,8 @@ impl Fs {
         }
         {
             let mut st = self.core.st.lock();
-            st.files.handle(ino, fh)?;
-            writeback::wait_flight(&mut st, ino);
-            st.files.take_error(ino)?;
-            handles::flush_data(&self.core.engine, &mut st, ino, None)?;
+            write::settle(&mut st, ino, Some(fh))?;
+            write::flush_data(&self.core.engine, &mut st, ino, None)?;
         }
         self.core.soft_commit()
     }
@@ -362,36 +363,26 @@ impl Fs {
         if is_virtual(ino) {
             return Ok(());
         }
-        {
-            let mut st = self.core.st.lock();
-            if let Some(fh) = fh {
-                st.files.handle(ino, fh)?;
-            }
-            writeback::wait_flight(&mut st, ino);
-            st.files.take_error(ino)?;
-        }
+        write::settle(&mut self.core.st.lock(), ino, fh)?;
         self.core.flush_file(ino)?;
-        self.core.st.lock().release_hold(ino);
+        write::synced(&mut self.core.st.lock(), ino);
         Ok(())
     }
     /// Closes handle `fh`; the last close of an unlinked file deletes it.
     pub fn release(&self, ino: Ino, fh: u64) -> Result<(), FsError> {
         if is_virtual(ino) {
-            return self.core.snap_release(fh);
+            return self.snaps.release(fh);
         }
         let mut st = self.core.st.lock();
-        st.files.handle(ino, fh)?;
-        handles::flush_data(&self.core.engine, &mut st, ino, None)?;
-        if handles::close(&mut st, ino, fh)? {
-            st.release_hold(ino);
-            crate::dir::reap(&mut st, ino)?;
+        if write::release(&self.core.engine, &mut st, ino, fh)? {
+            crate::ns::dir::reap(&mut st, ino)?;
         }
         Ok(())
     }
     /// Lists directory `ino` after cookie `after`, at most `max` entries.
     pub fn readdir(&self, ino: Ino, after: u64, max: usize) -> Result<Vec<DirEntry>, FsError> {
         if is_virtual(ino) {
-            return self.core.snap_readdir(ino, after, max);
+            return self.snaps.readdir(&self.core, ino, after, max);
         }
         self.core.readdir(ino, after, max)
     }
@@ -479,7 +470,7 @@ impl Fs {
     }
     /// Forgets snapshot `name` (its blocks go at the next gc).
     pub fn remove_snapshot(&self, name: &str) -> Result<(), FsError> {
-        self.core.remove_snapshot(name)
+        self.core.remove_snapshot(&self.snaps, name)
     }
     /// Deletes blocks reachable from neither the tree nor any snapshot.
     pub fn gc(&self) -> Result<GcReport, FsError> {
@@ -492,6 +483,28 @@ impl Fs {
     /// Volume counts.
     pub fn stats(&self) -> Result<VolumeStats, FsError> {
         self.core.stats()
+    }
+    /// The redundancy level that applies at `path` (relative to the volume root).
+    pub fn redundancy(&self, path: &[u8]) -> Result<Redundancy, FsError> {
+        self.core.redundancy_at(path)
+    }
+
+    /// The blocks of the file at `path` (stored content; those below pointer blocks that are
+    /// not local are not listed). Empty for anything but a regular file.
+    pub fn blocks_at(&self, path: &[u8]) -> Result<Vec<BlockId>, FsError> {
+        self.core.blocks_at(path)
+    }
+
+    /// The directories whose own `user.fossa.redundancy` sets a level, with the blocks each
+    /// setting governs (for `fossa status`).
+    pub fn level_dirs(&self) -> Result<Vec<LevelDir>, FsError> {
+        self.core.level_dirs()
+    }
+
+    /// Every locally known block of the live tree with the number of distinct nodes that
+    /// must hold it (the placement and repair loop's input).
+    pub fn block_levels(&self) -> Result<HashMap<BlockId, u8>, FsError> {
+        self.core.block_levels()
     }
 }
 

@@ -43,9 +43,9 @@ fn creates_edits_and_deletes_propagate() {
     converged(&[a, b]);
     let fb = b.fs();
     // What was applied is not a local change.
-    let seq = fb.sync_seq();
-    assert_eq!(fb.sync_scan().unwrap(), seq);
-    assert!(!fb.sync_status(b"d/inner").unwrap().pending);
+    let seq = fb.sync_handle().seq();
+    assert_eq!(fb.sync_handle().scan().unwrap(), seq);
+    assert!(!fb.sync_handle().status(b"d/inner").unwrap().pending);
     assert_eq!(get(fb, "big"), big);
     let s = fb.getattr(resolve(fb, "small").unwrap().ino).unwrap();
     assert_eq!((s.perm, s.mtime), (0o600, t));
@@ -53,8 +53,8 @@ fn creates_edits_and_deletes_propagate() {
         fb.readlink(resolve(fb, "d/link").unwrap().ino).unwrap(),
         b"../small"
     );
-    assert_eq!(fb.sync_missing(10).unwrap(), vec![]);
-    let st = fb.sync_status(b"big").unwrap();
+    assert_eq!(fb.sync_handle().missing(10).unwrap(), vec![]);
+    let st = fb.sync_handle().status(b"big").unwrap();
     assert!(st.local && !st.pending);
     assert_eq!(st.author, a.id);
 
@@ -65,7 +65,7 @@ fn creates_edits_and_deletes_propagate() {
     pump(a, b);
     converged(&[a, b]);
     assert!(matches!(resolve(fb, "d"), Err(FsError::NotFound)));
-    assert!(fb.sync_status(b"d").unwrap().version.len() == 1);
+    assert!(fb.sync_handle().status(b"d").unwrap().version.len() == 1);
 }
 
 #[test]
@@ -106,11 +106,11 @@ fn updates_relay_through_a_third_device() {
     a.fs().mkdir(WHO, ROOT_INO, b"sub", 0o700).unwrap();
     pump(a, b);
     pump(b, c);
-    assert_eq!(c.fs().sync_progress(&a.id), (0, 0));
+    assert_eq!(c.fs().sync_handle().progress(&a.id), (0, 0));
     converged(&[a, b, c]);
-    assert_eq!(c.fs().sync_status(b"f").unwrap().author, a.id);
+    assert_eq!(c.fs().sync_handle().status(b"f").unwrap().author, a.id);
     // C's copies are A's signed blobs, relayed unchanged: they verify on a fresh device.
-    let ups = c.fs().sync_updates(0, 100).unwrap();
+    let ups = c.fs().sync_handle().updates(0, 100).unwrap();
     let blobs: Vec<Vec<u8>> = ups.iter().map(|u| u.1.clone()).collect();
     assert!(blobs.iter().all(|x| x[..32] == a.id));
 }
@@ -124,8 +124,8 @@ fn concurrent_edits_make_one_conflict_copy() {
     put(a.fs(), "f.txt", b"from a");
     std::thread::sleep(Duration::from_millis(20));
     put(b.fs(), "f.txt", b"from b, later");
-    a.fs().sync_scan().unwrap();
-    b.fs().sync_scan().unwrap();
+    a.fs().sync_handle().scan().unwrap();
+    b.fs().sync_handle().scan().unwrap();
     let r1 = pump(a, b);
     pump(b, a);
     assert_eq!(r1.report.conflicts, 1);
@@ -135,10 +135,13 @@ fn concurrent_edits_make_one_conflict_copy() {
     assert_eq!(copies.len(), 1, "{copies:?}");
     assert_eq!(get(a.fs(), &copies[0]), b"from a");
     assert!(copies[0].ends_with(".txt"));
-    let (sa, sb) = (a.fs().sync_seq(), b.fs().sync_seq());
+    let (sa, sb) = (a.fs().sync_handle().seq(), b.fs().sync_handle().seq());
     let again = (pump(a, b), pump(b, a));
     assert_eq!((again.0.report.applied, again.1.report.applied), (0, 0));
-    assert_eq!((a.fs().sync_seq(), b.fs().sync_seq()), (sa, sb));
+    assert_eq!(
+        (a.fs().sync_handle().seq(), b.fs().sync_handle().seq()),
+        (sa, sb)
+    );
 }
 
 #[test]
@@ -150,31 +153,38 @@ fn conflicts_resolved_on_both_sides_converge() {
     put(a.fs(), "f", b"aaa");
     put(b.fs(), "f", b"bbb");
     // Both take the other's updates before seeing the resolution.
-    let ua = a.fs().sync_updates(0, 100);
-    a.fs().sync_scan().unwrap();
-    b.fs().sync_scan().unwrap();
+    let ua = a.fs().sync_handle().updates(0, 100);
+    a.fs().sync_handle().scan().unwrap();
+    b.fs().sync_handle().scan().unwrap();
     drop(ua);
-    let (pa, pb) = (b.fs().sync_progress(&a.id).1, a.fs().sync_progress(&b.id).1);
+    let (pa, pb) = (
+        b.fs().sync_handle().progress(&a.id).1,
+        a.fs().sync_handle().progress(&b.id).1,
+    );
     let from_a: Vec<_> = a
         .fs()
-        .sync_updates(pa, 100)
+        .sync_handle()
+        .updates(pa, 100)
         .unwrap()
         .into_iter()
         .map(|u| u.1)
         .collect();
     let from_b: Vec<_> = b
         .fs()
-        .sync_updates(pb, 100)
+        .sync_handle()
+        .updates(pb, 100)
         .unwrap()
         .into_iter()
         .map(|u| u.1)
         .collect();
-    let (sa, sb) = (a.fs().sync_seq(), b.fs().sync_seq());
+    let (sa, sb) = (a.fs().sync_handle().seq(), b.fs().sync_handle().seq());
     b.fs()
-        .sync_apply(&a.id, a.fs().sync_index_id(), sa, &from_a)
+        .sync_handle()
+        .apply(&a.id, a.fs().sync_handle().index_id(), sa, &from_a)
         .unwrap();
     a.fs()
-        .sync_apply(&b.id, b.fs().sync_index_id(), sb, &from_b)
+        .sync_handle()
+        .apply(&b.id, b.fs().sync_handle().index_id(), sb, &from_b)
         .unwrap();
     for _ in 0..3 {
         pump(a, b);
@@ -182,10 +192,13 @@ fn conflicts_resolved_on_both_sides_converge() {
     }
     converged(&[a, b]);
     assert_eq!(conflict_copies(a).len(), 1);
-    let (sa, sb) = (a.fs().sync_seq(), b.fs().sync_seq());
+    let (sa, sb) = (a.fs().sync_handle().seq(), b.fs().sync_handle().seq());
     pump(a, b);
     pump(b, a);
-    assert_eq!((a.fs().sync_seq(), b.fs().sync_seq()), (sa, sb));
+    assert_eq!(
+        (a.fs().sync_handle().seq(), b.fs().sync_handle().seq()),
+        (sa, sb)
+    );
 }
 
 #[test]
@@ -229,8 +242,8 @@ fn tampered_updates_are_rejected() {
     let d = devices(2);
     let (a, b) = (&d[0], &d[1]);
     put(a.fs(), "f", b"data");
-    a.fs().sync_scan().unwrap();
-    let good = a.fs().sync_updates(0, 10).unwrap()[0].1.clone();
+    a.fs().sync_handle().scan().unwrap();
+    let good = a.fs().sync_handle().updates(0, 10).unwrap()[0].1.clone();
     let mut flipped = good.clone();
     flipped[40] ^= 1;
     let truncated = good[..good.len() - 70].to_vec();
@@ -239,13 +252,18 @@ fn tampered_updates_are_rejected() {
     let mut forged = outsider_blob(&good, &outsider);
     let r = b
         .fs()
-        .sync_apply(&a.id, 1, 1, &[flipped, truncated, forged.clone()])
+        .sync_handle()
+        .apply(&a.id, 1, 1, &[flipped, truncated, forged.clone()])
         .unwrap();
     assert_eq!(r.rejected, 3);
     assert_eq!(r.applied, 0);
     assert!(resolve(b.fs(), "f").is_err());
     forged[0] ^= 1;
-    let r = b.fs().sync_apply(&a.id, 1, 1, &[forged, good]).unwrap();
+    let r = b
+        .fs()
+        .sync_handle()
+        .apply(&a.id, 1, 1, &[forged, good])
+        .unwrap();
     assert_eq!((r.rejected, r.applied), (1, 1));
     assert!(resolve(b.fs(), "f").is_ok());
 }
@@ -269,17 +287,20 @@ fn index_and_progress_persist() {
     let mut d = devices(2);
     put(d[0].fs(), "f", b"one");
     pump(&d[0], &d[1]);
-    let seq = d[0].fs().sync_seq();
-    assert_eq!(d[0].fs().sync_scan().unwrap(), seq);
-    let iid = d[0].fs().sync_index_id();
+    let seq = d[0].fs().sync_handle().seq();
+    assert_eq!(d[0].fs().sync_handle().scan().unwrap(), seq);
+    let iid = d[0].fs().sync_handle().index_id();
     d[0].reopen();
     d[1].reopen();
     assert_eq!(
-        (d[0].fs().sync_index_id(), d[0].fs().sync_seq()),
+        (
+            d[0].fs().sync_handle().index_id(),
+            d[0].fs().sync_handle().seq()
+        ),
         (iid, seq)
     );
-    assert_eq!(d[0].fs().sync_scan().unwrap(), seq);
-    assert_eq!(d[1].fs().sync_progress(&d[0].id), (iid, seq));
+    assert_eq!(d[0].fs().sync_handle().scan().unwrap(), seq);
+    assert_eq!(d[1].fs().sync_handle().progress(&d[0].id), (iid, seq));
     put(d[0].fs(), "g", b"two");
     let p = pump(&d[0], &d[1]);
     assert_eq!((p.report.applied, p.report.ignored), (1, 0));
@@ -373,13 +394,16 @@ fn user_xattrs_sync_and_others_do_not() {
     fa.setxattr(dir.ino, b"user.fossa.redundancy", b"2", XattrMode::Any)
         .unwrap();
     fa.removexattr(f, b"user.tag").unwrap();
-    let seq = fa.sync_seq();
-    assert!(fa.sync_scan().unwrap() > seq, "xattr changes are versions");
+    let seq = fa.sync_handle().seq();
+    assert!(
+        fa.sync_handle().scan().unwrap() > seq,
+        "xattr changes are versions"
+    );
     pump(a, b);
     assert_eq!(fb.getxattr(bd, b"user.fossa.redundancy").unwrap(), b"2");
     assert!(matches!(fb.getxattr(bf, b"user.tag"), Err(FsError::NoAttr)));
-    let seq = fb.sync_seq();
-    assert_eq!(fb.sync_scan().unwrap(), seq);
+    let seq = fb.sync_handle().seq();
+    assert_eq!(fb.sync_handle().scan().unwrap(), seq);
 }
 
 /// Levels are inherited and overridden below; they sync with their directory; every block of
@@ -471,8 +495,8 @@ fn missing_lists_resume_without_skipping_gaps() {
     let fb = b.fs();
     let mut rounds = 0;
     loop {
-        let ids = fb.sync_missing(40).unwrap();
-        let local = fb.sync_status(b"big").unwrap().local;
+        let ids = fb.sync_handle().missing(40).unwrap();
+        let local = fb.sync_handle().status(b"big").unwrap().local;
         assert_eq!(
             ids.is_empty(),
             local,

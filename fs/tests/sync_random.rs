@@ -176,13 +176,13 @@ fn random_operations_converge() {
         let copies = l.keys().filter(|p| p.contains(".sync-conflict-")).count();
         eprintln!("seed {seed}: {} paths, {copies} conflict copies", l.len());
         // Converged: another full round makes no new updates.
-        let seqs: Vec<u64> = devs.iter().map(|d| d.fs().sync_seq()).collect();
+        let seqs: Vec<u64> = devs.iter().map(|d| d.fs().sync_handle().seq()).collect();
         full_pumps(&devs);
-        let again: Vec<u64> = devs.iter().map(|d| d.fs().sync_seq()).collect();
+        let again: Vec<u64> = devs.iter().map(|d| d.fs().sync_handle().seq()).collect();
         assert_eq!(seqs, again, "seed {seed}");
         let before = summary(devs[0].fs());
         for d in &devs {
-            assert!(d.fs().sync_missing(10).unwrap().is_empty());
+            assert!(d.fs().sync_handle().missing(10).unwrap().is_empty());
             assert!(d.fs().fsck(false).unwrap().problems.is_empty());
             d.fs().gc().unwrap();
         }

@@ -4,7 +4,7 @@
 //! requests that straddle chunks; without the cache each request would re-fetch, re-verify and
 //! re-decrypt the same blocks. Keying by id alone is sound because an id fixes the ciphertext,
 //! hence the plaintext and the convergent key.
-use super::tree::Entry;
+use crate::format::pointer::Entry;
 use blockstore::BlockId;
 use lru::LruCache;
 use parking_lot::Mutex;

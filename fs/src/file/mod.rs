@@ -13,8 +13,6 @@ use std::sync::Arc;
 
 mod cache;
 mod chunker;
-#[cfg(test)]
-mod golden_tests;
 #[doc(hidden)]
 pub use chunker::chunk_lengths;
 mod punch;
@@ -25,15 +23,16 @@ pub(crate) mod tree;
 mod update;
 mod window;
 
-pub use tree::MAX_FANOUT;
+/// Largest chunk: bounds the memory a single block read can need (a format limit).
+pub use crate::format::pointer::MAX_CHUNK;
+pub use crate::format::pointer::MAX_FANOUT;
+pub use crate::format::{BlockKind, FILE_CONTENT_LEN, FileContent, TreeRoot};
 
 /// Smallest chunk FastCDC cuts (except a region's last chunk).
 pub const MIN_CHUNK: u32 = 16 * 1024;
 /// Target average chunk size: small enough that an edit rewrites little, large enough that
 /// per-block overhead (64 B ref, 17 B crypto, index entry) stays near 0.1%.
 pub const AVG_CHUNK: u32 = 64 * 1024;
-/// Largest chunk: bounds the memory a single block read can need.
-pub const MAX_CHUNK: u32 = 256 * 1024;
 
 /// Tunables of a [`ContentEngine`].
 #[derive(Clone, Debug)]
@@ -59,89 +58,6 @@ impl Default for ContentOptions {
             max_fanout: MAX_FANOUT,
             whole_tree_updates: false,
         }
-    }
-}
-
-/// Type byte that starts every block plaintext.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum BlockKind {
-    /// A chunk of file data.
-    Data = 0,
-    /// A pointer block of a file's Merkle tree.
-    Pointer = 1,
-    /// A directory block of a snapshot.
-    Dir = 2,
-    /// A snapshot root record.
-    SnapshotRoot = 3,
-}
-
-impl BlockKind {
-    fn from_u8(b: u8) -> Option<Self> {
-        Some(match b {
-            0 => BlockKind::Data,
-            1 => BlockKind::Pointer,
-            2 => BlockKind::Dir,
-            3 => BlockKind::SnapshotRoot,
-            _ => return None,
-        })
-    }
-}
-
-/// Root of a file's tree: where its content starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TreeRoot {
-    /// The root block.
-    pub block: BlockRef,
-    /// 0: the root is a data chunk; n: n levels of pointer blocks above the chunks.
-    pub depth: u8,
-}
-
-/// A file's content as stored in its inode record: length plus tree root (`None` = all zeros
-/// / empty).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FileContent {
-    /// Length in bytes.
-    pub size: u64,
-    /// Root of the Merkle tree; `None` when the file is empty or one hole.
-    pub root: Option<TreeRoot>,
-}
-
-/// Encoded length of a [`FileContent`].
-pub const FILE_CONTENT_LEN: usize = 8 + 1 + 1 + 64;
-
-impl FileContent {
-    /// Appends the fixed-size encoding (docs/formats/fs.md).
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.size.to_le_bytes());
-        match &self.root {
-            None => out.extend_from_slice(&[0u8; 2 + 64]),
-            Some(r) => {
-                out.push(1);
-                out.push(r.depth);
-                r.block.encode(out);
-            }
-        }
-    }
-
-    /// Decodes [`FILE_CONTENT_LEN`] bytes.
-    pub fn decode(b: &[u8]) -> Result<Self, FsError> {
-        if b.len() < FILE_CONTENT_LEN {
-            return Err(FsError::BadRecord("file content reference"));
-        }
-        let mut sz = [0u8; 8];
-        sz.copy_from_slice(&b[..8]);
-        let size = u64::from_le_bytes(sz);
-        let root = match b[8] {
-            // One encoding per value: no root means all-zero root bytes.
-            0 if b[9..FILE_CONTENT_LEN].iter().all(|x| *x == 0) => None,
-            1 => Some(TreeRoot {
-                depth: b[9],
-                block: BlockRef::decode(&b[10..])?,
-            }),
-            _ => return Err(FsError::BadRecord("file content flag")),
-        };
-        Ok(FileContent { size, root })
     }
 }
 
@@ -433,7 +349,14 @@ impl ContentEngine {
     }
 
     /// Starts background fetches of the chunks after a sequential read of `off..end`.
-    fn read_ahead(&self, c: &FileContent, root: &tree::Entry, height: u8, off: u64, end: u64) {
+    fn read_ahead(
+        &self,
+        c: &FileContent,
+        root: &crate::format::pointer::Entry,
+        height: u8,
+        off: u64,
+        end: u64,
+    ) {
         let Some(r) = &root.r else { return };
         let Some(range) = self.ahead.advance(r.id, off, end, c.size) else {
             return;

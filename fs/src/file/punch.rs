@@ -8,10 +8,11 @@
 //! paths (`update_right_edge`, `update_window`) meet such holes later and fall back to the
 //! general path, which handles holes anywhere.
 use super::chunker::Pieces;
-use super::tree::{Entry, OldTree};
+use super::tree::OldTree;
 use super::update::Leaves;
 use super::{ContentEngine, FileContent};
-use crate::FsError;
+use crate::error::{Bug, FsError};
+use crate::format::pointer::Entry;
 use std::borrow::Cow;
 
 impl ContentEngine {
@@ -37,8 +38,10 @@ impl ContentEngine {
         let tail = cut_chunk(&old, last, b, false);
         self.push_stored(&old, tail, &mut leaves, &mut tags)?;
         old.keep(tail.1, c.size, &mut leaves, &mut tags);
-        if leaves.iter().map(|e| e.len).sum::<u64>() != c.size {
-            return Err(FsError::Invalid("hole punch lost track of lengths"));
+        let got = leaves.iter().map(|e| e.len).sum::<u64>();
+        if got != c.size {
+            let (op, want) = ("hole punch", c.size);
+            return Err(FsError::bug(Bug::LengthsLost { op, got, want }));
         }
         Ok(FileContent {
             size: c.size,

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // In tests a panic is the failure report.
 use super::*;
 use crate::crypto::VolumeSecret;
+use crate::format::pointer;
 use blockstore::{StoreError, StoreOptions};
 use proptest::prelude::*;
 use std::collections::HashSet;
@@ -335,11 +336,11 @@ fn malformed_pointer_blocks_are_bad_blocks() {
     let e = env();
     let data = rand_bytes(100_000, 8);
     let chunk = e.eng.put_blob(BlockKind::Data, &data).unwrap();
-    let entry = tree::Entry {
+    let entry = pointer::Entry {
         r: Some(chunk),
         len: data.len() as u64,
     };
-    let good = tree::encode_pointer(1, &[entry]);
+    let good = pointer::encode_pointer(1, &[entry]);
     let mut wrong_sum = good.clone();
     let l = wrong_sum.len();
     wrong_sum[l - 8] ^= 1;
@@ -688,7 +689,7 @@ fn punch_model(model: &mut [u8], off: u64, len: u64) {
 }
 
 /// The file's leaves with their start offsets.
-fn leaves_at(e: &Env, c: &FileContent) -> Vec<(u64, tree::Entry)> {
+fn leaves_at(e: &Env, c: &FileContent) -> Vec<(u64, pointer::Entry)> {
     let (root, height) = ContentEngine::root_entry(c).unwrap();
     let mut v = Vec::new();
     e.eng

@@ -1,4 +1,5 @@
-//! The Merkle tree over a file's chunks: pointer-block format, walking, and building.
+//! The Merkle tree over a file's chunks: walking and building (the pointer-block codec is
+//! `format::pointer`).
 //!
 //! A pointer block lists children as `(ref, length)`; lengths, not offsets, so that inserting
 //! bytes changes only the blocks on the path to the change. A hole is an entry with an all-zero
@@ -8,84 +9,12 @@
 use super::cache::{Cached, ChunkData};
 use super::{BlockKind, ContentEngine, FileContent, Missing, TreeRoot};
 use crate::FsError;
-use crate::crypto::{BLOCK_REF_LEN, BlockRef};
+use crate::crypto::BlockRef;
+use crate::format::pointer::{Entry, MAX_DEPTH, decode_pointer, encode_pointer};
 use blockstore::BlockId;
 use rayon::prelude::*;
 use std::ops::Range;
 use std::sync::Arc;
-
-/// Format version byte of pointer blocks.
-pub(crate) const PTR_VERSION: u8 = 1;
-/// Header: version u8, height u8, count u16.
-const PTR_HEADER: usize = 4;
-/// Encoded size of one entry: ref 64 B + length u64.
-pub(crate) const ENTRY_LEN: usize = BLOCK_REF_LEN + 8;
-/// Hard cap on entries per pointer block (the format's limit; options may lower it).
-pub const MAX_FANOUT: usize = 256;
-/// Deepest tree accepted (256^8 chunks is far beyond any u64 file).
-pub(crate) const MAX_DEPTH: u8 = 8;
-
-/// One child of a pointer block (or one leaf of the flattened tree).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Entry {
-    /// The child block; `None` for a hole.
-    pub(crate) r: Option<BlockRef>,
-    /// Bytes of file content the child covers (> 0).
-    pub(crate) len: u64,
-}
-
-impl Entry {
-    /// A hole of `len` zero bytes.
-    pub(crate) fn hole(len: u64) -> Self {
-        Entry { r: None, len }
-    }
-}
-
-/// Encodes a pointer block payload (after the block type byte).
-pub(crate) fn encode_pointer(height: u8, entries: &[Entry]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(PTR_HEADER + entries.len() * ENTRY_LEN);
-    p.push(PTR_VERSION);
-    p.push(height);
-    p.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    for e in entries {
-        match &e.r {
-            Some(r) => r.encode(&mut p),
-            None => p.extend_from_slice(&[0u8; BLOCK_REF_LEN]),
-        }
-        p.extend_from_slice(&e.len.to_le_bytes());
-    }
-    p
-}
-
-/// Decodes and structurally validates a pointer block payload; any defect is `BadBlock(id)`.
-pub(crate) fn decode_pointer(id: BlockId, height: u8, p: &[u8]) -> Result<Vec<Entry>, FsError> {
-    let bad = || FsError::BadBlock(id);
-    let [ver, h, c0, c1, body @ ..] = p else {
-        return Err(bad());
-    };
-    let count = u16::from_le_bytes([*c0, *c1]) as usize;
-    if *ver != PTR_VERSION || *h != height || count == 0 || count > MAX_FANOUT {
-        return Err(bad());
-    }
-    if body.len() != count * ENTRY_LEN {
-        return Err(bad());
-    }
-    body.chunks_exact(ENTRY_LEN)
-        .map(|b| {
-            let (rb, lb) = b.split_at(BLOCK_REF_LEN);
-            let len = u64::from_le_bytes(lb.try_into().map_err(|_| bad())?);
-            let r = match rb.iter().all(|x| *x == 0) {
-                true => None,
-                false => Some(BlockRef::decode(rb).map_err(|_| bad())?),
-            };
-            let too_big = height == 1 && r.is_some() && len > super::MAX_CHUNK as u64;
-            if len == 0 || too_big {
-                return Err(bad());
-            }
-            Ok(Entry { r, len })
-        })
-        .collect()
-}
 
 /// Merges adjacent holes (so all-hole groups collapse) and drops empty entries.
 /// Each entry's tag goes along (a hole has none; see [`OldTree`]).
@@ -521,28 +450,6 @@ mod tests {
             }),
             len,
         }
-    }
-
-    #[test]
-    fn pointer_round_trip_and_rejects_garbage() {
-        let es = vec![data(1, 10), Entry::hole(5), data(2, 7)];
-        let p = encode_pointer(1, &es);
-        let id = BlockId([9; 32]);
-        assert_eq!(decode_pointer(id, 1, &p).ok(), Some(es));
-        assert!(decode_pointer(id, 2, &p).is_err(), "wrong height");
-        assert!(
-            decode_pointer(id, 1, &p[..p.len() - 1]).is_err(),
-            "truncated"
-        );
-        assert!(decode_pointer(id, 1, &[]).is_err());
-        let mut bad = p.clone();
-        bad[0] = 7;
-        assert!(decode_pointer(id, 1, &bad).is_err(), "version");
-        let mut zero_len = p.clone();
-        zero_len[PTR_HEADER + BLOCK_REF_LEN..PTR_HEADER + ENTRY_LEN].fill(0);
-        assert!(decode_pointer(id, 1, &zero_len).is_err(), "zero length");
-        let huge = encode_pointer(1, &[data(1, super::super::MAX_CHUNK as u64 + 1)]);
-        assert!(decode_pointer(id, 1, &huge).is_err(), "chunk too long");
     }
 
     #[test]

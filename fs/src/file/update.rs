@@ -14,10 +14,11 @@
 //! The edge runs through the last data: a hole after it (a file grown by `fallocate`, as fio
 //! and download tools do, then filled) is set aside and grown back by the update.
 use super::chunker::Pieces;
-use super::tree::{Entry, MAX_DEPTH, OldTree, groups, merge_holes_tagged, root_over};
+use super::tree::{OldTree, groups, merge_holes_tagged, root_over};
 use super::window::{OldRoot, or_general};
 use super::{BlockKind, ContentEngine, FileContent, WriteBuffer};
-use crate::FsError;
+use crate::error::{Bug, FsError};
+use crate::format::pointer::{Entry, MAX_DEPTH};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -180,8 +181,10 @@ impl ContentEngine {
             pos = b;
         }
         old.keep(pos, end, &mut leaves, &mut tags);
-        if leaves.iter().map(|e| e.len).sum::<u64>() != end - old.offs[0] {
-            return Err(FsError::Invalid("content update lost track of lengths"));
+        let (got, want) = (leaves.iter().map(|e| e.len).sum::<u64>(), end - old.offs[0]);
+        if got != want {
+            let op = "content update";
+            return Err(FsError::bug(Bug::LengthsLost { op, got, want }));
         }
         Ok((leaves, tags))
     }
@@ -295,10 +298,13 @@ impl ContentEngine {
     ) -> Result<FileContent, FsError> {
         // Without its trailing hole the old file ends at its last data; the update grows it
         // back to `new_size` (the hole then merges as in `build`).
-        let old_size = c
-            .size
-            .checked_sub(edge.trailing)
-            .ok_or(FsError::Invalid("file tree lengths disagree"))?;
+        let old_size = c.size.checked_sub(edge.trailing).ok_or_else(|| {
+            let trailing = edge.trailing;
+            FsError::bug(Bug::TreeLengths {
+                size: c.size,
+                trailing,
+            })
+        })?;
         let mut v = edge.kids[0].to_vec();
         if new_size > old_size {
             v.push(Entry::hole(new_size - old_size));
@@ -321,7 +327,7 @@ impl ContentEngine {
             }
             height += 1;
             if usize::from(height) > usize::from(MAX_DEPTH) {
-                return Err(FsError::Invalid("file tree too deep"));
+                return Err(FsError::bug(Bug::TreeTooDeep { max: MAX_DEPTH }));
             }
             let next = self.seal_groups(&level, groups(&level, self.opts.max_fanout), height)?;
             // Below the old root, the edge block's siblings before it join the new entries.

@@ -18,9 +18,10 @@
 //!
 //! Holes (sparse files) make hole merging reach across the window's edges; any hole met here
 //! sends the update to the general path, which is always correct.
-use super::tree::{Entry, MAX_DEPTH, cuts_after, root_over};
+use super::tree::{cuts_after, root_over};
 use super::{ContentEngine, FileContent};
-use crate::FsError;
+use crate::error::{Bug, FsError};
+use crate::format::pointer::{Entry, MAX_DEPTH};
 use rayon::prelude::*;
 
 /// An old entry at some height: where it starts, and where its parent one level up ends.
@@ -132,7 +133,7 @@ impl ContentEngine {
             }
             height += 1;
             if height > MAX_DEPTH {
-                return Err(FsError::Invalid("file tree too deep").into());
+                return Err(FsError::bug(Bug::TreeTooDeep { max: MAX_DEPTH }).into());
             }
             if whole {
                 let gs = super::tree::groups(&level, self.opts.max_fanout);
@@ -171,7 +172,7 @@ impl ContentEngine {
         let size = old.root.len;
         let below = height - 1;
         // The old group (pointer block at `height`) holding byte x, and its entries before x.
-        let lost = || Stop::Fail(FsError::Invalid("content update lost track of the tree"));
+        let lost = || Stop::Fail(FsError::bug(Bug::TreeLost { at: x, height }));
         let holder = self.entries_at(old, height, (x, x + 1))?;
         let g0 = holder.first().ok_or_else(lost)?.start;
         let before = self.entries_at(old, below, (g0, x))?;

@@ -1,8 +1,8 @@
 //! The snapshot anchor file (`meta.snapshots`, docs/formats/fs.md): a copy of the sealed
 //! snapshot records outside the metadata database, from which a damaged database is recovered.
+use super::Records;
 use super::{put_long, put_short};
 use crate::FsError;
-use crate::meta::Records;
 
 /// First bytes of an anchor file.
 pub(crate) const ANCHOR_MAGIC: &[u8; 8] = b"FOSSASNP";

@@ -1,15 +1,15 @@
-//! Golden bytes for every fs record and block payload (`tests/fixtures/format-v1/fs-*.bin`):
-//! each fixed value encodes to the committed bytes, which decode back to the value.
+//! Golden bytes for every fs record and block payload, pointer blocks included
+//! (`tests/fixtures/format-v1/fs-*.bin`): each fixed value encodes to the committed bytes,
+//! which decode back to the value.
 use super::sync::{
-    decode_entry, decode_index_rec, decode_pair, encode_entry, encode_index_rec, encode_pair,
+    Entry, EntryKind, decode_entry, decode_index_rec, decode_pair, encode_entry, encode_index_rec,
+    encode_pair,
 };
 use super::*;
 use crate::attr::FileKind;
 use crate::crypto::BlockRef;
-use crate::file::{FileContent, TreeRoot};
+use crate::format::Inode;
 use crate::golden::check;
-use crate::inode::Inode;
-use crate::sync::{Entry, EntryKind};
 use blockstore::BlockId;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -169,4 +169,25 @@ fn sync_records() {
     let pair = encode_pair(3, 9);
     check("fs-sync-pair", &pair);
     assert_eq!(decode_pair(&pair).expect("pair"), (3, 9));
+}
+
+#[test]
+fn pointer_block() {
+    let entries = [
+        pointer::Entry {
+            r: Some(bref(1)),
+            len: 65_536,
+        },
+        pointer::Entry::hole(4096),
+        pointer::Entry {
+            r: Some(bref(2)),
+            len: 1,
+        },
+    ];
+    let p = pointer::encode_pointer(1, &entries);
+    check("fs-pointer-block", &p);
+    assert_eq!(
+        pointer::decode_pointer(BlockId([0; 32]), 1, &p).expect("pointer"),
+        entries
+    );
 }

@@ -3,14 +3,17 @@
 //! Every record starts with a format-version byte; integers are little-endian. These are the
 //! plaintexts that `VolumeKeys::seal_record` seals (or that snapshot directory blocks hold).
 pub(crate) mod anchor;
+mod content;
 #[cfg(test)]
 mod golden_tests;
 mod inode;
+pub(crate) mod pointer;
 mod records;
 mod snapdir;
 pub(crate) mod sync;
 
-pub(crate) use inode::{decode_inode, encode_inode};
+pub use content::{BlockKind, FILE_CONTENT_LEN, FileContent, TreeRoot};
+pub(crate) use inode::{Inode, decode_inode, encode_inode};
 pub(crate) use records::{
     Dirent, SnapRecord, Super, Xattr, decode_dirent, decode_snap, decode_super, decode_xattr,
     encode_dirent, encode_snap, encode_super, encode_xattr,
@@ -19,6 +22,9 @@ pub(crate) use snapdir::{SnapDir, SnapEntry, decode_snapdir, encode_snapdir};
 
 use crate::FsError;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// (database key, record plaintext) pairs of a whole table.
+pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Format version of every record defined here.
 pub(crate) const FORMAT_VERSION: u8 = 1;

@@ -4,7 +4,7 @@ use super::{FORMAT_VERSION, Rd, decode_inode, encode_inode, put_long, put_short}
 use crate::FsError;
 use crate::attr::Ino;
 use crate::crypto::{BLOCK_REF_LEN, BlockRef};
-use crate::inode::Inode;
+use crate::format::Inode;
 
 const WHAT: &str = "snapshot directory block";
 

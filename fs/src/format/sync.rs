@@ -1,9 +1,9 @@
 //! Sync records (docs/formats/sync.md): index entries, the local index record, the sync
 //! superblock and peer progress.
+use super::{FILE_CONTENT_LEN, FileContent};
 use super::{FORMAT_VERSION, Rd, put_long, put_short, put_time};
 use crate::FsError;
-use crate::file::{FILE_CONTENT_LEN, FileContent};
-use crate::sync::{Entry, EntryKind};
+use std::time::SystemTime;
 
 /// Longest path accepted in an entry.
 pub(crate) const PATH_MAX: usize = 4096;
@@ -15,6 +15,88 @@ pub(crate) const XATTRS_MAX: usize = 256;
 const XATTR_VALUE_MAX: usize = 64 << 10;
 /// The only synced xattr namespace.
 pub(crate) const SYNCED_XATTR_PREFIX: &[u8] = b"user.";
+
+/// A version vector: (short device id, counter), sorted by device, counters > 0.
+pub type Version = Vec<(u64, u64)>;
+
+/// What an entry names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum EntryKind {
+    /// Regular file.
+    File = 1,
+    /// Directory.
+    Dir = 2,
+    /// Symbolic link.
+    Symlink = 3,
+}
+
+impl EntryKind {
+    /// The kind of encoding byte `b`.
+    pub(crate) fn from_u8(b: u8) -> Option<Self> {
+        match b {
+            1 => Some(EntryKind::File),
+            2 => Some(EntryKind::Dir),
+            3 => Some(EntryKind::Symlink),
+            _ => None,
+        }
+    }
+}
+
+/// One path's state in the index (docs/protocol.md, "Model").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Components joined by `/`, relative to the volume root.
+    pub path: Vec<u8>,
+    /// File, directory or symlink.
+    pub kind: EntryKind,
+    /// A tombstone.
+    pub deleted: bool,
+    /// Mode bits (07777).
+    pub perm: u16,
+    /// Modification time.
+    pub mtime: SystemTime,
+    /// Files: the content (size and Merkle root).
+    pub content: FileContent,
+    /// Symlinks: the target.
+    pub target: Vec<u8>,
+    /// Version vector.
+    pub version: Version,
+    /// DeviceId of the device that made this version.
+    pub author: [u8; 32],
+    /// `user.*` extended attributes (name, value), sorted by name. Other namespaces
+    /// (`security.*`, `trusted.*`) belong to the machine and are not synced.
+    pub xattrs: Xattrs,
+}
+
+/// Extended attributes as (name, value) pairs.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
+impl Entry {
+    /// Same state apart from version and author: both tombstones, or the same kind, perm,
+    /// content, target and (except directories, whose mtime moves with their entries) mtime.
+    pub(crate) fn same_state(&self, o: &Entry) -> bool {
+        (self.deleted && o.deleted)
+            || (!self.deleted
+                && !o.deleted
+                && self.kind == o.kind
+                && self.perm == o.perm
+                && self.content == o.content
+                && self.target == o.target
+                && self.xattrs == o.xattrs
+                && (self.kind == EntryKind::Dir || self.mtime == o.mtime))
+    }
+
+    /// Rule 3's "equal content": same kind, deleted flag, content and target (two
+    /// tombstones are always equal).
+    pub(crate) fn same_content(&self, o: &Entry) -> bool {
+        (self.deleted && o.deleted)
+            || (self.kind == o.kind
+                && self.deleted == o.deleted
+                && self.content == o.content
+                && self.target == o.target)
+    }
+}
 
 /// Encodes an index entry (the plaintext that is sealed for the wire).
 pub(crate) fn encode_entry(e: &Entry) -> Vec<u8> {

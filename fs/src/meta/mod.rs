@@ -3,13 +3,15 @@
 //! Only inode numbers and name tags are in clear; every value is sealed with
 //! `VolumeKeys::seal_record(table, key, plaintext)`. Writes arrive as one [`Batch`] per flush,
 //! committed in one redb write transaction.
+pub(crate) mod cache;
+pub(crate) mod feed;
 pub(crate) mod journal;
 
 use crate::FsError;
 use crate::attr::Ino;
 use crate::crypto::VolumeKeys;
+use crate::format::Inode;
 use crate::format::{self, Dirent, SnapRecord, Super, Xattr};
-use crate::inode::Inode;
 use journal::SealedOp;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use std::collections::BTreeMap;
@@ -63,8 +65,7 @@ pub(crate) fn pair_key(ino: Ino, tag: &Tag) -> [u8; 40] {
 /// An inode, or the number of one whose record does not open and why.
 pub(crate) type InodeOrBad = Result<Inode, (Ino, FsError)>;
 
-/// (database key, record plaintext) pairs of a whole table.
-pub(crate) type Records = Vec<(Vec<u8>, Vec<u8>)>;
+pub(crate) use crate::format::Records;
 
 /// Record plaintexts to write (`Some`) or delete (`None`) in one transaction.
 #[derive(Default)]
@@ -101,10 +102,9 @@ impl Batch {
 
 /// A redb failure as an `FsError`: a full disk is `NoSpace` (ENOSPC to the caller).
 fn dberr(e: impl Into<redb::Error>) -> FsError {
-    let e: redb::Error = e.into();
-    match &e {
-        redb::Error::Io(io) if disk_full(io) => FsError::NoSpace,
-        _ => FsError::Meta(e.to_string()),
+    match e.into() {
+        redb::Error::Io(io) if disk_full(&io) => FsError::NoSpace,
+        e => FsError::Meta(e),
     }
 }
 

@@ -1,16 +1,17 @@
 //! Merging peers' updates into the index and the live tree, in one transaction with the
 //! peer's progress.
 use super::ApplyReport;
-use super::entry::{Entry, open_verified};
+use super::Entry;
+use super::entry::open_verified;
 use super::index::{Rec, SyncState};
 use super::live::{Applier, Outcome};
 use super::merge::{Merged, Plan, conflict_copy, plan};
 use super::scan::{live_state, matches};
 use super::version::{Version, bump, merge};
 use crate::FsError;
-use crate::cache::State;
 use crate::core::Core;
 use crate::meta::Batch;
+use crate::write::State;
 
 /// A verified, opened update and its blob.
 pub(crate) type Update = (Entry, Vec<u8>);
@@ -45,7 +46,7 @@ impl SyncState {
         updates: Vec<Update>,
         (report, b): (&mut ApplyReport, &mut Batch),
     ) -> Result<(), FsError> {
-        st.sync_quiet = true;
+        st.feed.quiet = true;
         let mut ap = Applier {
             core,
             st,
@@ -63,10 +64,10 @@ impl SyncState {
             self.paths.set(p, ino);
         }
         // The tree now matches the index: what the merge changed is not a local change.
-        ap.st.sync_quiet = false;
-        ap.st.sync_dirty = false;
-        ap.st.sync_dirs.clear();
-        ap.st.sync_inos.clear();
+        ap.st.feed.quiet = false;
+        ap.st.feed.dirty = false;
+        ap.st.feed.dirs.clear();
+        ap.st.feed.inos.clear();
         ap.report.changed_inodes.sort_unstable();
         ap.report.changed_inodes.dedup();
         r

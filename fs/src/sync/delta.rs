@@ -1,13 +1,13 @@
 //! The incremental scan: only directories whose entries changed and inodes whose state
 //! changed since the last scan are compared with the index.
-use super::entry::EntryKind;
+use super::EntryKind;
 use super::index::SyncState;
 use super::paths::below;
 use super::scan::{Diff, join, live_state, walk_from};
 use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO};
-use crate::cache::State;
 use crate::core::Core;
+use crate::write::State;
 use std::collections::HashSet;
 
 /// The inode at `path` in the live tree now (`None` if the path does not resolve).

@@ -1,6 +1,7 @@
 //! The in-memory path index, its persistence in meta.redb and peer progress.
+use super::Entry;
 use super::SyncConfig;
-use super::entry::{self, Entry};
+use super::entry;
 use super::paths::PathMap;
 use super::version::short_id;
 use crate::FsError;

@@ -1,17 +1,17 @@
 //! Making the live tree match an index entry (under the state lock): creating missing parent
 //! directories, replacing or updating nodes, removing deleted ones.
 use super::ApplyReport;
-use super::entry::{Entry, EntryKind};
 use super::scan::join;
+use super::{Entry, EntryKind};
 use crate::FsError;
 use crate::attr::{Caller, FileKind, Ino, ROOT_INO};
-use crate::cache::State;
 use crate::core::Core;
-use crate::dir::{add_links, touch_dir, unlink_inode};
+use crate::format::Inode;
 use crate::format::sync::SYNCED_XATTR_PREFIX;
 use crate::format::{Dirent, Xattr};
-use crate::inode::Inode;
 use crate::meta::Tag;
+use crate::ns::dir::{add_links, touch_dir, unlink_inode};
+use crate::write::State;
 use std::time::SystemTime;
 
 /// Permissions of directories created because an entry below them arrived first.

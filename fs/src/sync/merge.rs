@@ -1,10 +1,10 @@
 //! The merge rules (docs/protocol.md, "Merge rules") and conflict copy names.
-use super::entry::{Entry, EntryKind};
 use super::live::split;
 use super::scan::join;
 use super::version::{Order, compare, device_display, merge};
-use crate::dir::NAME_MAX;
+use super::{Entry, EntryKind};
 use crate::format::sync::encode_entry;
+use crate::ns::dir::NAME_MAX;
 
 /// What to do with a received entry.
 #[derive(Debug)]

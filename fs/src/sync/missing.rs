@@ -1,7 +1,7 @@
 //! Blocks that live files need and the local store lacks; per-path status.
-use super::PathStatus;
 use super::live::split;
 use super::scan::{live_state, matches, walk};
+use super::{PathStatus, SyncSlot};
 use crate::FsError;
 use crate::attr::{FileKind, Ino};
 use crate::core::Core;
@@ -9,9 +9,13 @@ use crate::file::{FileContent, Missing};
 use blockstore::BlockId;
 
 impl Core {
-    /// See `Fs::sync_missing`.
-    pub(crate) fn sync_missing(&self, max: usize) -> Result<Vec<BlockId>, FsError> {
-        let mut g = self.sync.lock();
+    /// See `SyncHandle::missing`.
+    pub(crate) fn sync_missing(
+        &self,
+        slot: &SyncSlot,
+        max: usize,
+    ) -> Result<Vec<BlockId>, FsError> {
+        let mut g = slot.lock();
         let ss = g.as_mut().ok_or(FsError::NotSupported)?;
         let mut out = Missing::default();
         let inos: Vec<Ino> = ss.incomplete.iter().copied().collect();
@@ -63,9 +67,9 @@ impl Core {
         self.engine.missing_blocks(c, &has, out, max_below)
     }
 
-    /// See `Fs::sync_status`.
-    pub(crate) fn sync_status(&self, path: &[u8]) -> Result<PathStatus, FsError> {
-        let g = self.sync.lock();
+    /// See `SyncHandle::status`.
+    pub(crate) fn sync_status(&self, slot: &SyncSlot, path: &[u8]) -> Result<PathStatus, FsError> {
+        let g = slot.lock();
         let ss = g.as_ref().ok_or(FsError::NotSupported)?;
         let path = path.strip_prefix(b"/").unwrap_or(path);
         let rec = ss.entries.get(path);
@@ -99,15 +103,15 @@ impl Core {
 
     /// Paths where the live tree and the index differ (a full walk; for tests and fsck-like
     /// checks). Empty right after a scan, apart from files being written (held back).
-    pub(crate) fn sync_check(&self) -> Result<Vec<Vec<u8>>, FsError> {
-        let g = self.sync.lock();
+    pub(crate) fn sync_check(&self, slot: &SyncSlot) -> Result<Vec<Vec<u8>>, FsError> {
+        let g = slot.lock();
         let ss = g.as_ref().ok_or(FsError::NotSupported)?;
         let mut st = self.st.lock();
         let live = walk(&mut st)?;
         // Files being written are left for a later scan on purpose (scan::defer_held).
         let mut out: Vec<Vec<u8>> = (live.iter())
             .filter(|(p, l)| {
-                !st.sync_hold.contains_key(&l.ino)
+                !st.feed.hold.contains_key(&l.ino)
                     && !ss
                         .entries
                         .get(*p)

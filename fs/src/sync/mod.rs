@@ -5,16 +5,22 @@
 //! The network never sees plaintext: updates leave this module sealed (crypto.md, "Index
 //! updates") and signed through [`UpdateSigner`]; `fossa_net` moves them as opaque bytes.
 //!
-//! Threading (for the daemon): every `sync_*` method takes the sync lock, so they run one at
-//! a time. [`Fs::sync_scan`] and [`Fs::sync_apply`] flush buffered data and commit durably
-//! (they block on disk I/O) and hold the state lock while they compare and merge, so FUSE
-//! operations wait for them; keep apply batches bounded (≤ 1,000 updates). The first scan
-//! after [`Fs::enable_sync`] walks the whole tree; later scans look only at directories and
-//! inodes changed since. [`Fs::sync_updates`], [`Fs::sync_progress`], [`Fs::sync_seq`] and
-//! [`Fs::sync_index_id`] only read memory; [`Fs::sync_missing`] and [`Fs::sync_status`]
-//! check the block store and read local pointer blocks. The change hook is called under the
-//! state lock on every change of the tree (each write included): it must only set a flag
-//! or send on a channel, never call back into [`Fs`]. Merges do not call it.
+//! Sync sits on top of the fs core as a client of its change feed (`meta::feed`): the
+//! metadata cache records what changed and calls the hook; a scan reads and clears the feed.
+//! Sync's own state (the index, peers' positions) lives in the volume's [`SyncHandle`] slot,
+//! never in the core.
+//!
+//! Threading (for the daemon): every [`SyncHandle`] method takes the sync lock, so they run
+//! one at a time. [`SyncHandle::scan`] and [`SyncHandle::apply`] flush buffered data and
+//! commit durably (they block on disk I/O) and hold the state lock while they compare and
+//! merge, so FUSE operations wait for them; keep apply batches bounded (≤ 1,000 updates). The
+//! first scan after [`SyncHandle::enable`] walks the whole tree; later scans look only at
+//! directories and inodes changed since. [`SyncHandle::updates`], [`SyncHandle::progress`],
+//! [`SyncHandle::seq`] and [`SyncHandle::index_id`] only read memory; [`SyncHandle::missing`]
+//! and [`SyncHandle::status`] check the block store and read local pointer blocks. The change
+//! hook is called under the state lock on every change of the tree (each write included): it
+//! must only set a flag or send on a channel, never call back into [`crate::Fs`]. Merges do
+//! not call it.
 mod apply;
 mod delta;
 mod entry;
@@ -26,15 +32,16 @@ mod paths;
 mod scan;
 mod version;
 
-pub use entry::{Entry, EntryKind, Xattrs};
+pub use crate::format::sync::{Entry, EntryKind, Xattrs};
 pub use version::{Version, device_display, short_id};
 
 pub(crate) use index::SyncState;
 
+use crate::FsError;
 use crate::core::Core;
 use crate::meta::Batch;
-use crate::{Fs, FsError};
 use blockstore::BlockId;
+use parking_lot::Mutex;
 use scan::Hold;
 use std::sync::Arc;
 
@@ -52,10 +59,9 @@ pub trait UpdateVerifier: Send + Sync {
     fn verify(&self, author: &[u8; 32], msg: &[u8], sig: &[u8; 64]) -> bool;
 }
 
-/// Called (cheaply, must not block) after local changes that a scan should pick up.
-pub type ChangeHook = Arc<dyn Fn() + Send + Sync>;
+pub use crate::meta::feed::ChangeHook;
 
-/// What [`Fs::enable_sync`] needs.
+/// What [`SyncHandle::enable`] needs.
 #[derive(Clone)]
 pub struct SyncConfig {
     /// The volume id (bound into signatures).
@@ -68,7 +74,7 @@ pub struct SyncConfig {
     pub on_change: ChangeHook,
 }
 
-/// Outcome of [`Fs::sync_apply`].
+/// Outcome of [`SyncHandle::apply`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// Updates that changed the tree.
@@ -98,72 +104,86 @@ pub struct PathStatus {
     pub author: [u8; 32],
 }
 
-impl Fs {
+/// The sync state of a volume, `None` until [`SyncHandle::enable`] (lock before the core's
+/// flush lock).
+pub(crate) type SyncSlot = Mutex<Option<SyncState>>;
+
+/// Sync on one open volume ([`crate::Fs::sync_handle`]): the index, scans of local changes, merges
+/// of peers' updates.
+pub struct SyncHandle<'a> {
+    core: &'a Core,
+    slot: &'a SyncSlot,
+}
+
+impl<'a> SyncHandle<'a> {
+    /// The handle over `core` whose sync state is `slot`.
+    pub(crate) fn new(core: &'a Core, slot: &'a SyncSlot) -> Self {
+        SyncHandle { core, slot }
+    }
     /// Turns sync on for this volume (index created on first use). Calling it again
     /// replaces the configuration. The first scan afterwards indexes the whole tree.
-    pub fn enable_sync(&self, cfg: SyncConfig) -> Result<(), FsError> {
-        self.core().enable_sync(cfg)
+    pub fn enable(&self, cfg: SyncConfig) -> Result<(), FsError> {
+        self.core.enable_sync(self.slot, cfg)
     }
-    /// This index's id (0 before [`Fs::enable_sync`]).
-    pub fn sync_index_id(&self) -> u64 {
-        self.core().sync.lock().as_ref().map_or(0, |s| s.index_id)
+    /// This index's id (0 before [`SyncHandle::enable`]).
+    pub fn index_id(&self) -> u64 {
+        self.slot.lock().as_ref().map_or(0, |s| s.index_id)
     }
     /// Highest local sequence number.
-    pub fn sync_seq(&self) -> u64 {
-        self.core().sync.lock().as_ref().map_or(0, |s| s.seq)
+    pub fn seq(&self) -> u64 {
+        self.slot.lock().as_ref().map_or(0, |s| s.seq)
     }
     /// Flushes and commits buffered data, then records every local change since the last scan
     /// as a new signed update. Returns the local sequence afterwards.
-    pub fn sync_scan(&self) -> Result<u64, FsError> {
-        self.core().sync_scan()
+    pub fn scan(&self) -> Result<u64, FsError> {
+        self.core.sync_scan(self.slot)
     }
     /// Signed updates with sequence > `after`, ascending, at most `max`.
-    pub fn sync_updates(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, FsError> {
-        let g = self.core().sync.lock();
+    pub fn updates(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, FsError> {
+        let g = self.slot.lock();
         Ok(g.as_ref().ok_or(FsError::NotSupported)?.updates(after, max))
     }
     /// Saved position in `peer`'s index: (index_id, last applied sequence); (0, 0) if none.
-    pub fn sync_progress(&self, peer: &[u8; 32]) -> (u64, u64) {
-        self.core()
-            .sync
+    pub fn progress(&self, peer: &[u8; 32]) -> (u64, u64) {
+        self.slot
             .lock()
             .as_ref()
             .map_or((0, 0), |s| s.progress(peer))
     }
     /// Scans, then merges `updates` from `peer`'s index and saves (index_id, upto) for `peer`,
     /// durably, in one transaction.
-    pub fn sync_apply(
+    pub fn apply(
         &self,
         peer: &[u8; 32],
         index_id: u64,
         upto: u64,
         updates: &[Vec<u8>],
     ) -> Result<ApplyReport, FsError> {
-        self.core().sync_apply(*peer, (index_id, upto), updates)
+        (self.core).sync_apply(self.slot, *peer, (index_id, upto), updates)
     }
     /// Up to `max` blocks that live files need and the local store lacks (pointer blocks
     /// first: their children are listed once they are local). Empty when all data is local.
-    pub fn sync_missing(&self, max: usize) -> Result<Vec<BlockId>, FsError> {
-        self.core().sync_missing(max)
+    pub fn missing(&self, max: usize) -> Result<Vec<BlockId>, FsError> {
+        self.core.sync_missing(self.slot, max)
     }
     /// Sync state of `path` (relative to the volume root).
-    pub fn sync_status(&self, path: &[u8]) -> Result<PathStatus, FsError> {
-        self.core().sync_status(path)
+    pub fn status(&self, path: &[u8]) -> Result<PathStatus, FsError> {
+        self.core.sync_status(self.slot, path)
     }
     /// Paths where the live tree differs from the index, by a full walk (a consistency check
-    /// for tests: empty right after [`Fs::sync_scan`] when nothing changed since).
+    /// for tests: empty right after [`SyncHandle::scan`] when nothing changed since).
     #[doc(hidden)]
-    pub fn sync_check(&self) -> Result<Vec<Vec<u8>>, FsError> {
-        self.core().sync_check()
+    pub fn check(&self) -> Result<Vec<Vec<u8>>, FsError> {
+        self.core.sync_check(self.slot)
     }
 }
 
 impl Core {
-    fn enable_sync(&self, cfg: SyncConfig) -> Result<(), FsError> {
-        let mut g = self.sync.lock();
+    fn enable_sync(&self, slot: &SyncSlot, cfg: SyncConfig) -> Result<(), FsError> {
+        let mut g = slot.lock();
         if let Some(s) = g.as_mut() {
             s.cfg = cfg.clone();
-            self.st.lock().sync_hook = Some(cfg.on_change);
+            self.st.lock().feed.hook = Some(cfg.on_change);
             return Ok(());
         }
         let (mut s, new_super) = SyncState::load(&self.db, &self.keys, cfg.clone())?;
@@ -178,14 +198,14 @@ impl Core {
         let files = scan::walk(&mut st)?.into_values();
         let files = files.filter(|l| l.state.kind == EntryKind::File);
         s.incomplete = files.map(|l| l.ino).collect();
-        st.sync_hook = Some(cfg.on_change);
-        st.sync_dirty = true;
+        st.feed.hook = Some(cfg.on_change);
+        st.feed.dirty = true;
         *g = Some(s);
         Ok(())
     }
 
-    fn sync_scan(&self) -> Result<u64, FsError> {
-        let mut g = self.sync.lock();
+    fn sync_scan(&self, slot: &SyncSlot) -> Result<u64, FsError> {
+        let mut g = slot.lock();
         let ss = g.as_mut().ok_or(FsError::NotSupported)?;
         let r = self.flush_with(true, |st, b| ss.scan(self, st, b, Hold::Defer));
         self.settle(ss, r)?;
@@ -194,11 +214,12 @@ impl Core {
 
     fn sync_apply(
         &self,
+        slot: &SyncSlot,
         peer: [u8; 32],
         at: (u64, u64),
         blobs: &[Vec<u8>],
     ) -> Result<ApplyReport, FsError> {
-        let mut g = self.sync.lock();
+        let mut g = slot.lock();
         let ss = g.as_mut().ok_or(FsError::NotSupported)?;
         let mut report = ApplyReport::default();
         let updates = apply::open_all(self, ss, blobs, &mut report);
@@ -220,7 +241,7 @@ impl Core {
         if r.is_err() {
             let (fresh, _) = SyncState::load(&self.db, &self.keys, ss.cfg.clone())?;
             *ss = fresh;
-            self.st.lock().sync_dirty = true;
+            self.st.lock().feed.dirty = true;
         }
         r
     }

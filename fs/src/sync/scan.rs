@@ -1,16 +1,16 @@
 //! Scanning the live tree into the index: every path whose state differs from its entry
 //! gets a new version signed by this device; vanished paths get tombstones.
-use super::entry::{Entry, EntryKind, Xattrs};
 use super::index::SyncState;
 use super::version::bump;
+use super::{Entry, EntryKind, Xattrs};
 use crate::FsError;
 use crate::attr::{FileKind, Ino, ROOT_INO};
-use crate::cache::State;
 use crate::core::Core;
 use crate::crypto::VolumeKeys;
 use crate::file::FileContent;
 use crate::format::sync::{SYNCED_XATTR_PREFIX, XATTRS_MAX};
 use crate::meta::Batch;
+use crate::write::State;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -184,11 +184,11 @@ impl SyncState {
         b: &mut Batch,
         hold: Hold,
     ) -> Result<(), FsError> {
-        if !std::mem::take(&mut st.sync_dirty) {
+        if !std::mem::take(&mut st.feed.dirty) {
             return Ok(());
         }
-        let dirs = std::mem::take(&mut st.sync_dirs);
-        let inos = std::mem::take(&mut st.sync_inos);
+        let dirs = std::mem::take(&mut st.feed.dirs);
+        let inos = std::mem::take(&mut st.feed.inos);
         let mut d = Diff::default();
         if std::mem::take(&mut self.full) {
             self.full_diff(st, &mut d)?;
@@ -211,7 +211,7 @@ impl SyncState {
             let Some(ino) = self.paths.get(p) else {
                 return true;
             };
-            let Some(since) = st.sync_hold.get_mut(&ino) else {
+            let Some(since) = st.feed.hold.get_mut(&ino) else {
                 return true;
             };
             let first = *since.get_or_insert(now);
@@ -224,8 +224,8 @@ impl SyncState {
             keep
         });
         if !held.is_empty() {
-            st.sync_inos.extend(held);
-            st.sync_dirty = true;
+            st.feed.inos.extend(held);
+            st.feed.dirty = true;
         }
     }
 

@@ -1,8 +1,7 @@
 //! Version vectors, short device ids and the DeviceId display form.
 use std::cmp::Ordering;
 
-/// A version vector: (short device id, counter), sorted by device, counters > 0.
-pub type Version = Vec<(u64, u64)>;
+pub use crate::format::sync::Version;
 
 /// How two version vectors relate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -78,7 +78,7 @@ impl Dev {
     pub fn reopen(&mut self) {
         drop(self.fs.take());
         let fs = self.vol.open();
-        fs.enable_sync(self.config()).unwrap();
+        fs.sync_handle().enable(self.config()).unwrap();
         self.fs = Some(fs);
     }
 }
@@ -105,7 +105,7 @@ pub fn devices(n: u8) -> Vec<Dev> {
                 signer: s,
                 members: members.clone(),
             };
-            d.fs().enable_sync(d.config()).unwrap();
+            d.fs().sync_handle().enable(d.config()).unwrap();
             d
         })
         .collect()
@@ -124,7 +124,7 @@ pub struct Pumped {
 /// `b` is missing from `a`'s store.
 pub fn pump(a: &Dev, b: &Dev) -> Pumped {
     let mut p = pump_updates(a, b);
-    p.missing_before_copy = b.fs().sync_missing(usize::MAX).unwrap().len();
+    p.missing_before_copy = b.fs().sync_handle().missing(usize::MAX).unwrap().len();
     p.blocks = copy_blocks(a, b);
     p
 }
@@ -132,27 +132,28 @@ pub fn pump(a: &Dev, b: &Dev) -> Pumped {
 /// Moves updates only (no blocks).
 pub fn pump_updates(a: &Dev, b: &Dev) -> Pumped {
     let (fa, fb) = (a.fs(), b.fs());
-    fa.sync_scan().unwrap();
+    fa.sync_handle().scan().unwrap();
     // The incremental scan saw every change, and merges left tree and index in step.
-    assert_eq!(fa.sync_check().unwrap(), Vec::<Vec<u8>>::new());
-    fb.sync_scan().unwrap();
-    assert_eq!(fb.sync_check().unwrap(), Vec::<Vec<u8>>::new());
-    let (iid, mut after) = fb.sync_progress(&a.id);
-    if iid != fa.sync_index_id() {
+    assert_eq!(fa.sync_handle().check().unwrap(), Vec::<Vec<u8>>::new());
+    fb.sync_handle().scan().unwrap();
+    assert_eq!(fb.sync_handle().check().unwrap(), Vec::<Vec<u8>>::new());
+    let (iid, mut after) = fb.sync_handle().progress(&a.id);
+    if iid != fa.sync_handle().index_id() {
         after = 0;
     }
     let mut p = Pumped::default();
     loop {
-        let ups = fa.sync_updates(after, 100).unwrap();
-        let upto = ups.last().map_or(fa.sync_seq(), |u| u.0);
+        let ups = fa.sync_handle().updates(after, 100).unwrap();
+        let upto = ups.last().map_or(fa.sync_handle().seq(), |u| u.0);
         let blobs: Vec<Vec<u8>> = ups.into_iter().map(|u| u.1).collect();
         p.update_bytes += blobs.iter().map(Vec::len).sum::<usize>();
         let r = fb
-            .sync_apply(&a.id, fa.sync_index_id(), upto, &blobs)
+            .sync_handle()
+            .apply(&a.id, fa.sync_handle().index_id(), upto, &blobs)
             .unwrap();
-        assert_eq!(fb.sync_check().unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(fb.sync_handle().check().unwrap(), Vec::<Vec<u8>>::new());
         add(&mut p.report, r);
-        if blobs.is_empty() || upto >= fa.sync_seq() {
+        if blobs.is_empty() || upto >= fa.sync_handle().seq() {
             break;
         }
         after = upto;
@@ -173,7 +174,7 @@ fn add(t: &mut ApplyReport, r: ApplyReport) {
 pub fn copy_blocks(a: &Dev, b: &Dev) -> usize {
     let mut n = 0;
     loop {
-        let ids = b.fs().sync_missing(64).unwrap();
+        let ids = b.fs().sync_handle().missing(64).unwrap();
         if ids.is_empty() {
             return n;
         }
@@ -279,7 +280,7 @@ pub fn converged(devs: &[&Dev]) {
         if !diff.is_empty() {
             for (k, _) in &diff {
                 for x in devs {
-                    let st = x.fs().sync_status(k.as_bytes());
+                    let st = x.fs().sync_handle().status(k.as_bytes());
                     eprintln!(
                         "{k}: live {:?} status {st:?}",
                         crate::common::resolve(x.fs(), k).map(|a| a.ino)

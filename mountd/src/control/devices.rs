@@ -47,10 +47,14 @@ pub(crate) fn invite(
 pub(crate) fn path_status(vol: &Volume, served: Option<&Served>, path: &str) -> Result<PathStatus> {
     let served = served_or_fail(served)?;
     let rel = served.relative(path)?;
-    let st = vol.fs.sync_status(rel.as_bytes()).map_err(|e| match e {
-        fossa_fs::FsError::NotFound => anyhow!("{path}: no such file in the volume"),
-        e => e.into(),
-    })?;
+    let st = vol
+        .fs
+        .sync_handle()
+        .status(rel.as_bytes())
+        .map_err(|e| match e {
+            fossa_fs::FsError::NotFound => anyhow!("{path}: no such file in the volume"),
+            e => e.into(),
+        })?;
     Ok(PathStatus {
         path: rel.to_owned(),
         local: st.local,
@@ -107,7 +111,7 @@ pub(crate) fn remove(vol: &Volume, id: &str) -> Result<()> {
 
 /// The `sync` object of `status --json`.
 pub(crate) fn sync_status(vol: &Volume, served: Option<&Served>) -> Result<SyncStatus> {
-    let missing = vol.fs.sync_missing(MISSING_CAP)?.len();
+    let missing = vol.fs.sync_handle().missing(MISSING_CAP)?.len();
     let node = served.map(|s| s.sync.node());
     let stats = served.map(|s| s.sync.wire_stats()).unwrap_or_default();
     Ok(SyncStatus {
@@ -115,7 +119,7 @@ pub(crate) fn sync_status(vol: &Volume, served: Option<&Served>) -> Result<SyncS
         device_name: vol.sync.identity.name(),
         listen: node.map(|n| n.local_addr().to_string()),
         connected: connected(served).iter().map(ToString::to_string).collect(),
-        local_seq: vol.fs.sync_seq(),
+        local_seq: vol.fs.sync_handle().seq(),
         blocks_missing: missing as u64,
         bytes_sent: stats.0,
         bytes_received: stats.1,

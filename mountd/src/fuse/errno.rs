@@ -57,6 +57,7 @@ fn code(e: &FsError) -> i32 {
 mod tests {
     use super::*;
     use blockstore::BlockId;
+    use fossa_fs::Bug;
     use std::io;
 
     fn id() -> BlockId {
@@ -95,8 +96,12 @@ mod tests {
             (FsError::BadRecord("inode"), libc::EIO),
             (FsError::Crypto("x"), libc::EIO),
             (FsError::WrongKey, libc::EIO),
-            (FsError::Meta("x".into()), libc::EIO),
+            (FsError::Meta(redb::Error::DatabaseAlreadyOpen), libc::EIO),
             (FsError::Io(io::Error::other("x")), libc::EIO),
+            (
+                FsError::Internal(Bug::FlightLandedTwice { ino: 7 }),
+                libc::EIO,
+            ),
             (
                 FsError::Io(io::Error::from_raw_os_error(libc::ENOSPC)),
                 libc::ENOSPC,

@@ -93,13 +93,14 @@ impl SyncParts {
         let hook: fossa_fs::sync::ChangeHook = Arc::new(move || {
             let _ = tx.try_send(Wake::Change);
         });
-        fs.enable_sync(SyncConfig {
-            volume: self.volume,
-            signer: Arc::new(DeviceSigner(self.identity.key.clone())),
-            verifier: Arc::new(MemberVerifier(self.identity.members.clone())),
-            on_change: hook,
-        })
-        .context("enabling sync")
+        fs.sync_handle()
+            .enable(SyncConfig {
+                volume: self.volume,
+                signer: Arc::new(DeviceSigner(self.identity.key.clone())),
+                verifier: Arc::new(MemberVerifier(self.identity.members.clone())),
+                on_change: hook,
+            })
+            .context("enabling sync")
     }
 }
 

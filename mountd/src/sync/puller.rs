@@ -1,5 +1,5 @@
 //! The pull thread: after every apply it invalidates the kernel's caches of what changed, then
-//! fetches the blocks that live files need and the store lacks (`Fs::sync_missing`) and stores
+//! fetches the blocks that live files need and the store lacks (`SyncHandle::missing`) and stores
 //! each as it arrives, until none are missing. Missing blocks are found again from the metadata
 //! after a restart, so an interrupted pull resumes without refetching what is stored.
 use super::backoff::{Backoff, Throttle};
@@ -368,7 +368,7 @@ impl Puller {
             if p.queue.is_empty() && p.stale {
                 p.stale = false;
                 let busy = p.in_flight.len() + storer.backlog();
-                match self.fs.sync_missing(LIST + busy) {
+                match self.fs.sync_handle().missing(LIST + busy) {
                     Ok(ids) => {
                         let storing = storer.shared.pending.lock();
                         let mut waiting = false;

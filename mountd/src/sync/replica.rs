@@ -52,16 +52,19 @@ fn replica_err(e: impl std::fmt::Display) -> ReplicaError {
 
 impl Replica for FsReplica {
     fn index_id(&self) -> u64 {
-        self.fs.sync_index_id()
+        self.fs.sync_handle().index_id()
     }
     fn local_seq(&self) -> u64 {
-        self.fs.sync_seq()
+        self.fs.sync_handle().seq()
     }
     fn updates_since(&self, after: u64, max: usize) -> Result<Vec<(u64, Vec<u8>)>, ReplicaError> {
-        self.fs.sync_updates(after, max).map_err(replica_err)
+        self.fs
+            .sync_handle()
+            .updates(after, max)
+            .map_err(replica_err)
     }
     fn progress(&self, peer: &DeviceId) -> (u64, u64) {
-        self.fs.sync_progress(&peer.0)
+        self.fs.sync_handle().progress(&peer.0)
     }
     fn apply(
         &self,
@@ -72,7 +75,8 @@ impl Replica for FsReplica {
     ) -> Result<(), ReplicaError> {
         let report = self
             .fs
-            .sync_apply(&peer.0, index_id, upto, &updates)
+            .sync_handle()
+            .apply(&peer.0, index_id, upto, &updates)
             .map_err(replica_err)?;
         if report.rejected > 0 {
             tracing::warn!(%peer, rejected = report.rejected, "refused updates from peer");

@@ -1,5 +1,5 @@
 //! The scan thread: woken by the fs layer's change hook, it waits until changes pause
-//! (debounce, bounded), records them as signed updates (`Fs::sync_scan`) and tells the node to
+//! (debounce, bounded), records them as signed updates (`SyncHandle::scan`) and tells the node to
 //! push them (docs/protocol.md, "Local changes").
 use crossbeam_channel::{Receiver, Sender};
 use fossa_fs::Fs;
@@ -57,7 +57,7 @@ impl Scanner {
     }
 
     fn scan(&self) {
-        match self.fs.sync_scan() {
+        match self.fs.sync_handle().scan() {
             Ok(seq) => {
                 tracing::trace!(seq, "scanned local changes");
                 (self.notify)();
