@@ -147,3 +147,45 @@ impl From<quinn::ClosedStream> for NetError {
         NetError::StreamEnded
     }
 }
+
+/// Why one block could not be fetched from peers. Ask it [`FetchError::is_timeout`],
+/// [`FetchError::is_no_peers`] or [`FetchError::bad_peer`] to tell the cases apart (a daemon
+/// maps a timeout to ETIMEDOUT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The deadline passed before any peer sent the block.
+    #[error("no peer sent the block in time")]
+    Timeout,
+    /// No peer is connected.
+    #[error("no connected peer")]
+    NoPeers,
+    /// Every connected peer was asked; none had the block.
+    #[error("no connected peer has the block")]
+    NotFound,
+    /// Every connected peer was asked; `peer` sent bytes that do not match the block's id
+    /// (refused) and no other sent the block.
+    #[error("peer {peer} sent bytes that do not match the block's id; no other peer has it")]
+    BadBytes {
+        /// The peer that sent the wrong bytes (the last one, if several did).
+        peer: DeviceId,
+    },
+}
+
+impl FetchError {
+    /// True if the deadline passed (ETIMEDOUT to a reader).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, FetchError::Timeout)
+    }
+    /// True if no peer was connected to ask.
+    pub fn is_no_peers(&self) -> bool {
+        matches!(self, FetchError::NoPeers)
+    }
+    /// The peer that sent bytes not matching the id, if that is why the fetch failed.
+    pub fn bad_peer(&self) -> Option<DeviceId> {
+        match self {
+            FetchError::BadBytes { peer } => Some(*peer),
+            _ => None,
+        }
+    }
+}

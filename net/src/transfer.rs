@@ -1,16 +1,20 @@
-//! Block streams (docs/protocol.md, "Block streams"): serving `GetBlocks` from the replica and
-//! fetching blocks from peers, every received block checked against its id.
-use crate::limit::Limiter;
-use crate::node::{Node, protocol_violation};
+//! Block streams (docs/protocol.md, "Block streams"): [`Transfer`] serves `GetBlocks` from
+//! what this node holds and fetches blocks from peers, every received block checked against
+//! its id. It owns the fetch state (the round-robin cursor, the blocks in flight); the
+//! connection table, the local blocks and the rate limits are handed to it.
+use crate::MAX_MESSAGE_SIZE;
+use crate::backend::Local;
+use crate::error::{FetchError, NetError};
+use crate::identity::DeviceId;
+use crate::limit::{Limiter, Rates};
+use crate::links::{Links, Session, protocol_violation};
 use crate::proto::{
-    BlockFrames, FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, read_msg, write_block,
-    write_msg,
+    BlockFrames, FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, write_block, write_msg,
 };
-use crate::{DeviceId, MAX_MESSAGE_SIZE, NetError, Role};
 use blockstore::BlockId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -18,71 +22,69 @@ use tracing::{debug, warn};
 /// Room for the message envelope around a block's bytes.
 pub(crate) const BLOCK_ENVELOPE: usize = 64;
 
-/// Serves block requests the peer opens on `conn` until it closes.
-pub(crate) async fn serve(node: Arc<Node>, conn: quinn::Connection, peer: DeviceId) {
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        tokio::spawn(serve_stream(node.clone(), conn.clone(), peer, send, recv));
-    }
-}
-
-async fn serve_stream(
-    node: Arc<Node>,
-    conn: quinn::Connection,
-    peer: DeviceId,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) {
-    let result = async {
-        // Only member devices ask anything of a node: a keeper never opens a stream.
-        if node.members.role(&peer) != Some(Role::Device) {
-            return Err(FrameError::Malformed);
-        }
-        match read_msg(&mut recv).await? {
-            Message::GetBlocks(req) => serve_get(&node, req, &mut send).await,
-            other => crate::keep::serve_request(&node, peer, other, &mut send).await,
-        }
-    }
-    .await;
-    match result {
-        Ok(()) => {}
-        Err(e) if e.is_protocol() => protocol_violation(&conn, &peer, &e),
-        Err(e) => debug!(%peer, error = %e, "block stream ended"),
-    }
-}
-
-/// A locally held block: one held for others, else the replica's (checked against `id`).
-pub(crate) async fn local_block(node: &Arc<Node>, id: BlockId) -> Option<Vec<u8>> {
-    let node = node.clone();
-    tokio::task::spawn_blocking(move || read_local(&node, id))
-        .await
-        .ok()
-        .flatten()
-}
-
-/// [`local_block`] on the calling (blocking) thread.
-fn read_local(node: &Node, id: BlockId) -> Option<Vec<u8>> {
-    if let Some(holder) = &node.holder {
-        match holder.get(&id) {
-            Ok(Some(d)) => return Some(d),
-            Ok(None) => {}
-            Err(e) => warn!(block = %id, error = %e, "reading a held block failed"),
-        }
-    }
-    match node.replica.block(&id) {
-        Ok(d) => d,
-        Err(e) => {
-            warn!(block = %id, error = %e, "reading a block for a peer failed");
-            None
-        }
-    }
+/// The block-moving part of a node: serves `GetBlocks`, fetches from peers.
+pub(crate) struct Transfer {
+    links: Arc<Links>,
+    local: Arc<Local>,
+    rates: Arc<Rates>,
+    /// Spreads requests over the peers that may have a block.
+    rr: AtomicUsize,
+    /// Blocks some fetch is asking peers for now, with who else waits for them: a second
+    /// fetch of the same block waits for the first instead of moving its bytes again.
+    fetching: Arc<InFlight>,
 }
 
 /// Blocks read from the store in one blocking task; the next group is read while this one
 /// is sent, so disk and network overlap without pinning a thread for a whole stream.
 const READ_GROUP: usize = 4;
 
+impl Transfer {
+    pub(crate) fn new(links: Arc<Links>, local: Arc<Local>, rates: Arc<Rates>) -> Self {
+        Transfer {
+            links,
+            local,
+            rates,
+            rr: AtomicUsize::new(0),
+            fetching: Arc::default(),
+        }
+    }
+
+    /// Answers one `GetBlocks` on `send` (the blocks in order, an absent one for each not
+    /// held), then finishes the stream.
+    pub(crate) async fn serve_get(
+        &self,
+        req: GetBlocks,
+        send: &mut quinn::SendStream,
+    ) -> Result<(), FrameError> {
+        serve_get(&self.local, &self.rates.send, req, send).await
+    }
+
+    /// Fetches `ids` from connected peers within `deadline`, handing each block to `sink`
+    /// once, as it arrives; the ids that could not be fetched, with why. An id another call
+    /// is already getting is not asked for twice: this call waits for that one's bytes (and
+    /// fails the id if that call gives up on it).
+    pub(crate) async fn fetch_each(
+        &self,
+        ids: &[BlockId],
+        deadline: Duration,
+        sink: BlockSink,
+    ) -> Vec<(BlockId, FetchError)> {
+        fetch_each(self, ids, deadline, sink).await
+    }
+
+    /// Fetches `ids`: the results in the order of `ids`.
+    pub(crate) async fn fetch(
+        &self,
+        ids: &[BlockId],
+        deadline: Duration,
+    ) -> Vec<(BlockId, Result<Vec<u8>, FetchError>)> {
+        fetch(self, ids, deadline).await
+    }
+}
+
 async fn serve_get(
-    node: &Arc<Node>,
+    local: &Arc<Local>,
+    limit: &Limiter,
     req: GetBlocks,
     send: &mut quinn::SendStream,
 ) -> Result<(), FrameError> {
@@ -90,12 +92,12 @@ async fn serve_get(
         return Err(FrameError::Malformed);
     }
     let read = |group: Vec<[u8; 32]>| {
-        let node = node.clone();
+        let local = local.clone();
         tokio::task::spawn_blocking(move || {
             let fits = |d: &Vec<u8>| d.len() + BLOCK_ENVELOPE <= MAX_MESSAGE_SIZE;
             group
                 .into_iter()
-                .map(|id| (id, read_local(&node, BlockId(id)).filter(fits)))
+                .map(|id| (id, local.read(BlockId(id)).filter(fits)))
                 .collect::<Vec<_>>()
         })
     };
@@ -108,9 +110,7 @@ async fn serve_get(
             .await
             .map_err(|_| FrameError::Stream(NetError::StreamEnded))?;
         for (id, data) in blocks {
-            node.send_limit
-                .take(data.as_ref().map_or(0, Vec::len))
-                .await;
+            limit.take(data.as_ref().map_or(0, Vec::len)).await;
             write_block(send, id, data).await?;
         }
     }
@@ -140,7 +140,7 @@ enum Answer {
 /// Asks `peer` for `ids` on a new stream and hands each verified block to `sink` as it
 /// arrives; the answer for every id, in order (ids after a failure are `Absent`).
 async fn request(
-    limit: Arc<Limiter>,
+    rates: Arc<Rates>,
     conn: quinn::Connection,
     peer: DeviceId,
     ids: Vec<BlockId>,
@@ -162,7 +162,7 @@ async fn request(
             }
             let answer = match data {
                 Some(d) => {
-                    limit.take(d.len()).await;
+                    rates.recv.take(d.len()).await;
                     if BlockId::of(&d) == *id {
                         sink(*id, d);
                         Answer::Got
@@ -191,8 +191,21 @@ async fn request(
 /// Per-id state of a fetch.
 struct Want {
     tried: HashSet<DeviceId>,
+    /// The last peer that sent bytes not matching the id.
+    liar: Option<DeviceId>,
     /// `Some(Ok)` once a checked copy went to the sink.
-    result: Option<Result<(), NetError>>,
+    result: Option<Result<(), FetchError>>,
+}
+
+impl Want {
+    /// Why the id was not fetched once every connected peer was asked.
+    fn exhausted(&self, peers: usize) -> FetchError {
+        match self.liar {
+            _ if peers == 0 => FetchError::NoPeers,
+            Some(peer) => FetchError::BadBytes { peer },
+            None => FetchError::NotFound,
+        }
+    }
 }
 
 /// Waiters for a block another fetch is getting: each is sent the bytes, or `None` if that
@@ -200,7 +213,7 @@ struct Want {
 type Waiters = Vec<tokio::sync::oneshot::Sender<Option<bytes::Bytes>>>;
 
 /// The blocks some [`fetch_each`] call is getting now, with who else waits for them
-/// (see `Node::fetching`).
+/// (see `Transfer::fetching`).
 #[derive(Default)]
 pub(crate) struct InFlight(parking_lot::Mutex<HashMap<BlockId, Waiters>>);
 
@@ -233,16 +246,13 @@ impl Drop for Owned {
     }
 }
 
-/// Fetches `ids` from connected peers within `deadline`, handing each block to `sink` once,
-/// as it arrives (see [`Node::fetch_blocks_each`]); the ids that could not be fetched, with
-/// why. An id another call is already getting is not asked for twice: this call waits for
-/// that one's bytes (and fails the id if that call gives up on it).
-pub(crate) async fn fetch_each(
-    node: &Node,
+/// See [`Transfer::fetch_each`].
+async fn fetch_each(
+    node: &Transfer,
     ids: &[BlockId],
     deadline: Duration,
     sink: BlockSink,
-) -> Vec<(BlockId, NetError)> {
+) -> Vec<(BlockId, FetchError)> {
     let end = tokio::time::Instant::now() + deadline;
     let owned = Arc::new(Owned {
         table: node.fetching.clone(),
@@ -281,8 +291,8 @@ pub(crate) async fn fetch_each(
         for (id, rx) in joined {
             match tokio::time::timeout_at(end, rx).await {
                 Ok(Ok(Some(data))) => sink(id, data),
-                Ok(_) => failed.push((id, NetError::NotFound)),
-                Err(_) => failed.push((id, NetError::Timeout)),
+                Ok(_) => failed.push((id, FetchError::NotFound)),
+                Err(_) => failed.push((id, FetchError::Timeout)),
             }
         }
         failed
@@ -294,32 +304,33 @@ pub(crate) async fn fetch_each(
 
 /// [`fetch_each`] for ids no other call is getting.
 async fn fetch_owned(
-    node: &Node,
+    node: &Transfer,
     ids: &[BlockId],
     end: tokio::time::Instant,
     sink: BlockSink,
-) -> Vec<(BlockId, NetError)> {
+) -> Vec<(BlockId, FetchError)> {
     let mut wants: HashMap<BlockId, Want> = ids
         .iter()
         .map(|id| {
             let w = Want {
                 tried: HashSet::new(),
+                liar: None,
                 result: None,
             };
             (*id, w)
         })
         .collect();
     loop {
-        let peers = node.sessions();
+        let peers = node.links.sessions();
         let mut plan = assign(node, &peers, &mut wants).into_iter();
         if plan.len() == 0 {
             break;
         }
         let mut set = JoinSet::new();
         let spawn = |set: &mut JoinSet<_>, (peer, conn, chunk): PlanStep| {
-            let limit = node.recv_limit.clone();
+            let rates = node.rates.clone();
             let sink = sink.clone();
-            set.spawn(async move { (peer, request(limit, conn, peer, chunk, sink).await) });
+            set.spawn(async move { (peer, request(rates, conn, peer, chunk, sink).await) });
         };
         for step in plan.by_ref().take(STREAMS_PER_FETCH) {
             spawn(&mut set, step);
@@ -345,24 +356,24 @@ async fn fetch_owned(
         .filter_map(|(id, w)| match w.result {
             Some(Ok(())) => None,
             Some(Err(e)) => Some((id, e)),
-            None if timed_out => Some((id, NetError::Timeout)),
-            None => Some((id, NetError::NotFound)),
+            None if timed_out => Some((id, FetchError::Timeout)),
+            None => Some((id, FetchError::NotFound)),
         })
         .collect()
 }
 
-/// Fetches `ids` (see [`Node::fetch_blocks`]): the results in the order of `ids`.
-pub(crate) async fn fetch(
-    node: &Node,
+/// See [`Transfer::fetch`].
+async fn fetch(
+    node: &Transfer,
     ids: &[BlockId],
     deadline: Duration,
-) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
+) -> Vec<(BlockId, Result<Vec<u8>, FetchError>)> {
     let got: Arc<parking_lot::Mutex<HashMap<BlockId, bytes::Bytes>>> = Arc::default();
     let into = got.clone();
     let sink: BlockSink = Arc::new(move |id, data| {
         into.lock().insert(id, data);
     });
-    let failed: HashMap<BlockId, NetError> = fetch_each(node, ids, deadline, sink)
+    let failed: HashMap<BlockId, FetchError> = fetch_each(node, ids, deadline, sink)
         .await
         .into_iter()
         .collect();
@@ -373,7 +384,7 @@ pub(crate) async fn fetch(
             // A repeated id gets the bytes again; a repeated failure reads as not found.
             let r = match got.get(id) {
                 Some(d) => Ok(d.to_vec()),
-                None => Err(failed.remove(id).unwrap_or(NetError::NotFound)),
+                None => Err(failed.remove(id).unwrap_or(FetchError::NotFound)),
             };
             (*id, r)
         })
@@ -387,8 +398,8 @@ type Plan = Vec<PlanStep>;
 
 /// Spreads the open ids over peers not yet asked for them, at most 64 ids per request.
 fn assign(
-    node: &Node,
-    peers: &[(DeviceId, crate::node::Session)],
+    node: &Transfer,
+    peers: &[(DeviceId, Session)],
     wants: &mut HashMap<BlockId, Want>,
 ) -> Plan {
     let mut per_peer: HashMap<usize, Vec<BlockId>> = HashMap::new();
@@ -402,11 +413,7 @@ fn assign(
             .filter(|i| !w.tried.contains(&peers[*i].0))
             .collect();
         if candidates.is_empty() {
-            w.result = Some(Err(if peers.is_empty() {
-                NetError::NoPeers
-            } else {
-                NetError::NotFound
-            }));
+            w.result = Some(Err(w.exhausted(peers.len())));
             continue;
         }
         let pick = node.rr.fetch_add(1, Ordering::Relaxed) % candidates.len();
@@ -432,8 +439,10 @@ fn take_answers(
             continue;
         };
         w.tried.insert(peer);
-        if answer == Answer::Got {
-            w.result = Some(Ok(()));
+        match answer {
+            Answer::Got => w.result = Some(Ok(())),
+            Answer::Lied => w.liar = Some(peer),
+            Answer::Absent => {}
         }
     }
 }

@@ -12,7 +12,7 @@ use crate::sync::{
 };
 use anyhow::{Context, Result, anyhow, bail};
 use blockstore::{BlockStore, StoreOptions};
-use fossa_net::{BlockHolder, Members, Node, NodeConfig, PendingJoin, Role, StoreHolder};
+use fossa_net::{BlockHolder, Keeper, Members, NodeConfig, PendingJoin, Role, StoreHolder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -184,12 +184,7 @@ fn run(
     };
     let start = |l: SocketAddr| {
         let h: Arc<dyn BlockHolder> = holder.clone();
-        rt.block_on(Node::start_keeper(
-            node_cfg(l),
-            key.clone(),
-            members.clone(),
-            h,
-        ))
+        rt.block_on(Keeper::start(node_cfg(l), key.clone(), members.clone(), h))
     };
     let node = match listen {
         Some(l) => start(l).with_context(|| format!("listening on {l}"))?,
@@ -215,7 +210,13 @@ fn run(
     Ok(())
 }
 
-fn serve_until(ctx: &Ctx, node: &Node, holder: &StoreHolder, members: &Members, stop: &AtomicBool) {
+fn serve_until(
+    ctx: &Ctx,
+    node: &Keeper,
+    holder: &StoreHolder,
+    members: &Members,
+    stop: &AtomicBool,
+) {
     let mut saved = members.signed();
     let mut last_status: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -234,7 +235,7 @@ fn serve_until(ctx: &Ctx, node: &Node, holder: &StoreHolder, members: &Members, 
     }
 }
 
-fn write_status(ctx: &Ctx, node: &Node, holder: &StoreHolder) {
+fn write_status(ctx: &Ctx, node: &Keeper, holder: &StoreHolder) {
     let (used, quota) = holder.usage();
     let blocks = holder.list().map_or(0, |l| l.len());
     let st = node.stats();

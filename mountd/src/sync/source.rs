@@ -3,7 +3,7 @@
 //! streams"), checked against its id and kept as an own block.
 use super::backoff::Throttle;
 use blockstore::{BlockId, BlockSource, BlockStore, Class, StoreError};
-use fossa_net::{NetError, Node};
+use fossa_net::Node;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +32,7 @@ impl NetHandle {
         &self,
         ids: Vec<BlockId>,
         deadline: Duration,
-    ) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
+    ) -> Vec<(BlockId, Result<Vec<u8>, fossa_net::FetchError>)> {
         let (tx, rx) = mpsc::sync_channel(1);
         let node = self.node.clone();
         self.rt.spawn(async move {
@@ -60,10 +60,10 @@ pub(crate) enum FetchError {
 }
 
 impl FetchError {
-    fn from_net(id: BlockId, e: &NetError) -> Self {
+    fn from_net(id: BlockId, e: &fossa_net::FetchError) -> Self {
         match e {
-            NetError::Timeout => FetchError::Timeout(id),
-            NetError::NoPeers => FetchError::NoPeers(id),
+            e if e.is_timeout() => FetchError::Timeout(id),
+            e if e.is_no_peers() => FetchError::NoPeers(id),
             _ => FetchError::NotFound(id),
         }
     }

@@ -12,7 +12,7 @@ mod serve;
 pub(crate) use book::InviteBook;
 pub use book::JoinLimits;
 pub use join::{JoinResult, PendingJoin, begin_join, begin_join_from, join, join_proof};
-pub(crate) use serve::serve_join;
+pub(crate) use serve::{Inviter, serve_join};
 
 use crate::{DeviceId, NetError, Role};
 use data_encoding::BASE32_NOPAD;

@@ -95,10 +95,10 @@ impl BlockHolder for StoreHolder {
         match self.put_all(blocks) {
             Ok(v) => v,
             Err(e) => {
-                let msg = e.to_string();
+                let e = Arc::new(e);
                 blocks
                     .iter()
-                    .map(|_| Err(HolderError::Local(msg.clone())))
+                    .map(|_| Err(HolderError::Store(e.clone())))
                     .collect()
             }
         }
