@@ -3,7 +3,7 @@
 //! session the control stream (`session.rs`) plus the block streams the peer opens
 //! (`GetBlocks` to [`Transfer`], keep requests to `keep::serve_request`).
 use crate::backend::Local;
-use crate::error::NetError;
+use crate::error::{LinkError, NetError, PeerError};
 use crate::identity::DeviceId;
 use crate::invite::{Inviter, serve_join};
 use crate::keep;
@@ -99,12 +99,13 @@ impl Connector {
         let connecting = self.links.endpoint().connect_with(cfg, addr, "fossa")?;
         let conn = tokio::time::timeout(self.links.cfg.connect_timeout, connecting)
             .await
-            .map_err(|_| NetError::Timeout)??;
+            .map_err(|_| NetError::Link(LinkError::Timeout))??;
         let guard = self.links.track(&conn);
-        let peer = tls::peer_device(&conn).ok_or(NetError::Protocol("peer certificate"))?;
+        let peer = tls::peer_device(&conn)
+            .ok_or(NetError::Peer(PeerError::Violation("peer certificate")))?;
         if peer == self.links.key.id() {
             conn.close(code::DONE.into(), b"self");
-            return Err(NetError::Protocol("connected to self"));
+            return Err(NetError::Peer(PeerError::Violation("connected to self")));
         }
         let (mut send, mut recv) = conn.open_bi().await?;
         let neg = self.negotiate(&conn, peer, &mut send, &mut recv).await?;
@@ -167,7 +168,7 @@ impl Connector {
             }
             Err(_) => {
                 conn.close(code::DONE.into(), b"timeout");
-                Err(NetError::Timeout)
+                Err(NetError::Link(LinkError::Timeout))
             }
         }
     }
@@ -319,7 +320,10 @@ impl Connector {
 /// True if `e` says the peer refused this device: a TLS alert about our certificate, or a
 /// close with `REVOKED`.
 fn refused_by_peer(e: &NetError) -> bool {
-    let (NetError::Connection(c) | NetError::Stream(c)) = e else {
+    let Some(c) = (match e {
+        NetError::Link(l) => l.connection(),
+        _ => None,
+    }) else {
         return false;
     };
     match c {

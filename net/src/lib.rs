@@ -44,9 +44,9 @@ mod transfer;
 
 pub use backend::Backend;
 pub use discovery::{DISCOVERY_PORT, Discovery, DiscoveryConfig, Sighting};
-pub use error::{FetchError, NetError};
+pub use error::{FetchError, InviteError, LinkError, LocalError, NetError, PeerError};
 pub use holder::{BlockHolder, HolderError, PutStatus, StoreHolder, audit_nonce, audit_proof};
-pub use identity::{DeviceId, DeviceKey, verify_signature};
+pub use identity::{DeviceId, DeviceKey, KeyError, verify_signature};
 pub use invite::{
     CodeError, InviteCode, JoinLimits, JoinResult, PendingInvite, PendingJoin, begin_join,
     begin_join_from, join, join_proof,

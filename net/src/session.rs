@@ -2,7 +2,7 @@
 //! hello → negotiated (Hello, Members, Want exchanged) → transferring (Index batches both
 //! ways, Members on change). Any violation closes the connection with PROTOCOL.
 use crate::backend::Local;
-use crate::error::NetError;
+use crate::error::{NetError, PeerError};
 use crate::identity::DeviceId;
 use crate::links::{Links, protocol_violation};
 use crate::members::{Role, SignedMember};
@@ -94,11 +94,11 @@ pub(crate) async fn run(
 pub(crate) fn close_for(conn: &quinn::Connection, peer: DeviceId, e: &FrameError) {
     match e {
         e if e.is_protocol() => protocol_violation(conn, &peer, e),
-        FrameError::Stream(NetError::WrongVolume) => {
+        FrameError::Stream(NetError::Peer(PeerError::WrongVolume)) => {
             warn!(%peer, "peer belongs to another volume");
             conn.close(code::WRONG_VOLUME.into(), b"wrong volume");
         }
-        FrameError::Stream(NetError::NotMember(_)) => {
+        FrameError::Stream(NetError::Peer(PeerError::NotMember(_))) => {
             warn!(%peer, "peer is not a member (revoked); closing");
             conn.close(code::REVOKED.into(), b"revoked");
         }
@@ -195,7 +195,7 @@ async fn read_opening(
         return Err(FrameError::Malformed);
     };
     if hello.volume != node.links.cfg.volume {
-        return Err(FrameError::Stream(NetError::WrongVolume));
+        return Err(FrameError::Stream(NetError::Peer(PeerError::WrongVolume)));
     }
     if hello.device != peer.0 {
         return Err(FrameError::Malformed);
@@ -237,7 +237,9 @@ fn merge_members(
         debug!(%peer, "member list updated");
     }
     if !node.links.members.is_member(&peer) {
-        return Err(FrameError::Stream(NetError::NotMember(peer)));
+        return Err(FrameError::Stream(NetError::Peer(PeerError::NotMember(
+            peer,
+        ))));
     }
     Ok(())
 }
@@ -273,7 +275,7 @@ async fn push(
                     return Ok(());
                 }
                 if !node.links.members.is_member(&peer) {
-                    return Err(FrameError::Stream(NetError::NotMember(peer)));
+                    return Err(FrameError::Stream(NetError::Peer(PeerError::NotMember(peer))));
                 }
                 write_msg(send, &members_msg(node)).await?;
             }

@@ -4,7 +4,7 @@
 //! connection table, the local blocks and the rate limits are handed to it.
 use crate::MAX_MESSAGE_SIZE;
 use crate::backend::Local;
-use crate::error::{FetchError, NetError};
+use crate::error::{FetchError, LinkError, NetError};
 use crate::identity::DeviceId;
 use crate::limit::{Limiter, Rates};
 use crate::links::{Links, Session, protocol_violation};
@@ -108,7 +108,7 @@ async fn serve_get(
         // A read that panicked ends the stream early: the peer asks someone else.
         let blocks = reading
             .await
-            .map_err(|_| FrameError::Stream(NetError::StreamEnded))?;
+            .map_err(|_| FrameError::Stream(NetError::Link(LinkError::StreamEnded)))?;
         for (id, data) in blocks {
             limit.take(data.as_ref().map_or(0, Vec::len)).await;
             write_block(send, id, data).await?;

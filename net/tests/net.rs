@@ -5,8 +5,8 @@ mod common;
 use blockstore::BlockId;
 use common::*;
 use fossa_net::{
-    ALPN, DeviceKey, FetchError, InviteCode, Members, NetError, Node, NodeConfig, PendingInvite,
-    join, raw_client_config,
+    ALPN, DeviceKey, FetchError, InviteCode, InviteError, LinkError, Members, NetError, Node,
+    NodeConfig, PendingInvite, join, raw_client_config,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -431,12 +431,20 @@ async fn join_with_an_invitation() {
     // Second use.
     let k2 = key();
     let r = bounded(LIMIT, join(&code, &k2, "again", Duration::from_secs(5))).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     // Wrong proof (wrong secret).
     let mut wrong = code.clone();
     wrong.secret = [1; 32];
     let r = bounded(LIMIT, join(&wrong, &k2, "wrong", Duration::from_secs(5))).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     // Expired.
     a.add_invite(PendingInvite {
         role: fossa_net::Role::Device,
@@ -447,7 +455,11 @@ async fn join_with_an_invitation() {
     let mut expired = code.clone();
     expired.secret = [11; 32];
     let r = bounded(LIMIT, join(&expired, &k2, "late", Duration::from_secs(5))).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     assert!(!members_a.is_member(&k2.id()));
 
     // Pinning: a code naming another inviter fails.
@@ -524,7 +536,7 @@ async fn connect_to_a_silent_port_fails_within_the_timeout() {
     };
     let t = Instant::now();
     let r = join(&code, &key(), "j", Duration::from_millis(500)).await;
-    assert!(matches!(r, Err(NetError::Timeout)));
+    assert!(matches!(r, Err(NetError::Link(LinkError::Timeout))));
     assert!(t.elapsed() < Duration::from_millis(2000));
     a.shutdown().await;
 }

@@ -12,7 +12,7 @@ use crate::sync::{
 };
 use anyhow::{Context, Result, anyhow, bail};
 use blockstore::{BlockStore, StoreOptions};
-use fossa_net::{BlockHolder, Keeper, Members, NodeConfig, PendingJoin, Role, StoreHolder};
+use fossa_net::{BlockHolder, Keeper, Members, Node, NodeConfig, PendingJoin, Role, StoreHolder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -184,7 +184,12 @@ fn run(
     };
     let start = |l: SocketAddr| {
         let h: Arc<dyn BlockHolder> = holder.clone();
-        rt.block_on(Keeper::start(node_cfg(l), key.clone(), members.clone(), h))
+        rt.block_on(Node::start_keeper(
+            node_cfg(l),
+            key.clone(),
+            members.clone(),
+            h,
+        ))
     };
     let node = match listen {
         Some(l) => start(l).with_context(|| format!("listening on {l}"))?,

@@ -5,6 +5,7 @@ mod store;
 
 pub use store::StoreHolder;
 
+use crate::error::LocalError;
 use crate::proto::PutStatusWire;
 use blockstore::BlockId;
 use std::sync::Arc;
@@ -97,9 +98,8 @@ pub fn audit_proof(nonce: &[u8; 32], block: &[u8]) -> [u8; 32] {
 }
 
 /// A fresh audit nonce from the OS.
-pub fn audit_nonce() -> Result<[u8; 32], crate::NetError> {
+pub fn audit_nonce() -> Result<[u8; 32], LocalError> {
     let mut n = [0u8; 32];
-    getrandom::fill(&mut n)
-        .map_err(|_| crate::NetError::Io(std::io::Error::other("OS randomness unavailable")))?;
+    getrandom::fill(&mut n).map_err(|_| LocalError::NoRandomness)?;
     Ok(n)
 }

@@ -4,7 +4,7 @@
 use super::book::Unclaimed;
 use super::join::frame_to_net;
 use super::{InviteBook, PendingInvite};
-use crate::error::NetError;
+use crate::error::{InviteError, LinkError, NetError, PeerError};
 use crate::identity::DeviceId;
 use crate::links::Links;
 use crate::members::{MemberRecord, Role, SignedMember};
@@ -116,7 +116,7 @@ async fn accept(
     tokio::time::timeout(node.links.cfg.connect_timeout, async {
         let (mut send, mut recv) = conn.accept_bi().await.map_err(NetError::from)?;
         let Message::JoinRequest(req) = read_msg(&mut recv).await.map_err(frame_to_net)? else {
-            return Err(NetError::Protocol("expected JoinRequest").into());
+            return Err(NetError::Peer(PeerError::Violation("expected JoinRequest")).into());
         };
         let hold = check(node, peer, &req)?;
         let k_wrap = match hold.invite.role {
@@ -133,7 +133,7 @@ async fn accept(
         Ok((send, recv, hold, req))
     })
     .await
-    .unwrap_or(Err(Refusal::Broken(NetError::Timeout)))
+    .unwrap_or(Err(Refusal::Broken(NetError::Link(LinkError::Timeout))))
 }
 
 fn wire_members(list: &[SignedMember]) -> Vec<crate::proto::SignedMemberWire> {
@@ -201,14 +201,14 @@ async fn complete(
 ) -> Result<(), NetError> {
     let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, read_msg(&mut recv))
         .await
-        .map_err(|_| NetError::Timeout)?
+        .map_err(|_| NetError::Link(LinkError::Timeout))?
         .map_err(frame_to_net)?;
     let Message::JoinConfirm(_) = confirm else {
-        return Err(NetError::Protocol("expected JoinConfirm"));
+        return Err(NetError::Peer(PeerError::Violation("expected JoinConfirm")));
     };
     // Withdrawn while held (too many failed attempts meanwhile): the join cannot commit.
     if !node.book.lock().consume(hold.token) {
-        return Err(NetError::JoinRefused);
+        return Err(NetError::Invite(InviteError::Refused));
     }
     hold.consumed = true;
     let record = MemberRecord {
@@ -243,5 +243,5 @@ async fn send_done(node: &Inviter, send: &mut quinn::SendStream) -> Result<(), N
         Ok(())
     })
     .await
-    .unwrap_or(Err(NetError::Timeout))
+    .unwrap_or(Err(NetError::Link(LinkError::Timeout)))
 }

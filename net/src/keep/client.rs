@@ -2,7 +2,7 @@
 //! asks one peer, each request on its own stream, the whole call under a deadline. Only a
 //! member device's node has one.
 use crate::MAX_MESSAGE_SIZE;
-use crate::error::NetError;
+use crate::error::{LinkError, NetError, PeerError};
 use crate::holder::PutStatus;
 use crate::identity::DeviceId;
 use crate::limit::Rates;
@@ -145,7 +145,9 @@ impl KeepClient {
 
     /// The session connection to `peer`.
     fn request_conn(&self, peer: &DeviceId) -> Result<quinn::Connection, NetError> {
-        self.links.session_conn(peer).ok_or(NetError::NoPeers)
+        self.links
+            .session_conn(peer)
+            .ok_or(NetError::NotConnected(*peer))
     }
 }
 
@@ -187,7 +189,7 @@ async fn ask(
         read_msg(&mut recv).await
     };
     match tokio::time::timeout_at(end, exchange).await {
-        Err(_) => Err(NetError::Timeout),
+        Err(_) => Err(NetError::Link(LinkError::Timeout)),
         Ok(Ok(m)) => Ok(m),
         Ok(Err(e)) if e.is_protocol() => {
             protocol_violation(conn, peer, &e);
@@ -199,7 +201,7 @@ async fn ask(
 
 fn bad_answer(conn: &quinn::Connection, peer: &DeviceId) -> NetError {
     protocol_violation(conn, peer, &"answer does not match the request");
-    NetError::Protocol("answer does not match the request")
+    NetError::Peer(PeerError::Violation("answer does not match the request"))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! allocation.
 use super::{Block, MAX_KNOWN_TAG, Message};
 use crate::MAX_MESSAGE_SIZE;
+use crate::error::{LinkError, NetError, PeerError};
 
 /// Why a frame was refused.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +14,7 @@ pub(crate) enum FrameError {
     #[error("body does not decode")]
     Malformed,
     #[error("stream: {0}")]
-    Stream(#[from] crate::NetError),
+    Stream(#[from] NetError),
     /// The stream finished cleanly before a new frame started.
     #[error("stream finished")]
     Finished,
@@ -29,14 +30,15 @@ impl FrameError {
     }
 }
 
-impl From<FrameError> for crate::NetError {
+impl From<FrameError> for NetError {
     fn from(e: FrameError) -> Self {
+        let violation = |what| NetError::Peer(PeerError::Violation(what));
         match e {
             FrameError::Stream(e) => e,
-            FrameError::Finished => crate::NetError::StreamEnded,
-            FrameError::TooLarge(_) => crate::NetError::Protocol("oversized message"),
-            FrameError::UnknownTag(_) => crate::NetError::Protocol("unknown message tag"),
-            FrameError::Malformed => crate::NetError::Protocol("malformed or unexpected message"),
+            FrameError::Finished => NetError::Link(LinkError::StreamEnded),
+            FrameError::TooLarge(_) => violation("oversized message"),
+            FrameError::UnknownTag(_) => violation("unknown message tag"),
+            FrameError::Malformed => violation("malformed or unexpected message"),
         }
     }
 }
@@ -89,7 +91,7 @@ async fn read_body(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, FrameError> 
     while body.len() < len {
         match recv.read_chunk(len - body.len(), true).await {
             Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
-            Ok(None) => return Err(FrameError::Stream(crate::NetError::StreamEnded)),
+            Ok(None) => return Err(FrameError::Stream(NetError::Link(LinkError::StreamEnded))),
             Err(e) => return Err(FrameError::Stream(e.into())),
         }
     }
@@ -157,7 +159,7 @@ impl<'a> BlockFrames<'a> {
                 if !self.fill().await? {
                     return match out.len() == start {
                         true => Ok(false),
-                        false => Err(FrameError::Stream(crate::NetError::StreamEnded)),
+                        false => Err(FrameError::Stream(NetError::Link(LinkError::StreamEnded))),
                     };
                 }
                 continue;
@@ -183,7 +185,7 @@ impl<'a> BlockFrames<'a> {
         let len = check_len(four)?;
         let mut body = Vec::with_capacity(len);
         if !self.take(len, &mut body).await? {
-            return Err(FrameError::Stream(crate::NetError::StreamEnded));
+            return Err(FrameError::Stream(NetError::Link(LinkError::StreamEnded)));
         }
         let (id, range) = block_view(&body)?;
         let data = range.map(|r| bytes::Bytes::from(body).slice(r));
