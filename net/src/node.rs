@@ -56,7 +56,14 @@ pub struct NodeCore {
 }
 
 /// A member device's node: a [`NodeCore`] that also fetches blocks and asks peers to keep
-/// them.
+/// them (the twin of the `compile_fail` examples on [`Keeper`]):
+///
+/// ```
+/// async fn device_fetches_and_puts(n: &fossa_net::Node, peer: &fossa_net::DeviceId) {
+///     n.fetch_blocks(&[], std::time::Duration::ZERO).await;
+///     let _ = n.put_blocks(peer, &[], std::time::Duration::ZERO).await;
+/// }
+/// ```
 pub struct Node {
     core: NodeCore,
     keep: KeepClient,
