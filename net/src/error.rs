@@ -175,15 +175,18 @@ impl NetError {
     pub fn is_timeout(&self) -> bool {
         matches!(self, NetError::Link(LinkError::Timeout))
     }
-    /// True if retrying (later, or with another peer) may succeed.
+    /// True if retrying (later, or with another peer) may succeed: a broken link or a
+    /// deadline (not a connect refused locally: bad address, endpoint closed), no session
+    /// yet, local I/O, the replica.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
+        match self {
+            NetError::Link(LinkError::Connect(_)) => false,
             NetError::Link(_)
-                | NetError::NotConnected(_)
-                | NetError::Local(LocalError::Io(_))
-                | NetError::Replica(_)
-        )
+            | NetError::NotConnected(_)
+            | NetError::Local(LocalError::Io(_))
+            | NetError::Replica(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -275,5 +278,26 @@ impl FetchError {
             FetchError::BadBytes { peer } => Some(*peer),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callers_can_ask_what_went_wrong_without_matching_deep() {
+        let timeout: NetError = LinkError::Timeout.into();
+        assert!(timeout.is_timeout() && timeout.is_transient());
+        let refused: NetError = InviteError::Refused.into();
+        assert!(!refused.is_timeout() && !refused.is_transient());
+        let peer = DeviceId([7; 32]);
+        let bad = FetchError::BadBytes { peer };
+        assert_eq!(bad.bad_peer(), Some(peer));
+        assert!(!bad.is_timeout() && !bad.is_no_peers());
+        assert!(FetchError::Timeout.is_timeout() && FetchError::Timeout.bad_peer().is_none());
+        assert!(FetchError::NoPeers.is_no_peers());
+        let io: NetError = std::io::Error::other("disk").into();
+        assert!(matches!(io, NetError::Local(LocalError::Io(_))));
     }
 }
