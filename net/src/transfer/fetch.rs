@@ -1,125 +1,20 @@
-//! Block streams (docs/protocol.md, "Block streams"): [`Transfer`] serves `GetBlocks` from
-//! what this node holds and fetches blocks from peers, every received block checked against
-//! its id. It owns the fetch state (the round-robin cursor, the blocks in flight); the
-//! connection table, the local blocks and the rate limits are handed to it.
-use crate::MAX_MESSAGE_SIZE;
-use crate::backend::Local;
-use crate::error::{FetchError, LinkError, NetError};
+//! Fetching blocks from peers: spread the ids over the connected peers (at most
+//! [`MAX_IDS_PER_REQUEST`] per stream, a few streams at a time), check every block against its
+//! id as it arrives, ask another peer when one lacks a block or lies, and never ask twice for
+//! a block another fetch is getting ([`InFlight`]).
+use super::{BlockSink, Transfer};
+use crate::error::{FetchError, NetError};
 use crate::identity::DeviceId;
-use crate::limit::{Limiter, Rates};
-use crate::links::{Links, Session, protocol_violation};
-use crate::proto::{
-    BlockFrames, FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, write_block, write_msg,
-};
+use crate::limit::Rates;
+use crate::links::{Session, protocol_violation};
+use crate::proto::{BlockFrames, FrameError, GetBlocks, MAX_IDS_PER_REQUEST, Message, write_msg};
 use blockstore::BlockId;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
-
-/// Room for the message envelope around a block's bytes.
-pub(crate) const BLOCK_ENVELOPE: usize = 64;
-
-/// The block-moving part of a node: serves `GetBlocks`, fetches from peers.
-pub(crate) struct Transfer {
-    links: Arc<Links>,
-    local: Arc<Local>,
-    rates: Arc<Rates>,
-    /// Spreads requests over the peers that may have a block.
-    rr: AtomicUsize,
-    /// Blocks some fetch is asking peers for now, with who else waits for them: a second
-    /// fetch of the same block waits for the first instead of moving its bytes again.
-    fetching: Arc<InFlight>,
-}
-
-/// Blocks read from the store in one blocking task; the next group is read while this one
-/// is sent, so disk and network overlap without pinning a thread for a whole stream.
-const READ_GROUP: usize = 4;
-
-impl Transfer {
-    pub(crate) fn new(links: Arc<Links>, local: Arc<Local>, rates: Arc<Rates>) -> Self {
-        Transfer {
-            links,
-            local,
-            rates,
-            rr: AtomicUsize::new(0),
-            fetching: Arc::default(),
-        }
-    }
-
-    /// Answers one `GetBlocks` on `send` (the blocks in order, an absent one for each not
-    /// held), then finishes the stream.
-    pub(crate) async fn serve_get(
-        &self,
-        req: GetBlocks,
-        send: &mut quinn::SendStream,
-    ) -> Result<(), FrameError> {
-        serve_get(&self.local, &self.rates.send, req, send).await
-    }
-
-    /// Fetches `ids` from connected peers within `deadline`, handing each block to `sink`
-    /// once, as it arrives; the ids that could not be fetched, with why. An id another call
-    /// is already getting is not asked for twice: this call waits for that one's bytes (and
-    /// fails the id if that call gives up on it).
-    pub(crate) async fn fetch_each(
-        &self,
-        ids: &[BlockId],
-        deadline: Duration,
-        sink: BlockSink,
-    ) -> Vec<(BlockId, FetchError)> {
-        fetch_each(self, ids, deadline, sink).await
-    }
-
-    /// Fetches `ids`: the results in the order of `ids`.
-    pub(crate) async fn fetch(
-        &self,
-        ids: &[BlockId],
-        deadline: Duration,
-    ) -> Vec<(BlockId, Result<Vec<u8>, FetchError>)> {
-        fetch(self, ids, deadline).await
-    }
-}
-
-async fn serve_get(
-    local: &Arc<Local>,
-    limit: &Limiter,
-    req: GetBlocks,
-    send: &mut quinn::SendStream,
-) -> Result<(), FrameError> {
-    if req.ids.len() > MAX_IDS_PER_REQUEST {
-        return Err(FrameError::Malformed);
-    }
-    let read = |group: Vec<[u8; 32]>| {
-        let local = local.clone();
-        tokio::task::spawn_blocking(move || {
-            let fits = |d: &Vec<u8>| d.len() + BLOCK_ENVELOPE <= MAX_MESSAGE_SIZE;
-            group
-                .into_iter()
-                .map(|id| (id, local.read(BlockId(id)).filter(fits)))
-                .collect::<Vec<_>>()
-        })
-    };
-    let mut groups = req.ids.chunks(READ_GROUP).map(<[_]>::to_vec);
-    let mut next = groups.next().map(read);
-    while let Some(reading) = next.take() {
-        next = groups.next().map(read);
-        // A read that panicked ends the stream early: the peer asks someone else.
-        let blocks = reading
-            .await
-            .map_err(|_| FrameError::Stream(NetError::Link(LinkError::StreamEnded)))?;
-        for (id, data) in blocks {
-            limit.take(data.as_ref().map_or(0, Vec::len)).await;
-            write_block(send, id, data).await?;
-        }
-    }
-    send.finish().map_err(|e| FrameError::Stream(e.into()))?;
-    Ok(())
-}
-
-/// Where a fetch hands each block it has checked against its id, as soon as it arrives.
-pub type BlockSink = Arc<dyn Fn(BlockId, bytes::Bytes) + Send + Sync>;
 
 /// Most requests (streams, each of at most [`MAX_IDS_PER_REQUEST`] blocks) one fetch keeps
 /// open at a time: enough to keep a peer's disk and the wire busy, few enough that a pull
@@ -247,7 +142,7 @@ impl Drop for Owned {
 }
 
 /// See [`Transfer::fetch_each`].
-async fn fetch_each(
+pub(super) async fn fetch_each(
     node: &Transfer,
     ids: &[BlockId],
     deadline: Duration,
@@ -363,7 +258,7 @@ async fn fetch_owned(
 }
 
 /// See [`Transfer::fetch`].
-async fn fetch(
+pub(super) async fn fetch(
     node: &Transfer,
     ids: &[BlockId],
     deadline: Duration,
