@@ -2,7 +2,7 @@
 //! hello → negotiated (Hello, Members, Want exchanged) → transferring (Index batches both
 //! ways, Members on change). Any violation closes the connection with PROTOCOL.
 use crate::backend::Local;
-use crate::error::{NetError, PeerError};
+use crate::error::PeerError;
 use crate::identity::DeviceId;
 use crate::links::{Links, protocol_violation};
 use crate::members::{Role, SignedMember};
@@ -94,15 +94,15 @@ pub(crate) async fn run(
 pub(crate) fn close_for(conn: &quinn::Connection, peer: DeviceId, e: &FrameError) {
     match e {
         e if e.is_protocol() => protocol_violation(conn, &peer, e),
-        FrameError::Stream(NetError::Peer(PeerError::WrongVolume)) => {
+        FrameError::Refused(PeerError::WrongVolume) => {
             warn!(%peer, "peer belongs to another volume");
             conn.close(code::WRONG_VOLUME.into(), b"wrong volume");
         }
-        FrameError::Stream(NetError::Peer(PeerError::NotMember(_))) => {
+        FrameError::Refused(PeerError::NotMember(_)) => {
             warn!(%peer, "peer is not a member (revoked); closing");
             conn.close(code::REVOKED.into(), b"revoked");
         }
-        FrameError::Stream(NetError::Replica(e)) => {
+        FrameError::Replica(e) => {
             warn!(%peer, error = %e, "local replica failed; closing");
             conn.close(code::INTERNAL.into(), b"internal");
         }
@@ -117,10 +117,8 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ReplicaError> + Send + 'static,
 ) -> Result<T, FrameError> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| FrameError::Stream(NetError::Replica(e))),
-        Err(_) => Err(FrameError::Stream(NetError::Replica(
-            ReplicaError::TaskLost,
-        ))),
+        Ok(r) => r.map_err(FrameError::Replica),
+        Err(_) => Err(FrameError::Replica(ReplicaError::TaskLost)),
     }
 }
 
@@ -195,7 +193,7 @@ async fn read_opening(
         return Err(FrameError::Malformed);
     };
     if hello.volume != node.links.cfg.volume {
-        return Err(FrameError::Stream(NetError::Peer(PeerError::WrongVolume)));
+        return Err(FrameError::Refused(PeerError::WrongVolume));
     }
     if hello.device != peer.0 {
         return Err(FrameError::Malformed);
@@ -237,9 +235,7 @@ fn merge_members(
         debug!(%peer, "member list updated");
     }
     if !node.links.members.is_member(&peer) {
-        return Err(FrameError::Stream(NetError::Peer(PeerError::NotMember(
-            peer,
-        ))));
+        return Err(FrameError::Refused(PeerError::NotMember(peer)));
     }
     Ok(())
 }
@@ -275,7 +271,7 @@ async fn push(
                     return Ok(());
                 }
                 if !node.links.members.is_member(&peer) {
-                    return Err(FrameError::Stream(NetError::Peer(PeerError::NotMember(peer))));
+                    return Err(FrameError::Refused(PeerError::NotMember(peer)));
                 }
                 write_msg(send, &members_msg(node)).await?;
             }

@@ -206,7 +206,7 @@ async fn refusal_or(conn: &quinn::Connection, e: NetError) -> NetError {
 
 pub(super) fn frame_to_net(e: FrameError) -> NetError {
     match e {
-        FrameError::Stream(e) => e,
+        e @ (FrameError::Link(_) | FrameError::Refused(_) | FrameError::Replica(_)) => e.into(),
         FrameError::Finished => NetError::Link(LinkError::StreamEnded),
         _ => NetError::Peer(PeerError::Violation("malformed join message")),
     }

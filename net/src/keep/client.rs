@@ -183,9 +183,9 @@ async fn ask(
     end: Instant,
 ) -> Result<Message, NetError> {
     let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(NetError::from)?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(LinkError::from)?;
         write_msg(&mut send, &req).await?;
-        send.finish().map_err(|e| FrameError::Stream(e.into()))?;
+        send.finish().map_err(|e| FrameError::Link(e.into()))?;
         read_msg(&mut recv).await
     };
     match tokio::time::timeout_at(end, exchange).await {

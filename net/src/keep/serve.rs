@@ -2,7 +2,7 @@
 //! "Messages"): one request per stream, one answer, then the stream finishes. Holder calls run
 //! on `spawn_blocking`.
 use crate::backend::Local;
-use crate::error::NetError;
+
 use crate::holder::{BlockHolder, HolderError, PutStatus, audit_proof};
 use crate::identity::DeviceId;
 use crate::limit::Limiter;
@@ -33,7 +33,7 @@ pub(crate) async fn serve_request(
         _ => return Err(FrameError::Malformed),
     };
     write_msg(send, &answer).await?;
-    send.finish().map_err(|e| FrameError::Stream(e.into()))
+    send.finish().map_err(|e| FrameError::Link(e.into()))
 }
 
 /// Runs `f` on `holder` in a blocking thread; a task that ends without an answer (panicked)
@@ -45,7 +45,7 @@ async fn with_holder<T: Send + 'static>(
     let holder = holder.clone();
     tokio::task::spawn_blocking(move || f(holder.as_ref()))
         .await
-        .map_err(|_| FrameError::Stream(NetError::Replica(ReplicaError::TaskLost)))
+        .map_err(|_| FrameError::Replica(ReplicaError::TaskLost))
 }
 
 async fn put(

@@ -3,7 +3,7 @@
 //! id as it arrives, ask another peer when one lacks a block or lies, and never ask twice for
 //! a block another fetch is getting ([`InFlight`]).
 use super::{BlockSink, Transfer};
-use crate::error::{FetchError, NetError};
+use crate::error::{FetchError, LinkError};
 use crate::identity::DeviceId;
 use crate::limit::Rates;
 use crate::links::{Session, protocol_violation};
@@ -43,12 +43,12 @@ async fn request(
 ) -> Vec<(BlockId, Answer)> {
     let mut out = Vec::with_capacity(ids.len());
     let result = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(NetError::from)?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(LinkError::from)?;
         let req = GetBlocks {
             ids: ids.iter().map(|b| b.0).collect(),
         };
         write_msg(&mut send, &Message::GetBlocks(req)).await?;
-        send.finish().map_err(|e| FrameError::Stream(e.into()))?;
+        send.finish().map_err(|e| FrameError::Link(e.into()))?;
         let mut frames = BlockFrames::new(&mut recv);
         for id in &ids {
             let (got, data) = frames.next().await?;

@@ -3,7 +3,7 @@
 use super::BLOCK_ENVELOPE;
 use crate::MAX_MESSAGE_SIZE;
 use crate::backend::Local;
-use crate::error::{LinkError, NetError};
+use crate::error::LinkError;
 use crate::limit::Limiter;
 use crate::proto::{FrameError, GetBlocks, MAX_IDS_PER_REQUEST, write_block};
 use blockstore::BlockId;
@@ -40,12 +40,12 @@ pub(super) async fn serve_get(
         // A read that panicked ends the stream early: the peer asks someone else.
         let blocks = reading
             .await
-            .map_err(|_| FrameError::Stream(NetError::Link(LinkError::StreamEnded)))?;
+            .map_err(|_| FrameError::Link(LinkError::StreamEnded))?;
         for (id, data) in blocks {
             limit.take(data.as_ref().map_or(0, Vec::len)).await;
             write_block(send, id, data).await?;
         }
     }
-    send.finish().map_err(|e| FrameError::Stream(e.into()))?;
+    send.finish().map_err(|e| FrameError::Link(e.into()))?;
     Ok(())
 }
