@@ -1,8 +1,9 @@
 //! Reconnecting: calls `cfg.peers` and members' last known addresses while not connected to
 //! them, each address with its own bounded exponential backoff (docs/protocol.md,
 //! "Connections").
-use crate::DeviceId;
-use crate::node::Node;
+use crate::connect::Connector;
+use crate::identity::DeviceId;
+use crate::members::Role;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,26 +26,27 @@ struct DialState {
 }
 
 /// Keeps calling `cfg.peers` and members' last known addresses while not connected to them.
-pub(crate) async fn dial_loop(node: Weak<Node>) {
+pub(crate) async fn dial_loop(node: Weak<Connector>) {
     let state: Arc<Mutex<HashMap<SocketAddr, DialState>>> = Arc::new(Mutex::new(HashMap::new()));
     loop {
         let Some(n) = node.upgrade() else { return };
-        if n.is_stopped() {
+        let links = n.links();
+        if links.is_stopped() {
             return;
         }
-        let connected = n.connected();
-        let me = n.key.id();
+        let connected = links.connected();
+        let me = links.id();
         let mut targets: Vec<(SocketAddr, Option<DeviceId>)> =
-            n.cfg.peers.iter().map(|a| (*a, None)).collect();
-        for m in n.members.list() {
+            links.cfg.peers.iter().map(|a| (*a, None)).collect();
+        for m in links.members.list() {
             // Keepers talk only to devices.
-            let useless = n.role == crate::Role::Keeper && m.role == crate::Role::Keeper;
+            let useless = n.role() == Role::Keeper && m.role == Role::Keeper;
             if m.revoked || m.device == me || connected.contains(&m.device) || useless {
                 continue;
             }
             targets.extend(m.addrs.iter().map(|a| (*a, Some(m.device))));
         }
-        let local = n.local_addr();
+        let local = links.local_addr();
         let now = Instant::now();
         for (addr, device) in targets {
             if addr == local {
@@ -75,7 +77,7 @@ pub(crate) async fn dial_loop(node: Weak<Node>) {
 }
 
 async fn dial_once(
-    node: Arc<Node>,
+    node: Arc<Connector>,
     state: Arc<Mutex<HashMap<SocketAddr, DialState>>>,
     addr: SocketAddr,
     expected: Option<DeviceId>,

@@ -2,7 +2,8 @@
 //! sync port by UDP broadcast on the local segment; a device that hears a member learns where
 //! to connect. The announcement carries nothing secret; the pinned TLS handshake is what
 //! authenticates the device that answers on that address.
-use crate::{DeviceId, NetError};
+use crate::error::LocalError;
+use crate::identity::DeviceId;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -67,7 +68,7 @@ impl Discovery {
         me: DeviceId,
         sync_port: u16,
         found: mpsc::UnboundedSender<Sighting>,
-    ) -> Result<Self, NetError> {
+    ) -> Result<Self, LocalError> {
         let instance = u64::from_le_bytes(rand_bytes()?);
         let sock = std::sync::Arc::new(bind(cfg.port)?);
         let packet = encode(&me, sync_port, instance);
@@ -113,9 +114,9 @@ async fn listen(sock: std::sync::Arc<UdpSocket>, me: u64, found: mpsc::Unbounded
 }
 
 /// A UDP socket on 0.0.0.0:`port` that several processes can share and that may broadcast.
-fn bind(port: u16) -> Result<UdpSocket, NetError> {
+fn bind(port: u16) -> Result<UdpSocket, LocalError> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let io = |e: std::io::Error| NetError::Discovery(e.to_string());
+    let io = LocalError::Discovery;
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).map_err(io)?;
     s.set_reuse_address(true).map_err(io)?;
     s.set_broadcast(true).map_err(io)?;
@@ -144,9 +145,9 @@ fn decode(p: &[u8]) -> Option<(DeviceId, u16, u64)> {
     (port != 0).then_some((device, port, instance))
 }
 
-fn rand_bytes() -> Result<[u8; 8], NetError> {
+fn rand_bytes() -> Result<[u8; 8], LocalError> {
     let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| NetError::Discovery(e.to_string()))?;
+    getrandom::fill(&mut b).map_err(|_| LocalError::NoRandomness)?;
     Ok(b)
 }
 

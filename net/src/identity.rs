@@ -1,5 +1,4 @@
 //! Device identity (crypto.md, "Device identity"): an Ed25519 key pair and its DeviceId.
-use crate::NetError;
 use data_encoding::BASE32_NOPAD;
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use std::fmt;
@@ -48,9 +47,9 @@ impl fmt::Debug for DeviceId {
 }
 
 impl std::str::FromStr for DeviceId {
-    type Err = NetError;
+    type Err = KeyError;
     /// Accepts the display form, case-insensitive, dashes optional.
-    fn from_str(s: &str) -> Result<Self, NetError> {
+    fn from_str(s: &str) -> Result<Self, KeyError> {
         let clean: String = s
             .trim()
             .chars()
@@ -59,10 +58,25 @@ impl std::str::FromStr for DeviceId {
             .collect();
         let bytes = BASE32_NOPAD
             .decode(clean.as_bytes())
-            .map_err(|_| NetError::BadDeviceId)?;
-        let arr: [u8; 32] = bytes.try_into().map_err(|_| NetError::BadDeviceId)?;
+            .map_err(|_| KeyError::BadDeviceId)?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| KeyError::BadDeviceId)?;
         Ok(DeviceId(arr))
     }
+}
+
+/// The device key file or a device id is unusable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing the key file failed.
+    #[error("device key file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The device key file is not a PKCS#8 v2 Ed25519 document.
+    #[error("device key file is not a valid Ed25519 PKCS#8 document")]
+    BadKey,
+    /// A device id that is not 52 base32 characters (32 bytes).
+    #[error("malformed device id")]
+    BadDeviceId,
 }
 
 /// A device's Ed25519 key pair.
@@ -74,14 +88,14 @@ pub struct DeviceKey {
 
 impl DeviceKey {
     /// A fresh key pair from OS randomness.
-    pub fn generate() -> Result<Self, NetError> {
+    pub fn generate() -> Result<Self, KeyError> {
         let rng = ring::rand::SystemRandom::new();
-        let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| NetError::BadKey)?;
+        let doc = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| KeyError::BadKey)?;
         Self::from_pkcs8(doc.as_ref())
     }
     /// A key from a PKCS#8 v2 document.
-    pub fn from_pkcs8(doc: &[u8]) -> Result<Self, NetError> {
-        let pair = Ed25519KeyPair::from_pkcs8(doc).map_err(|_| NetError::BadKey)?;
+    pub fn from_pkcs8(doc: &[u8]) -> Result<Self, KeyError> {
+        let pair = Ed25519KeyPair::from_pkcs8(doc).map_err(|_| KeyError::BadKey)?;
         Ok(DeviceKey {
             pair,
             pkcs8: zeroize::Zeroizing::new(doc.to_vec()),
@@ -90,7 +104,7 @@ impl DeviceKey {
     /// Loads `path` (PKCS#8), or creates it (mode 0600) with a fresh key. Creation is atomic
     /// (temporary file, fsync, hard link that never replaces an existing file); parent
     /// directories are not created.
-    pub fn load_or_create(path: &Path) -> Result<Self, NetError> {
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         match std::fs::read(path) {
             Ok(doc) => return Self::from_pkcs8(&doc),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -207,7 +221,7 @@ mod tests {
         std::fs::write(&p, b"garbage").unwrap();
         assert!(matches!(
             DeviceKey::load_or_create(&p),
-            Err(NetError::BadKey)
+            Err(KeyError::BadKey)
         ));
         assert!(DeviceKey::load_or_create(&dir.path().join("no/such/dir/key")).is_err());
     }

@@ -7,7 +7,7 @@
 //! id before anyone sees it; every connect and remote wait has a deadline.
 //!
 //! Keepers (storage-only peers, docs/redundancy.md) are members with role [`Role::Keeper`]:
-//! they hold and serve ciphertext blocks ([`BlockHolder`], [`Node::start_keeper`]) and never
+//! they hold and serve ciphertext blocks ([`BlockHolder`], [`Keeper`]) and never
 //! see the volume secret or an index update; [`repair`] plans and executes placement, audits
 //! and repair for the redundancy levels.
 //!
@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod connect;
 mod dial;
 mod discovery;
 mod error;
@@ -25,29 +26,35 @@ pub mod fuzz;
 #[cfg(test)]
 #[path = "../../tests/fixtures/golden.rs"]
 mod golden;
+mod holder;
 mod identity;
 mod invite;
 mod keep;
 mod limit;
+mod links;
 mod members;
 mod node;
 mod proto;
 mod refusals;
 pub mod repair;
+mod replica;
 mod session;
 mod tls;
 mod transfer;
 
+pub use backend::Backend;
 pub use discovery::{DISCOVERY_PORT, Discovery, DiscoveryConfig, Sighting};
-pub use error::NetError;
-pub use identity::{DeviceId, DeviceKey, verify_signature};
+pub use error::{FetchError, InviteError, LinkError, LocalError, NetError, PeerError};
+pub use holder::{BlockHolder, HolderError, PutStatus, StoreHolder, audit_nonce, audit_proof};
+pub use identity::{DeviceId, DeviceKey, KeyError, verify_signature};
 pub use invite::{
     CodeError, InviteCode, JoinLimits, JoinResult, PendingInvite, PendingJoin, begin_join,
     begin_join_from, join, join_proof,
 };
-pub use keep::{BlockHolder, HolderError, PutStatus, StoreHolder, audit_nonce, audit_proof};
+pub use links::NodeConfig;
 pub use members::{MemberRecord, Members, Role, SignedMember};
-pub use node::{Backend, NetStats, Node, NodeConfig, Replica, ReplicaError};
+pub use node::{Keeper, NetStats, Node, NodeCore};
+pub use replica::{Replica, ReplicaError};
 pub use tls::{quic_endpoint, raw_client_config, raw_server_config};
 pub use transfer::BlockSink;
 

@@ -19,6 +19,25 @@ pub(crate) struct Limiter {
     bucket: Mutex<Bucket>,
 }
 
+/// A node's two limits, shared by every part that moves block data.
+#[derive(Debug)]
+pub(crate) struct Rates {
+    /// `--max-send`: block data served or pushed to peers.
+    pub(crate) send: Limiter,
+    /// `--max-recv`: block data fetched from peers or pushed to us.
+    pub(crate) recv: Limiter,
+}
+
+impl Rates {
+    /// Both directions unlimited.
+    pub(crate) fn new() -> Self {
+        Rates {
+            send: Limiter::new(),
+            recv: Limiter::new(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Bucket {
     /// Bytes that may pass now (negative: debt to sleep off).

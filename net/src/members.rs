@@ -5,9 +5,10 @@
 //! record of the volume's first device. Only a device (role [`Role::Device`]) signs records: a
 //! keeper's signature adds or revokes nobody. A revoked device never becomes a member again; a
 //! record of a known device with another public key is ignored. Address hints are not signed.
+use crate::error::LocalError;
 use crate::identity::sync_parent;
+use crate::identity::{DeviceId, DeviceKey, verify_signature};
 use crate::proto::{RecordWire, RoleWire, SignedMemberWire};
-use crate::{DeviceId, DeviceKey, NetError, verify_signature};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -153,7 +154,7 @@ impl Members {
     }
     /// Loads the list saved at `path` (an empty list if the file does not exist). Records
     /// whose signature does not verify against their signer's key in the file are dropped.
-    pub fn load(volume: [u8; 16], path: &Path) -> Result<Self, NetError> {
+    pub fn load(volume: [u8; 16], path: &Path) -> Result<Self, LocalError> {
         match std::fs::read(path) {
             Ok(b) => Self::from_bytes(volume, &b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Members::new(volume)),
@@ -162,13 +163,13 @@ impl Members {
     }
     /// The list in the bytes of a members file (see [`Members::load`]).
     #[doc(hidden)]
-    pub fn from_bytes(volume: [u8; 16], bytes: &[u8]) -> Result<Self, NetError> {
+    pub fn from_bytes(volume: [u8; 16], bytes: &[u8]) -> Result<Self, LocalError> {
         let m = Members::new(volume);
         let body = bytes
             .strip_prefix(FILE_MAGIC.as_slice())
-            .ok_or(NetError::BadMembersFile)?;
+            .ok_or(LocalError::BadMembersFile)?;
         let wires: Vec<SignedMemberWire> =
-            postcard::from_bytes(body).map_err(|_| NetError::BadMembersFile)?;
+            postcard::from_bytes(body).map_err(|_| LocalError::BadMembersFile)?;
         let all: Vec<SignedMember> = wires
             .into_iter()
             .filter_map(SignedMember::from_wire)
@@ -192,7 +193,7 @@ impl Members {
     }
     /// The bytes of the members file [`Members::save`] writes.
     #[doc(hidden)]
-    pub fn to_bytes(&self) -> Result<Vec<u8>, NetError> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>, LocalError> {
         let wires: Vec<SignedMemberWire> = self
             .records
             .read()
@@ -201,12 +202,12 @@ impl Members {
             .collect();
         let mut bytes = FILE_MAGIC.to_vec();
         bytes.extend_from_slice(
-            &postcard::to_allocvec(&wires).map_err(|_| NetError::BadMembersFile)?,
+            &postcard::to_allocvec(&wires).map_err(|_| LocalError::BadMembersFile)?,
         );
         Ok(bytes)
     }
     /// Saves the list to `path` atomically (write + fsync + rename).
-    pub fn save(&self, path: &Path) -> Result<(), NetError> {
+    pub fn save(&self, path: &Path) -> Result<(), LocalError> {
         let bytes = self.to_bytes()?;
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
@@ -222,13 +223,13 @@ impl Members {
     /// Signs `record` with `key` and adds it (the first device adds itself this way; a member
     /// adds a joiner this way). Refused if `key` is not a current member, unless the list is
     /// empty and the record is `key`'s own.
-    pub fn add_own(&self, key: &DeviceKey, record: MemberRecord) -> Result<(), NetError> {
+    pub fn add_own(&self, key: &DeviceKey, record: MemberRecord) -> Result<(), LocalError> {
         let signed = self.sign(key, record);
         let device = signed.record.device;
         if self.merge(std::slice::from_ref(&signed)) || self.get(&device) == Some(signed) {
             Ok(())
         } else {
-            Err(NetError::BadSignature(device))
+            Err(LocalError::BadSignature(device))
         }
     }
     fn sign(&self, key: &DeviceKey, record: MemberRecord) -> SignedMember {
@@ -306,8 +307,8 @@ impl Members {
         }
     }
     /// Marks `device` revoked (signed by `key`).
-    pub fn revoke(&self, key: &DeviceKey, device: &DeviceId) -> Result<(), NetError> {
-        let old = self.get(device).ok_or(NetError::NotMember(*device))?;
+    pub fn revoke(&self, key: &DeviceKey, device: &DeviceId) -> Result<(), LocalError> {
+        let old = self.get(device).ok_or(LocalError::NotMember(*device))?;
         if old.record.revoked {
             return Ok(());
         }
@@ -317,7 +318,7 @@ impl Members {
         if self.merge(&[signed]) {
             Ok(())
         } else {
-            Err(NetError::NotMember(key.id()))
+            Err(LocalError::NotMember(key.id()))
         }
     }
     /// Records where `device` was reached (not signed, not synced as authoritative).
@@ -592,7 +593,7 @@ mod tests {
         std::fs::write(&p, b"nonsense").unwrap();
         assert!(matches!(
             Members::load(VOL, &p),
-            Err(NetError::BadMembersFile)
+            Err(LocalError::BadMembersFile)
         ));
     }
 }

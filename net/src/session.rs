@@ -1,15 +1,51 @@
 //! The control stream of one member connection (docs/protocol.md, "Control stream"):
 //! hello → negotiated (Hello, Members, Want exchanged) → transferring (Index batches both
 //! ways, Members on change). Any violation closes the connection with PROTOCOL.
-use crate::members::SignedMember;
-use crate::node::{Node, protocol_violation};
+use crate::backend::Local;
+use crate::error::PeerError;
+use crate::identity::DeviceId;
+use crate::links::{Links, protocol_violation};
+use crate::members::{Role, SignedMember};
 use crate::proto::{
     self, FrameError, Hello, Index, MAX_BATCH_BYTES, MAX_UPDATES_PER_BATCH, MembersMsg, Message,
     Want, code, read_msg, write_msg,
 };
-use crate::{DeviceId, NetError, ReplicaError};
+use crate::replica::ReplicaError;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::watch;
 use tracing::{debug, warn};
+
+/// The index-sync part of a node: what every control stream needs besides its connection.
+pub(crate) struct IndexSync {
+    links: Arc<Links>,
+    local: Arc<Local>,
+    /// Bumped by [`IndexSync::notify`]; sessions push when it moves.
+    changes: watch::Sender<u64>,
+    /// Index batches received (a keeper must never see one).
+    index_received: AtomicU64,
+}
+
+impl IndexSync {
+    pub(crate) fn new(links: Arc<Links>, local: Arc<Local>) -> Self {
+        IndexSync {
+            links,
+            local,
+            changes: watch::Sender::new(0),
+            index_received: AtomicU64::new(0),
+        }
+    }
+
+    /// Wakes every session to push updates made since its last push.
+    pub(crate) fn notify(&self) {
+        self.changes.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// `Index` batches received from peers.
+    pub(crate) fn batches_received(&self) -> u64 {
+        self.index_received.load(Ordering::Relaxed)
+    }
+}
 
 /// What the peer told us before transferring.
 pub(crate) struct Negotiated {
@@ -24,7 +60,7 @@ pub(crate) struct Negotiated {
 /// 1.3 the client finishes its handshake before the server has judged its certificate, so
 /// a dialer learns it was accepted from the peer's Hello).
 pub(crate) async fn negotiate(
-    node: &Arc<Node>,
+    node: &IndexSync,
     conn: &quinn::Connection,
     peer: DeviceId,
     send: &mut quinn::SendStream,
@@ -38,7 +74,7 @@ pub(crate) async fn negotiate(
 
 /// Runs the negotiated control stream until the connection ends.
 pub(crate) async fn run(
-    node: &Arc<Node>,
+    node: &IndexSync,
     conn: &quinn::Connection,
     peer: DeviceId,
     mut send: quinn::SendStream,
@@ -58,15 +94,15 @@ pub(crate) async fn run(
 pub(crate) fn close_for(conn: &quinn::Connection, peer: DeviceId, e: &FrameError) {
     match e {
         e if e.is_protocol() => protocol_violation(conn, &peer, e),
-        FrameError::Stream(NetError::WrongVolume) => {
+        FrameError::Refused(PeerError::WrongVolume) => {
             warn!(%peer, "peer belongs to another volume");
             conn.close(code::WRONG_VOLUME.into(), b"wrong volume");
         }
-        FrameError::Stream(NetError::NotMember(_)) => {
+        FrameError::Refused(PeerError::NotMember(_)) => {
             warn!(%peer, "peer is not a member (revoked); closing");
             conn.close(code::REVOKED.into(), b"revoked");
         }
-        FrameError::Stream(NetError::Replica(e)) => {
+        FrameError::Replica(e) => {
             warn!(%peer, error = %e, "local replica failed; closing");
             conn.close(code::INTERNAL.into(), b"internal");
         }
@@ -81,16 +117,15 @@ async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ReplicaError> + Send + 'static,
 ) -> Result<T, FrameError> {
     match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(|e| FrameError::Stream(NetError::Replica(e))),
-        Err(e) => Err(FrameError::Stream(NetError::Replica(ReplicaError(
-            e.to_string(),
-        )))),
+        Ok(r) => r.map_err(FrameError::Replica),
+        Err(_) => Err(FrameError::Replica(ReplicaError::TaskLost)),
     }
 }
 
-fn members_msg(node: &Node) -> Message {
+fn members_msg(node: &IndexSync) -> Message {
     Message::Members(MembersMsg {
         records: node
+            .links
             .members
             .signed()
             .iter()
@@ -101,11 +136,11 @@ fn members_msg(node: &Node) -> Message {
 
 /// Sends Hello, Members, Want; returns the member list version sent.
 async fn send_opening(
-    node: &Arc<Node>,
+    node: &IndexSync,
     peer: DeviceId,
     send: &mut quinn::SendStream,
 ) -> Result<u64, FrameError> {
-    let replica = node.replica.clone();
+    let replica = node.local.replica.clone();
     let (index_id, seq, (want_index, want_after)) = blocking(move || {
         Ok((
             replica.index_id(),
@@ -116,14 +151,14 @@ async fn send_opening(
     .await?;
     let hello = Hello {
         minor: proto::MINOR,
-        volume: node.cfg.volume,
-        device: node.key.id().0,
-        name: node.cfg.name.clone(),
+        volume: node.links.cfg.volume,
+        device: node.links.key.id().0,
+        name: node.links.cfg.name.clone(),
         index_id,
         seq,
     };
     write_msg(send, &Message::Hello(hello)).await?;
-    let members_sent = *node.members.subscribe().borrow();
+    let members_sent = *node.links.members.subscribe().borrow();
     write_msg(send, &members_msg(node)).await?;
     let want = Want {
         index_id: want_index,
@@ -149,7 +184,7 @@ async fn next(recv: &mut quinn::RecvStream, peer_minor: u16) -> Result<Message, 
 }
 
 async fn read_opening(
-    node: &Arc<Node>,
+    node: &IndexSync,
     conn: &quinn::Connection,
     peer: DeviceId,
     recv: &mut quinn::RecvStream,
@@ -157,8 +192,8 @@ async fn read_opening(
     let Message::Hello(hello) = read_msg(recv).await? else {
         return Err(FrameError::Malformed);
     };
-    if hello.volume != node.cfg.volume {
-        return Err(FrameError::Stream(NetError::WrongVolume));
+    if hello.volume != node.links.cfg.volume {
+        return Err(FrameError::Refused(PeerError::WrongVolume));
     }
     if hello.device != peer.0 {
         return Err(FrameError::Malformed);
@@ -171,7 +206,7 @@ async fn read_opening(
     let Message::Want(want) = next(recv, hello.minor).await? else {
         return Err(FrameError::Malformed);
     };
-    let replica = node.replica.clone();
+    let replica = node.local.replica.clone();
     let our_index = blocking(move || Ok(replica.index_id())).await?;
     let after = if want.index_id == our_index {
         want.after
@@ -186,7 +221,7 @@ async fn read_opening(
 }
 
 fn merge_members(
-    node: &Node,
+    node: &IndexSync,
     _conn: &quinn::Connection,
     peer: DeviceId,
     m: MembersMsg,
@@ -196,18 +231,18 @@ fn merge_members(
         .into_iter()
         .filter_map(SignedMember::from_wire)
         .collect();
-    if node.members.merge(&records) {
+    if node.links.members.merge(&records) {
         debug!(%peer, "member list updated");
     }
-    if !node.members.is_member(&peer) {
-        return Err(FrameError::Stream(NetError::NotMember(peer)));
+    if !node.links.members.is_member(&peer) {
+        return Err(FrameError::Refused(PeerError::NotMember(peer)));
     }
     Ok(())
 }
 
 /// Sends our index from `after` on, then live updates and member list changes.
 async fn push(
-    node: &Arc<Node>,
+    node: &IndexSync,
     conn: &quinn::Connection,
     peer: DeviceId,
     send: &mut quinn::SendStream,
@@ -215,12 +250,12 @@ async fn push(
 ) -> Result<(), FrameError> {
     let mut after = neg.after;
     let mut changes = node.changes.subscribe();
-    let mut members = node.members.subscribe();
+    let mut members = node.links.members.subscribe();
     if *members.borrow_and_update() != neg.members_sent {
         // Changed while negotiating.
         write_msg(send, &members_msg(node)).await?;
     }
-    let replica = node.replica.clone();
+    let replica = node.local.replica.clone();
     let index_id = blocking(move || Ok(replica.index_id())).await?;
     // No index moves to or from a keeper (docs/redundancy.md, "Keeper sessions").
     let sync = index_peers(node, &peer);
@@ -235,8 +270,8 @@ async fn push(
                 if r.is_err() {
                     return Ok(());
                 }
-                if !node.members.is_member(&peer) {
-                    return Err(FrameError::Stream(NetError::NotMember(peer)));
+                if !node.links.members.is_member(&peer) {
+                    return Err(FrameError::Refused(PeerError::NotMember(peer)));
                 }
                 write_msg(send, &members_msg(node)).await?;
             }
@@ -247,13 +282,13 @@ async fn push(
 
 /// Sends every update after `after` in batches; returns the last sequence sent.
 async fn send_updates(
-    node: &Arc<Node>,
+    node: &IndexSync,
     send: &mut quinn::SendStream,
     index_id: u64,
     mut after: u64,
 ) -> Result<u64, FrameError> {
     loop {
-        let replica = node.replica.clone();
+        let replica = node.local.replica.clone();
         let updates = blocking(move || replica.updates_since(after, MAX_UPDATES_PER_BATCH)).await?;
         if updates.is_empty() {
             return Ok(after);
@@ -295,7 +330,7 @@ async fn send_batch(
 
 /// Applies the peer's Index batches and merges its member lists.
 async fn receive(
-    node: &Arc<Node>,
+    node: &IndexSync,
     conn: &quinn::Connection,
     peer: DeviceId,
     recv: &mut quinn::RecvStream,
@@ -304,8 +339,7 @@ async fn receive(
     loop {
         match next(recv, peer_minor).await {
             Ok(Message::Index(ix)) => {
-                node.index_received
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                node.index_received.fetch_add(1, Ordering::Relaxed);
                 if !index_peers(node, &peer) {
                     return Err(FrameError::Malformed);
                 }
@@ -320,17 +354,17 @@ async fn receive(
 }
 
 /// True if both ends are member devices (only they exchange index updates).
-fn index_peers(node: &Node, peer: &DeviceId) -> bool {
-    node.role == crate::Role::Device && node.members.role(peer) == Some(crate::Role::Device)
+fn index_peers(node: &IndexSync, peer: &DeviceId) -> bool {
+    node.local.role == Role::Device && node.links.members.role(peer) == Some(Role::Device)
 }
 
-async fn apply(node: &Arc<Node>, peer: DeviceId, ix: Index) -> Result<(), FrameError> {
+async fn apply(node: &IndexSync, peer: DeviceId, ix: Index) -> Result<(), FrameError> {
     let ascending = ix.updates.windows(2).all(|w| w[0].0 < w[1].0);
     let last = ix.updates.last().map_or(ix.upto, |(s, _)| *s);
     if !ascending || last != ix.upto || ix.updates.is_empty() {
         return Err(FrameError::Malformed);
     }
-    let replica = node.replica.clone();
+    let replica = node.local.replica.clone();
     let blobs: Vec<Vec<u8>> = ix.updates.into_iter().map(|(_, b)| b.into_vec()).collect();
     debug!(%peer, upto = ix.upto, n = blobs.len(), "applying index batch");
     blocking(move || replica.apply(&peer, ix.index_id, ix.upto, blobs)).await

@@ -1,6 +1,9 @@
 //! TLS 1.3 with pinned device keys (crypto.md, "Transport"): the certificate is a self-signed
 //! carrier for the device's Ed25519 key; verification is by DeviceId, never by a CA.
-use crate::{ALPN, ALPN_JOIN, DeviceId, DeviceKey, Members, NetError};
+use crate::error::LocalError;
+use crate::identity::{DeviceId, DeviceKey};
+use crate::members::Members;
+use crate::{ALPN, ALPN_JOIN};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
@@ -47,7 +50,7 @@ pub(crate) fn peer_device(conn: &quinn::Connection) -> Option<DeviceId> {
 /// The device's certificate chain and private key.
 fn credentials(
     key: &DeviceKey,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), NetError> {
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), LocalError> {
     let pkcs8 = PrivatePkcs8KeyDer::from(key.pkcs8().to_vec());
     let kp = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_ED25519)?;
     let cert = rcgen::CertificateParams::new(vec!["fossa".to_string()])?.self_signed(&kp)?;
@@ -214,7 +217,7 @@ impl ServerTls {
         key: &DeviceKey,
         members: Arc<Members>,
         join_open: JoinGate,
-    ) -> Result<Self, NetError> {
+    ) -> Result<Self, LocalError> {
         let (certs, key) = credentials(key)?;
         Ok(ServerTls {
             certs,
@@ -227,7 +230,7 @@ impl ServerTls {
     pub(crate) fn config(
         &self,
         refused: Option<RefusedSlot>,
-    ) -> Result<quinn::ServerConfig, NetError> {
+    ) -> Result<quinn::ServerConfig, LocalError> {
         let provider = provider();
         let algs = provider.signature_verification_algorithms;
         let verifier = ClientVerifier {
@@ -242,7 +245,7 @@ impl ServerTls {
             .with_single_cert(self.certs.clone(), self.key.clone_key())?;
         tls.alpn_protocols = vec![ALPN.to_vec(), ALPN_JOIN.to_vec()];
         let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|_| NetError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
+            .map_err(|_| LocalError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
         let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
         cfg.transport_config(transport());
         Ok(cfg)
@@ -254,7 +257,7 @@ pub(crate) fn server_config(
     key: &DeviceKey,
     members: Arc<Members>,
     join_open: JoinGate,
-) -> Result<quinn::ServerConfig, NetError> {
+) -> Result<quinn::ServerConfig, LocalError> {
     ServerTls::new(key, members, join_open)?.config(None)
 }
 
@@ -265,7 +268,7 @@ pub(crate) fn client_config(
     expected: Option<DeviceId>,
     members: Option<Arc<Members>>,
     alpn: &[u8],
-) -> Result<quinn::ClientConfig, NetError> {
+) -> Result<quinn::ClientConfig, LocalError> {
     client_config_noting(key, expected, members, alpn, None)
 }
 
@@ -277,7 +280,7 @@ pub(crate) fn client_config_noting(
     members: Option<Arc<Members>>,
     alpn: &[u8],
     refused: Option<RefusedSlot>,
-) -> Result<quinn::ClientConfig, NetError> {
+) -> Result<quinn::ClientConfig, LocalError> {
     let provider = provider();
     let algs = provider.signature_verification_algorithms;
     let verifier = ServerVerifier {
@@ -294,7 +297,7 @@ pub(crate) fn client_config_noting(
         .with_client_auth_cert(certs, pk)?;
     tls.alpn_protocols = vec![alpn.to_vec()];
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
-        .map_err(|_| NetError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
+        .map_err(|_| LocalError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
     cfg.transport_config(transport());
     Ok(cfg)
@@ -306,7 +309,7 @@ pub fn raw_client_config(
     key: &DeviceKey,
     expected: DeviceId,
     alpn: &[u8],
-) -> Result<quinn::ClientConfig, NetError> {
+) -> Result<quinn::ClientConfig, LocalError> {
     client_config(key, Some(expected), None, alpn)
 }
 
@@ -315,7 +318,7 @@ pub fn raw_client_config(
 pub fn raw_server_config(
     key: &DeviceKey,
     members: Arc<Members>,
-) -> Result<quinn::ServerConfig, NetError> {
+) -> Result<quinn::ServerConfig, LocalError> {
     server_config(key, members, Arc::new(|| false))
 }
 
@@ -324,7 +327,7 @@ pub fn raw_server_config(
 pub fn quic_endpoint(
     addr: std::net::SocketAddr,
     server: Option<quinn::ServerConfig>,
-) -> Result<quinn::Endpoint, NetError> {
+) -> Result<quinn::Endpoint, LocalError> {
     Ok(quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         server,

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use fossa_net::{
-    DeviceKey, InviteCode, JoinLimits, Members, NetError, Node, PendingInvite, PendingJoin, Role,
-    begin_join_from,
+    DeviceKey, InviteCode, InviteError, JoinLimits, Members, NetError, Node, PendingInvite,
+    PendingJoin, Role, begin_join_from,
 };
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -86,7 +86,7 @@ async fn an_invitation_is_consumed_only_by_a_confirmed_join() {
     let k2 = key();
     let busy = begin(2, &code, &k2).await;
     assert!(
-        matches!(busy, Err(NetError::JoinRefused)),
+        matches!(busy, Err(NetError::Invite(InviteError::Refused))),
         "{:?}",
         busy.err()
     );
@@ -109,7 +109,7 @@ async fn an_invitation_is_consumed_only_by_a_confirmed_join() {
     a.add_invite(pending(9)); // keeps the join gate open so the refusal is an answer
     let again = begin(4, &code, &key()).await;
     assert!(
-        matches!(again, Err(NetError::JoinRefused)),
+        matches!(again, Err(NetError::Invite(InviteError::Refused))),
         "{:?}",
         again.err()
     );
@@ -133,20 +133,36 @@ async fn failed_join_attempts_wait_per_address_and_withdraw_the_invitation() {
     // A forged proof from .11 is refused; then even the right code from .11 is refused
     // unchecked while that address waits. It did not count against the invitation.
     let r = begin(11, &forged, &key()).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     let r = begin(11, &good, &key()).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     // From another address the right code is accepted (then abandoned: no failure).
     begin(12, &good, &key()).await.unwrap().abort().await;
     // Two more forged proofs make three failures: the invitation is withdrawn.
     for host in [13, 14] {
         let r = begin(host, &forged, &key()).await;
-        assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+        assert!(
+            matches!(r, Err(NetError::Invite(InviteError::Refused))),
+            "{:?}",
+            r.err()
+        );
     }
     a.add_invite(pending(9)); // keeps the join gate open so the refusal is an answer
     let late = key();
     let r = begin(15, &good, &late).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     assert_eq!(members.list().len(), 1, "{:?}", members.list());
     // The new invitation works (from an address that never failed).
     let p = begin(16, &code_for(&a, 9), &late).await.unwrap();
@@ -165,7 +181,10 @@ async fn an_expired_code_fails_before_any_traffic() {
     let before = a.stats();
     let r = begin(1, &code, &key()).await;
     assert!(
-        matches!(r, Err(NetError::InviteExpired { expiry: 1_000_000 })),
+        matches!(
+            r,
+            Err(NetError::Invite(InviteError::Expired { expiry: 1_000_000 }))
+        ),
         "{:?}",
         r.err()
     );

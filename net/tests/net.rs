@@ -5,8 +5,8 @@ mod common;
 use blockstore::BlockId;
 use common::*;
 use fossa_net::{
-    ALPN, DeviceKey, InviteCode, Members, NetError, Node, NodeConfig, PendingInvite, join,
-    raw_client_config,
+    ALPN, DeviceKey, FetchError, InviteCode, InviteError, LinkError, Members, NetError, Node,
+    NodeConfig, PendingInvite, join, raw_client_config,
 };
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -166,7 +166,7 @@ async fn fetch_blocks_verifies_and_avoids_a_lying_peer() {
     let missing = BlockId::of(b"nobody has this");
     let t = Instant::now();
     let got = a.fetch_blocks(&[missing], Duration::from_secs(2)).await;
-    assert!(matches!(got[0].1, Err(NetError::NotFound)));
+    assert!(matches!(got[0].1, Err(FetchError::NotFound)));
     assert!(t.elapsed() < Duration::from_secs(3));
 
     // Peers that do not answer in time: the deadline holds.
@@ -174,7 +174,10 @@ async fn fetch_blocks_verifies_and_avoids_a_lying_peer() {
     *fc.block_delay.lock() = Some(Duration::from_secs(3));
     let t = Instant::now();
     let got = a.fetch_blocks(&ids[..2], Duration::from_millis(300)).await;
-    assert!(got.iter().all(|(_, r)| matches!(r, Err(NetError::Timeout))));
+    assert!(
+        got.iter()
+            .all(|(_, r)| matches!(r, Err(FetchError::Timeout)))
+    );
     assert!(t.elapsed() < Duration::from_millis(300) + Duration::from_millis(700));
     *fb.block_delay.lock() = None;
     *fc.block_delay.lock() = None;
@@ -182,6 +185,33 @@ async fn fetch_blocks_verifies_and_avoids_a_lying_peer() {
     for n in [a, b, c] {
         n.shutdown().await;
     }
+}
+
+/// The three ways a fetch fails are told apart: no peer, a peer that sent wrong bytes (named),
+/// and a deadline (the last is checked in `fetch_blocks_verifies_and_avoids_a_lying_peer`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_names_the_peer_that_sent_wrong_bytes_and_no_peers_is_its_own_error() {
+    init_tracing();
+    let (ka, kc) = (key(), key());
+    let base = members_of(&[&ka, &kc]);
+    let (fa, fc) = (FakeReplica::new(1), FakeReplica::new(3));
+    let id = BlockId::of(b"only a liar answers for this");
+    fc.lie_about.lock().insert(id);
+    let a = start("a", &ka, copy_of(&base), fa.clone(), vec![]).await;
+    let alone = a.fetch_blocks(&[id], Duration::from_secs(2)).await;
+    let e = alone[0].1.as_ref().unwrap_err();
+    assert!(e.is_no_peers() && !e.is_timeout(), "{e}");
+
+    let c = start("c", &kc, copy_of(&base), fc.clone(), vec![a.local_addr()]).await;
+    wait_until("a connected to c", LIMIT, || a.connected().len() == 1).await;
+    let got = bounded(LIMIT, a.fetch_blocks(&[id], Duration::from_secs(5))).await;
+    let e = got[0].1.as_ref().unwrap_err();
+    assert_eq!(*e, FetchError::BadBytes { peer: kc.id() });
+    assert_eq!(e.bad_peer(), Some(kc.id()));
+    assert!(!e.is_timeout() && !e.is_no_peers());
+    assert!(fc.lies_told.load(Ordering::SeqCst) > 0);
+    a.shutdown().await;
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,12 +431,20 @@ async fn join_with_an_invitation() {
     // Second use.
     let k2 = key();
     let r = bounded(LIMIT, join(&code, &k2, "again", Duration::from_secs(5))).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     // Wrong proof (wrong secret).
     let mut wrong = code.clone();
     wrong.secret = [1; 32];
     let r = bounded(LIMIT, join(&wrong, &k2, "wrong", Duration::from_secs(5))).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     // Expired.
     a.add_invite(PendingInvite {
         role: fossa_net::Role::Device,
@@ -417,7 +455,11 @@ async fn join_with_an_invitation() {
     let mut expired = code.clone();
     expired.secret = [11; 32];
     let r = bounded(LIMIT, join(&expired, &k2, "late", Duration::from_secs(5))).await;
-    assert!(matches!(r, Err(NetError::JoinRefused)), "{:?}", r.err());
+    assert!(
+        matches!(r, Err(NetError::Invite(InviteError::Refused))),
+        "{:?}",
+        r.err()
+    );
     assert!(!members_a.is_member(&k2.id()));
 
     // Pinning: a code naming another inviter fails.
@@ -494,7 +536,7 @@ async fn connect_to_a_silent_port_fails_within_the_timeout() {
     };
     let t = Instant::now();
     let r = join(&code, &key(), "j", Duration::from_millis(500)).await;
-    assert!(matches!(r, Err(NetError::Timeout)));
+    assert!(matches!(r, Err(NetError::Link(LinkError::Timeout))));
     assert!(t.elapsed() < Duration::from_millis(2000));
     a.shutdown().await;
 }

@@ -9,7 +9,8 @@ use crate::{JoinArgs, MountArgs, timefmt, unlock};
 use anyhow::{Context, Result, anyhow, bail};
 use fossa_fs::volkey;
 use fossa_net::{
-    DeviceKey, InviteCode, JoinResult, Members, NetError, PendingJoin, Role, SignedMember,
+    DeviceKey, InviteCode, InviteError, JoinResult, Members, NetError, PendingJoin, Role,
+    SignedMember,
 };
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -221,9 +222,9 @@ pub(crate) fn decode_code(text: &str, want: Role) -> Result<InviteCode> {
 }
 
 /// The user's words for a refused code (docs/cli.md).
-fn code_error(e: NetError) -> anyhow::Error {
-    match e {
-        NetError::InviteExpired { expiry } => anyhow!(
+fn code_error(e: impl Into<NetError>) -> anyhow::Error {
+    match e.into() {
+        NetError::Invite(InviteError::Expired { expiry }) => anyhow!(
             "invitation expired at {}: ask for a new code",
             timefmt::rfc3339(UNIX_EPOCH + Duration::from_secs(expiry))
         ),

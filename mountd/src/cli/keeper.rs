@@ -13,7 +13,7 @@ use crate::sync::{
 };
 use anyhow::{Context, Result, anyhow, bail};
 use blockstore::{BlockStore, StoreOptions};
-use fossa_net::{BlockHolder, Members, Node, NodeConfig, PendingJoin, Role, StoreHolder};
+use fossa_net::{BlockHolder, Keeper, Members, Node, NodeConfig, PendingJoin, Role, StoreHolder};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -219,7 +219,13 @@ fn run(
     Ok(())
 }
 
-fn serve_until(ctx: &Ctx, node: &Node, holder: &StoreHolder, members: &Members, stop: &AtomicBool) {
+fn serve_until(
+    ctx: &Ctx,
+    node: &Keeper,
+    holder: &StoreHolder,
+    members: &Members,
+    stop: &AtomicBool,
+) {
     let mut saved = members.signed();
     let mut last_status: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
@@ -238,7 +244,7 @@ fn serve_until(ctx: &Ctx, node: &Node, holder: &StoreHolder, members: &Members, 
     }
 }
 
-fn write_status(ctx: &Ctx, node: &Node, holder: &StoreHolder) {
+fn write_status(ctx: &Ctx, node: &Keeper, holder: &StoreHolder) {
     let (used, quota) = holder.usage();
     let blocks = holder.list().map_or(0, |l| l.len());
     let st = node.stats();

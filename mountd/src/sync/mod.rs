@@ -168,7 +168,7 @@ impl SyncDaemon {
             applied: pull_tx.clone(),
         });
         let holder: Arc<dyn BlockHolder> = Arc::new(StoreHolder::shared(a.store.clone(), u64::MAX));
-        let backend = Backend::Device {
+        let backend = Backend {
             replica,
             holder: Some(holder.clone()),
         };

@@ -8,7 +8,7 @@ use blockstore::{BlockId, BlockStore, StoreError};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, select};
 use fossa_fs::Fs;
 use fossa_fs::sync::ApplyReport;
-use fossa_net::{BlockSink, NetError};
+use fossa_net::{BlockSink, FetchError};
 use fuser::{INodeNo, Notifier};
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsStr;
@@ -60,7 +60,7 @@ enum Fetched {
     /// A fetch ended; `failed` were not fetched.
     Done {
         asked: Vec<BlockId>,
-        failed: Vec<(BlockId, NetError)>,
+        failed: Vec<(BlockId, FetchError)>,
     },
     /// The storing thread stored a block, as asked ([`Storer::wake_on_store`]).
     Stored,

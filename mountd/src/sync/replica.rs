@@ -46,8 +46,8 @@ pub(crate) struct FsReplica {
     pub(crate) applied: Sender<PullMsg>,
 }
 
-fn replica_err(e: impl std::fmt::Display) -> ReplicaError {
-    ReplicaError(e.to_string())
+fn replica_err(e: impl std::error::Error + Send + Sync + 'static) -> ReplicaError {
+    ReplicaError::volume(e)
 }
 
 impl Replica for FsReplica {

@@ -3,7 +3,7 @@
 //! streams"), checked against its id and kept as an own block.
 use super::backoff::Throttle;
 use blockstore::{BlockId, BlockSource, BlockStore, Class, StoreError, Unavailable};
-use fossa_net::{NetError, Node};
+use fossa_net::Node;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,7 +32,7 @@ impl NetHandle {
         &self,
         ids: Vec<BlockId>,
         deadline: Duration,
-    ) -> Vec<(BlockId, Result<Vec<u8>, NetError>)> {
+    ) -> Vec<(BlockId, Result<Vec<u8>, fossa_net::FetchError>)> {
         let (tx, rx) = mpsc::sync_channel(1);
         let node = self.node.clone();
         self.rt.spawn(async move {
@@ -64,10 +64,11 @@ pub(crate) enum FetchError {
 impl FetchError {
     /// The one place a network error becomes a fetch failure (docs/ARCHITECTURE.md, "Errors
     /// and errno"): a passed deadline stays a timeout, everything else is "not available".
-    fn from_net(id: BlockId, e: &NetError) -> Self {
+    fn from_net(id: BlockId, e: &fossa_net::FetchError) -> Self {
         match e {
-            NetError::Timeout => FetchError::Timeout(id),
-            NetError::NoPeers => FetchError::NoPeers(id),
+            e if e.is_timeout() => FetchError::Timeout(id),
+            e if e.is_no_peers() => FetchError::NoPeers(id),
+            e if e.bad_peer().is_some() => FetchError::BadBytes(id),
             _ => FetchError::NotFound(id),
         }
     }
@@ -334,9 +335,22 @@ mod tests {
             StoreError::Unavailable { id: got, cause } if got == id => cause,
             other => panic!("want Unavailable for {id}, got {other}"),
         };
-        let from_net = |e: NetError| cause(FetchError::from_net(id, &e));
-        assert_eq!(from_net(NetError::Timeout), Unavailable::TimedOut);
-        assert_eq!(from_net(NetError::NoPeers), Unavailable::NoPeers);
+        let from_net = |e: fossa_net::FetchError| cause(FetchError::from_net(id, &e));
+        assert_eq!(
+            from_net(fossa_net::FetchError::Timeout),
+            Unavailable::TimedOut
+        );
+        assert_eq!(
+            from_net(fossa_net::FetchError::NoPeers),
+            Unavailable::NoPeers
+        );
+        assert_eq!(
+            from_net(fossa_net::FetchError::NotFound),
+            Unavailable::NotHeld
+        );
+        let peer = fossa_net::DeviceKey::generate().expect("key").id();
+        let bad = fossa_net::FetchError::BadBytes { peer };
+        assert_eq!(from_net(bad), Unavailable::BadBytes);
         assert_eq!(cause(FetchError::NotFound(id)), Unavailable::NotHeld);
         assert_eq!(cause(FetchError::BadBytes(id)), Unavailable::BadBytes);
         assert_eq!(cause(FetchError::Offline(id)), Unavailable::Offline);

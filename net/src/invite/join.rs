@@ -3,9 +3,12 @@
 //! needs, then [`PendingJoin::confirm`] commits the join (or dropping the [`PendingJoin`]
 //! abandons it, and the invitation stays valid).
 use super::InviteCode;
+use crate::error::{InviteError, LinkError, NetError, PeerError};
+use crate::identity::{DeviceId, DeviceKey};
 use crate::members::SignedMember;
+use crate::members::{Members, Role};
 use crate::proto::{FrameError, JoinConfirm, JoinRequest, Message, code, read_msg, write_msg};
-use crate::{ALPN_JOIN, DeviceId, DeviceKey, Members, NetError, Role, tls};
+use crate::{ALPN_JOIN, tls};
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -90,18 +93,20 @@ pub async fn begin_join_from(
     code.check_expiry(SystemTime::now())?;
     let endpoint = tls::quic_endpoint(bind, None)?;
     let result = tokio::time::timeout(timeout, async {
-        let mut last = NetError::NoPeers;
+        let mut last = NetError::Invite(InviteError::NoAddress);
         for addr in &code.addrs {
             match try_join(&endpoint, *addr, code, key, name).await {
                 Ok(r) => return Ok(r),
-                Err(NetError::JoinRefused) => return Err(NetError::JoinRefused),
+                Err(NetError::Invite(InviteError::Refused)) => {
+                    return Err(NetError::Invite(InviteError::Refused));
+                }
                 Err(e) => last = e,
             }
         }
         Err(last)
     })
     .await
-    .unwrap_or(Err(NetError::Timeout));
+    .unwrap_or(Err(NetError::Link(LinkError::Timeout)));
     match result {
         Ok(p) => Ok(p),
         Err(e) => {
@@ -139,7 +144,7 @@ async fn try_join(
             .map_err(frame_to_net)?;
         match read_msg(&mut recv).await.map_err(frame_to_net)? {
             Message::JoinAccept(a) => Ok((send, recv, a)),
-            _ => Err(NetError::Protocol("expected JoinAccept")),
+            _ => Err(NetError::Peer(PeerError::Violation("expected JoinAccept"))),
         }
     };
     let (send, recv, accept) = match run.await {
@@ -166,18 +171,20 @@ async fn try_join(
         .collect();
     members.merge(&records);
     if !members.is_member(&code.inviter) {
-        return Err(NetError::Protocol("member list without the inviter"));
+        return Err(NetError::Peer(PeerError::Violation(
+            "member list without the inviter",
+        )));
     }
     if (code.role == Role::Keeper) != pending.k_wrap.is_none() {
-        return Err(NetError::Protocol(
+        return Err(NetError::Peer(PeerError::Violation(
             "join answer does not match the invitation's role",
-        ));
+        )));
     }
     pending.members = members.signed();
     Ok(pending)
 }
 
-/// The error to report for a failed exchange: [`NetError::JoinRefused`] if the inviter
+/// The error to report for a failed exchange: [`InviteError::Refused`] if the inviter
 /// closed with `JOIN_REFUSED` (however that surfaced on the stream), else `e`.
 async fn refusal_or(conn: &quinn::Connection, e: NetError) -> NetError {
     let reason = match conn.close_reason() {
@@ -191,7 +198,7 @@ async fn refusal_or(conn: &quinn::Connection, e: NetError) -> NetError {
         Some(quinn::ConnectionError::ApplicationClosed(c))
             if c.error_code == code::JOIN_REFUSED.into() =>
         {
-            NetError::JoinRefused
+            NetError::Invite(InviteError::Refused)
         }
         _ => e,
     }
@@ -199,9 +206,9 @@ async fn refusal_or(conn: &quinn::Connection, e: NetError) -> NetError {
 
 pub(super) fn frame_to_net(e: FrameError) -> NetError {
     match e {
-        FrameError::Stream(e) => e,
-        FrameError::Finished => NetError::StreamEnded,
-        _ => NetError::Protocol("malformed join message"),
+        e @ (FrameError::Link(_) | FrameError::Refused(_) | FrameError::Replica(_)) => e.into(),
+        FrameError::Finished => NetError::Link(LinkError::StreamEnded),
+        _ => NetError::Peer(PeerError::Violation("malformed join message")),
     }
 }
 
@@ -211,7 +218,7 @@ impl PendingJoin {
     pub async fn confirm(mut self, timeout: Duration) -> Result<JoinResult, NetError> {
         let result = tokio::time::timeout(timeout, self.exchange_confirm())
             .await
-            .unwrap_or(Err(NetError::Timeout));
+            .unwrap_or(Err(NetError::Link(LinkError::Timeout)));
         let result = match result {
             Ok(r) => Ok(r),
             Err(e) => Err(refusal_or(&self.conn, e).await),
@@ -228,7 +235,7 @@ impl PendingJoin {
             .map_err(frame_to_net)?;
         self.send.finish()?;
         let Message::JoinDone(done) = read_msg(&mut self.recv).await.map_err(frame_to_net)? else {
-            return Err(NetError::Protocol("expected JoinDone"));
+            return Err(NetError::Peer(PeerError::Violation("expected JoinDone")));
         };
         let members = Members::new(self.volume);
         members.merge(&self.members);
@@ -240,9 +247,9 @@ impl PendingJoin {
         members.merge(&records);
         let role = members.role(&self.joiner);
         if role != Some(self.role) || !members.is_member(&self.joiner) {
-            return Err(NetError::Protocol(
+            return Err(NetError::Peer(PeerError::Violation(
                 "JoinDone without this device in the invitation's role",
-            ));
+            )));
         }
         Ok(JoinResult {
             k_wrap: self.k_wrap,

@@ -12,9 +12,12 @@ mod serve;
 pub(crate) use book::InviteBook;
 pub use book::JoinLimits;
 pub use join::{JoinResult, PendingJoin, begin_join, begin_join_from, join, join_proof};
-pub(crate) use serve::serve_join;
+pub(crate) use serve::{Inviter, serve_join};
 
-use crate::{DeviceId, NetError, Role};
+pub use crate::error::CodeError;
+use crate::error::{InviteError, LocalError};
+use crate::identity::DeviceId;
+use crate::members::Role;
 use data_encoding::BASE32_NOPAD;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -30,30 +33,6 @@ const V1_PREFIXES: [&str; 2] = ["FOSSA1-", "FOSSAK1-"];
 const CHECK_CONTEXT: &[u8] = b"fossa invitation code v2";
 /// Bytes of check at the end of the decoded code.
 const CHECK_LEN: usize = 4;
-
-/// Why a printable code was refused (before any network traffic).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CodeError {
-    /// No known prefix.
-    #[error("not an invitation code (it starts with {CODE_PREFIX} or {KEEPER_PREFIX})")]
-    NoPrefix,
-    /// A version 1 code, made by an older fossa.
-    #[error("made by an older fossa ({prefix}): ask for a new code")]
-    OldVersion {
-        /// The version 1 prefix found.
-        prefix: &'static str,
-    },
-    /// Not base32, or a length that is no whole code.
-    #[error("garbled (a character is missing, extra or not base32)")]
-    Garbled,
-    /// The check does not match the rest of the code.
-    #[error("checksum mismatch (a character is wrong: copy the code again)")]
-    Checksum,
-    /// The check matches but the contents do not decode (a code made wrongly).
-    #[error("malformed contents")]
-    Malformed,
-}
 
 /// The contents of a `FOSSA2-…` (device) or `FOSSAK2-…` (keeper) invitation code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -105,8 +84,8 @@ impl InviteCode {
         format!("{prefix}{}", BASE32_NOPAD.encode(&bytes))
     }
     /// Parses a printable code (whitespace ignored, case-insensitive), checking its checksum.
-    pub fn decode(s: &str) -> Result<Self, NetError> {
-        Self::parse(s).map_err(NetError::BadInviteCode)
+    pub fn decode(s: &str) -> Result<Self, InviteError> {
+        Self::parse(s).map_err(InviteError::BadCode)
     }
     fn parse(s: &str) -> Result<Self, CodeError> {
         let clean: String = s
@@ -152,12 +131,12 @@ impl InviteCode {
         })
     }
     /// Refuses a code whose expiry (Unix seconds) is not after `now`.
-    pub fn check_expiry(&self, now: SystemTime) -> Result<(), NetError> {
+    pub fn check_expiry(&self, now: SystemTime) -> Result<(), InviteError> {
         let now = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         if self.expiry <= now {
-            return Err(NetError::InviteExpired {
+            return Err(InviteError::Expired {
                 expiry: self.expiry,
             });
         }
@@ -198,14 +177,14 @@ pub struct PendingInvite {
 
 impl PendingInvite {
     /// A fresh invitation (random `s` and `K_wrap` from the OS) valid for `valid_for`.
-    pub fn generate(valid_for: Duration) -> Result<Self, NetError> {
+    pub fn generate(valid_for: Duration) -> Result<Self, LocalError> {
         use ring::rand::SecureRandom;
         let rng = ring::rand::SystemRandom::new();
         let mut secret = [0u8; 32];
         let mut k_wrap = [0u8; 32];
         rng.fill(&mut secret)
             .and_then(|()| rng.fill(&mut k_wrap))
-            .map_err(|_| NetError::Io(std::io::Error::other("OS randomness unavailable")))?;
+            .map_err(|_| LocalError::NoRandomness)?;
         Ok(PendingInvite {
             secret,
             k_wrap,
@@ -215,7 +194,7 @@ impl PendingInvite {
     }
     /// A fresh keeper invitation (docs/redundancy.md): the joiner becomes a [`Role::Keeper`]
     /// and receives no `K_wrap`; its code carries no wrapped secret.
-    pub fn generate_keeper(valid_for: Duration) -> Result<Self, NetError> {
+    pub fn generate_keeper(valid_for: Duration) -> Result<Self, LocalError> {
         let mut inv = Self::generate(valid_for)?;
         inv.role = Role::Keeper;
         Ok(inv)
@@ -306,7 +285,7 @@ mod tests {
 
     fn parse_err(s: &str) -> CodeError {
         match InviteCode::decode(s) {
-            Err(NetError::BadInviteCode(e)) => e,
+            Err(InviteError::BadCode(e)) => e,
             other => panic!("{s}: {other:?}"),
         }
     }
@@ -369,7 +348,7 @@ mod tests {
         assert!(c.check_expiry(at(c.expiry - 1)).is_ok());
         for late in [c.expiry, c.expiry + 1] {
             let e = c.check_expiry(at(late)).unwrap_err();
-            assert!(matches!(e, NetError::InviteExpired { expiry } if expiry == c.expiry));
+            assert!(matches!(e, InviteError::Expired { expiry } if expiry == c.expiry));
         }
     }
 

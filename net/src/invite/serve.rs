@@ -4,10 +4,11 @@
 use super::book::Unclaimed;
 use super::join::frame_to_net;
 use super::{InviteBook, PendingInvite};
-use crate::members::SignedMember;
-use crate::node::Node;
+use crate::error::{InviteError, LinkError, NetError, PeerError};
+use crate::identity::DeviceId;
+use crate::links::Links;
+use crate::members::{MemberRecord, Role, SignedMember};
 use crate::proto::{JoinAccept, JoinDone, JoinRequest, Message, code, read_msg, write_msg};
-use crate::{DeviceId, MemberRecord, NetError, Role};
 use parking_lot::Mutex;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -53,10 +54,34 @@ impl Drop for Hold {
     }
 }
 
+/// The inviter's part of a node: its pending invitations and failed attempts, and the links
+/// a completed join adds its member to.
+pub(crate) struct Inviter {
+    links: Arc<Links>,
+    book: Arc<Mutex<InviteBook>>,
+}
+
+impl Inviter {
+    /// `book` is shared with the TLS gate that admits join handshakes while it is open.
+    pub(crate) fn new(links: Arc<Links>, book: Arc<Mutex<InviteBook>>) -> Self {
+        Inviter { links, book }
+    }
+
+    /// Registers an invitation.
+    pub(crate) fn add(&self, inv: PendingInvite) {
+        self.book.lock().add(inv, SystemTime::now());
+    }
+
+    /// Replaces the limits on failed join attempts.
+    pub(crate) fn set_limits(&self, limits: super::JoinLimits) {
+        self.book.lock().set_limits(limits);
+    }
+}
+
 /// Serves one connection on the join ALPN.
-pub(crate) async fn serve_join(node: &Node, conn: quinn::Connection, peer: DeviceId) {
+pub(crate) async fn serve_join(node: &Inviter, conn: quinn::Connection, peer: DeviceId) {
     let ip = conn.remote_address().ip();
-    if let Some(wait) = node.invites.lock().blocked(ip, Instant::now()) {
+    if let Some(wait) = node.book.lock().blocked(ip, Instant::now()) {
         debug!(%peer, %ip, ?wait, "join attempt refused unchecked: address is waiting");
         conn.close(code::JOIN_REFUSED.into(), b"wait");
         return;
@@ -72,7 +97,7 @@ pub(crate) async fn serve_join(node: &Node, conn: quinn::Connection, peer: Devic
     match complete(node, send, recv, hold, peer, &req).await {
         Ok(()) => {
             // The joiner closes once it has read JoinDone.
-            let _ = tokio::time::timeout(node.cfg.connect_timeout, conn.closed()).await;
+            let _ = tokio::time::timeout(node.links.cfg.connect_timeout, conn.closed()).await;
         }
         Err(e) => {
             let reason = conn.close_reason();
@@ -84,21 +109,21 @@ pub(crate) async fn serve_join(node: &Node, conn: quinn::Connection, peer: Devic
 
 /// Reads the request, checks it and holds its invitation; sends `JoinAccept`.
 async fn accept(
-    node: &Node,
+    node: &Inviter,
     conn: &quinn::Connection,
     peer: DeviceId,
 ) -> Result<(quinn::SendStream, quinn::RecvStream, Hold, JoinRequest), Refusal> {
-    tokio::time::timeout(node.cfg.connect_timeout, async {
+    tokio::time::timeout(node.links.cfg.connect_timeout, async {
         let (mut send, mut recv) = conn.accept_bi().await.map_err(NetError::from)?;
         let Message::JoinRequest(req) = read_msg(&mut recv).await.map_err(frame_to_net)? else {
-            return Err(NetError::Protocol("expected JoinRequest").into());
+            return Err(NetError::Peer(PeerError::Violation("expected JoinRequest")).into());
         };
         let hold = check(node, peer, &req)?;
         let k_wrap = match hold.invite.role {
             Role::Device => Some(hold.invite.k_wrap),
             Role::Keeper => None,
         };
-        let members = wire_members(&node.members.signed());
+        let members = wire_members(&node.links.members.signed());
         write_msg(
             &mut send,
             &Message::JoinAccept(JoinAccept { k_wrap, members }),
@@ -108,7 +133,7 @@ async fn accept(
         Ok((send, recv, hold, req))
     })
     .await
-    .unwrap_or(Err(Refusal::Broken(NetError::Timeout)))
+    .unwrap_or(Err(Refusal::Broken(NetError::Link(LinkError::Timeout))))
 }
 
 fn wire_members(list: &[SignedMember]) -> Vec<crate::proto::SignedMemberWire> {
@@ -116,24 +141,21 @@ fn wire_members(list: &[SignedMember]) -> Vec<crate::proto::SignedMemberWire> {
 }
 
 /// Checks a JoinRequest and holds the invitation its proof matches.
-fn check(node: &Node, peer: DeviceId, req: &JoinRequest) -> Result<Hold, Refusal> {
-    if req.volume != node.cfg.volume
+fn check(node: &Inviter, peer: DeviceId, req: &JoinRequest) -> Result<Hold, Refusal> {
+    if req.volume != node.links.cfg.volume
         || req.device != peer.0
         || DeviceId::of_public_key(&req.public_key) != peer
         || req.name.len() > MAX_NAME_LEN
     {
         return Err(Refusal::Bad);
     }
-    let claimed = node
-        .invites
-        .lock()
-        .claim(&req.proof, &peer, SystemTime::now());
+    let claimed = node.book.lock().claim(&req.proof, &peer, SystemTime::now());
     let (token, invite) = claimed.map_err(|u| match u {
         Unclaimed::NoMatch => Refusal::Bad,
         Unclaimed::Busy => Refusal::Busy,
     })?;
     Ok(Hold {
-        book: node.invites.clone(),
+        book: node.book.clone(),
         token,
         invite,
         consumed: false,
@@ -141,7 +163,7 @@ fn check(node: &Node, peer: DeviceId, req: &JoinRequest) -> Result<Hold, Refusal
 }
 
 /// Logs a refusal; counts it if it was a failed attempt.
-fn refuse(node: &Node, peer: DeviceId, ip: IpAddr, r: Refusal) {
+fn refuse(node: &Inviter, peer: DeviceId, ip: IpAddr, r: Refusal) {
     match r {
         Refusal::Busy => {
             info!(%peer, %ip, "join refused: its invitation is held by another join");
@@ -151,7 +173,7 @@ fn refuse(node: &Node, peer: DeviceId, ip: IpAddr, r: Refusal) {
         }
         Refusal::Bad => {
             let f = node
-                .invites
+                .book
                 .lock()
                 .failed(ip, Instant::now(), SystemTime::now());
             warn!(
@@ -170,7 +192,7 @@ fn refuse(node: &Node, peer: DeviceId, ip: IpAddr, r: Refusal) {
 
 /// Waits for `JoinConfirm`, then adds the member, consumes the invitation, sends `JoinDone`.
 async fn complete(
-    node: &Node,
+    node: &Inviter,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     mut hold: Hold,
@@ -179,27 +201,27 @@ async fn complete(
 ) -> Result<(), NetError> {
     let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, read_msg(&mut recv))
         .await
-        .map_err(|_| NetError::Timeout)?
+        .map_err(|_| NetError::Link(LinkError::Timeout))?
         .map_err(frame_to_net)?;
     let Message::JoinConfirm(_) = confirm else {
-        return Err(NetError::Protocol("expected JoinConfirm"));
+        return Err(NetError::Peer(PeerError::Violation("expected JoinConfirm")));
     };
     // Withdrawn while held (too many failed attempts meanwhile): the join cannot commit.
-    if !node.invites.lock().consume(hold.token) {
-        return Err(NetError::JoinRefused);
+    if !node.book.lock().consume(hold.token) {
+        return Err(NetError::Invite(InviteError::Refused));
     }
     hold.consumed = true;
     let record = MemberRecord {
         device: peer,
         public_key: req.public_key,
         name: req.name.clone(),
-        added_by: node.key.id(),
+        added_by: node.links.key.id(),
         revoked: false,
         role: hold.invite.role,
         // The join connection comes from a throwaway endpoint, not the joiner's node.
         addrs: vec![],
     };
-    node.members.add_own(&node.key, record)?;
+    node.links.members.add_own(&node.links.key, record)?;
     info!(device = %peer, name = %req.name, role = ?hold.invite.role, "device joined");
     if let Err(e) = send_done(node, &mut send).await {
         warn!(
@@ -211,9 +233,9 @@ async fn complete(
     Ok(())
 }
 
-async fn send_done(node: &Node, send: &mut quinn::SendStream) -> Result<(), NetError> {
-    let members = wire_members(&node.members.signed());
-    tokio::time::timeout(node.cfg.connect_timeout, async {
+async fn send_done(node: &Inviter, send: &mut quinn::SendStream) -> Result<(), NetError> {
+    let members = wire_members(&node.links.members.signed());
+    tokio::time::timeout(node.links.cfg.connect_timeout, async {
         write_msg(send, &Message::JoinDone(JoinDone { members }))
             .await
             .map_err(frame_to_net)?;
@@ -221,5 +243,5 @@ async fn send_done(node: &Node, send: &mut quinn::SendStream) -> Result<(), NetE
         Ok(())
     })
     .await
-    .unwrap_or(Err(NetError::Timeout))
+    .unwrap_or(Err(NetError::Link(LinkError::Timeout)))
 }

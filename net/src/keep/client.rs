@@ -1,14 +1,19 @@
-//! The member side of `PutBlocks`, `HasBlocks`, `Audit` and `DropBlocks`: [`Node`] methods
-//! that ask one peer, each request on its own stream, the whole call under a deadline.
-use super::PutStatus;
-use crate::node::{Node, protocol_violation};
+//! The member side of `PutBlocks`, `HasBlocks`, `Audit` and `DropBlocks`: [`KeepClient`]
+//! asks one peer, each request on its own stream, the whole call under a deadline. Only a
+//! member device's node has one.
+use crate::MAX_MESSAGE_SIZE;
+use crate::error::{LinkError, NetError, PeerError};
+use crate::holder::PutStatus;
+use crate::identity::DeviceId;
+use crate::limit::Rates;
+use crate::links::{Links, protocol_violation};
 use crate::proto::{
     Audit, FrameError, IdList, MAX_IDS_PER_LIST, MAX_IDS_PER_REQUEST, Message, PutBlocks, read_msg,
     write_msg,
 };
-use crate::{DeviceId, MAX_MESSAGE_SIZE, NetError, Role};
 use blockstore::BlockId;
 use serde_bytes::ByteBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -17,11 +22,21 @@ const PUT_ENTRY_OVERHEAD: usize = 48;
 /// Room for the `PutBlocks` message envelope.
 const PUT_ENVELOPE: usize = 64;
 
-impl Node {
+/// Sends keep requests to member sessions; block data put waits on the send limit.
+pub(crate) struct KeepClient {
+    links: Arc<Links>,
+    rates: Arc<Rates>,
+}
+
+impl KeepClient {
+    pub(crate) fn new(links: Arc<Links>, rates: Arc<Rates>) -> Self {
+        KeepClient { links, rates }
+    }
+
     /// Asks `peer` to store `blocks` (each `(id, bytes)`, checked by the holder) durably.
     /// One status per block, in order: [`PutStatus::QuotaFull`] means place it elsewhere.
     /// A block too large for one message is [`PutStatus::Bad`] without being sent.
-    pub async fn put_blocks(
+    pub(crate) async fn put_blocks(
         &self,
         peer: &DeviceId,
         blocks: &[(BlockId, Vec<u8>)],
@@ -32,7 +47,7 @@ impl Node {
         let mut out = vec![PutStatus::Bad; blocks.len()];
         for batch in put_batches(blocks) {
             let bytes: usize = batch.iter().map(|i| blocks[*i].1.len()).sum();
-            self.send_limit.take(bytes).await;
+            self.rates.send.take(bytes).await;
             let req = PutBlocks {
                 blocks: batch
                     .iter()
@@ -53,8 +68,8 @@ impl Node {
         Ok(out)
     }
 
-    /// Asks `peer` which of `ids` it holds (its word only: check with [`Node::audit`]).
-    pub async fn has_blocks(
+    /// Asks `peer` which of `ids` it holds (its word only: check with [`KeepClient::audit`]).
+    pub(crate) async fn has_blocks(
         &self,
         peer: &DeviceId,
         ids: &[BlockId],
@@ -66,7 +81,7 @@ impl Node {
 
     /// Tells `peer` it may delete its copies of `ids`: send only for surplus copies (the
     /// planner's word that enough other copies exist). Which copies it deleted, in order.
-    pub async fn drop_blocks(
+    pub(crate) async fn drop_blocks(
         &self,
         peer: &DeviceId,
         ids: &[BlockId],
@@ -79,7 +94,7 @@ impl Node {
     /// Challenges `peer` to prove it holds `ids`: per id, its `BLAKE3(nonce ‖ block)` or None
     /// (not held). Compare with [`crate::audit_proof`] over a verified copy; a wrong or
     /// missing proof, or no answer by the deadline, is a failed audit.
-    pub async fn audit(
+    pub(crate) async fn audit(
         &self,
         peer: &DeviceId,
         nonce: [u8; 32],
@@ -128,16 +143,11 @@ impl Node {
         Ok(out)
     }
 
-    /// The session connection to `peer`, if this node may send it requests.
+    /// The session connection to `peer`.
     fn request_conn(&self, peer: &DeviceId) -> Result<quinn::Connection, NetError> {
-        if self.role == Role::Keeper {
-            return Err(NetError::KeeperCannot("send block requests"));
-        }
-        self.sessions()
-            .into_iter()
-            .find(|(d, _)| d == peer)
-            .map(|(_, s)| s.conn)
-            .ok_or(NetError::NoPeers)
+        self.links
+            .session_conn(peer)
+            .ok_or(NetError::NotConnected(*peer))
     }
 }
 
@@ -173,13 +183,13 @@ async fn ask(
     end: Instant,
 ) -> Result<Message, NetError> {
     let exchange = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(NetError::from)?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(LinkError::from)?;
         write_msg(&mut send, &req).await?;
-        send.finish().map_err(|e| FrameError::Stream(e.into()))?;
+        send.finish().map_err(|e| FrameError::Link(e.into()))?;
         read_msg(&mut recv).await
     };
     match tokio::time::timeout_at(end, exchange).await {
-        Err(_) => Err(NetError::Timeout),
+        Err(_) => Err(NetError::Link(LinkError::Timeout)),
         Ok(Ok(m)) => Ok(m),
         Ok(Err(e)) if e.is_protocol() => {
             protocol_violation(conn, peer, &e);
@@ -191,7 +201,7 @@ async fn ask(
 
 fn bad_answer(conn: &quinn::Connection, peer: &DeviceId) -> NetError {
     protocol_violation(conn, peer, &"answer does not match the request");
-    NetError::Protocol("answer does not match the request")
+    NetError::Peer(PeerError::Violation("answer does not match the request"))
 }
 
 #[cfg(test)]

@@ -1,106 +1,13 @@
-//! Holding blocks for others (docs/redundancy.md): the messages `PutBlocks`, `HasBlocks`,
-//! `Audit` and `DropBlocks`, served by any node with a [`BlockHolder`] (every keeper, and a
-//! device that accepts copies for redundancy) and sent by member devices.
+//! Asking peers to keep blocks (docs/redundancy.md): the messages `PutBlocks`, `HasBlocks`,
+//! `Audit` and `DropBlocks`, sent by member devices ([`KeepClient`]) and served by any node
+//! with a [`crate::BlockHolder`] (every keeper, and a device that accepts copies for
+//! redundancy; [`serve_request`]).
 //!
 //! A keeper only stores: it answers these four requests and `GetBlocks` from member devices,
-//! and nothing else (no index, no volume secret). Requests from a keeper are refused.
+//! and nothing else (no index, no volume secret). Only a member device's node has a
+//! [`KeepClient`], so a keeper cannot send these requests.
 mod client;
 mod serve;
-mod store;
 
+pub(crate) use client::KeepClient;
 pub(crate) use serve::serve_request;
-pub use store::StoreHolder;
-
-use crate::proto::PutStatusWire;
-use blockstore::BlockId;
-
-/// Failure of a [`BlockHolder`] call.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum HolderError {
-    /// Storing would exceed the holder's quota.
-    #[error("quota full: {used} of {quota} bytes used")]
-    QuotaFull {
-        /// Bytes held now.
-        used: u64,
-        /// The quota.
-        quota: u64,
-    },
-    /// The holder's disk is full (answered as `QuotaFull`: no room).
-    #[error("no space left on the holder's disk")]
-    DiskFull,
-    /// The local store failed.
-    #[error("block store: {0}")]
-    Store(#[from] blockstore::StoreError),
-    /// Another local failure.
-    #[error("{0}")]
-    Local(String),
-}
-
-/// Blocks held for others, with a quota. Calls may block (disk): the node runs them on
-/// `spawn_blocking`. The daemon implements it over its block store ([`StoreHolder`]).
-pub trait BlockHolder: Send + Sync + 'static {
-    /// Stores verified blocks durably (the call returns after they are synced). Per block:
-    /// `Ok` (stored or already held) or [`HolderError::QuotaFull`]; a block already held is
-    /// never refused.
-    fn put(&self, blocks: &[(BlockId, Vec<u8>)]) -> Vec<Result<(), HolderError>>;
-    /// A held block's bytes (verified against its id), or None.
-    fn get(&self, id: &BlockId) -> Result<Option<Vec<u8>>, HolderError>;
-    /// Whether the block is held.
-    fn has(&self, id: &BlockId) -> Result<bool, HolderError>;
-    /// Deletes a held copy; true if it was held.
-    fn delete(&self, id: &BlockId) -> Result<bool, HolderError>;
-    /// Every held block.
-    fn list(&self) -> Result<Vec<BlockId>, HolderError>;
-    /// (bytes held, quota in bytes; `u64::MAX` for none).
-    fn usage(&self) -> (u64, u64);
-}
-
-/// What a holder did with one block of [`crate::Node::put_blocks`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PutStatus {
-    /// Stored durably (or already held).
-    Stored,
-    /// Refused: no room (the holder's quota or its disk is full). Place the block elsewhere
-    /// and send this holder nothing more until it has room.
-    QuotaFull,
-    /// Refused: the bytes do not hash to the id, or the block is too large to send.
-    Bad,
-    /// The holder failed locally (disk error, no holder configured); try another.
-    Failed,
-}
-
-impl PutStatus {
-    pub(crate) fn to_wire(self) -> PutStatusWire {
-        match self {
-            PutStatus::Stored => PutStatusWire::Stored,
-            PutStatus::QuotaFull => PutStatusWire::QuotaFull,
-            PutStatus::Bad => PutStatusWire::Bad,
-            PutStatus::Failed => PutStatusWire::Failed,
-        }
-    }
-    pub(crate) fn from_wire(w: PutStatusWire) -> Self {
-        match w {
-            PutStatusWire::Stored => PutStatus::Stored,
-            PutStatusWire::QuotaFull => PutStatus::QuotaFull,
-            PutStatusWire::Bad => PutStatus::Bad,
-            PutStatusWire::Failed => PutStatus::Failed,
-        }
-    }
-}
-
-/// The audit proof of holding `block`: `BLAKE3(nonce ‖ block bytes)` (docs/redundancy.md).
-pub fn audit_proof(nonce: &[u8; 32], block: &[u8]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(nonce);
-    h.update(block);
-    *h.finalize().as_bytes()
-}
-
-/// A fresh audit nonce from the OS.
-pub fn audit_nonce() -> Result<[u8; 32], crate::NetError> {
-    let mut n = [0u8; 32];
-    getrandom::fill(&mut n)
-        .map_err(|_| crate::NetError::Io(std::io::Error::other("OS randomness unavailable")))?;
-    Ok(n)
-}

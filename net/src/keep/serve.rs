@@ -1,55 +1,61 @@
 //! The holder side of `PutBlocks`, `HasBlocks`, `Audit` and `DropBlocks` (docs/redundancy.md,
 //! "Messages"): one request per stream, one answer, then the stream finishes. Holder calls run
 //! on `spawn_blocking`.
-use super::{BlockHolder, HolderError, PutStatus, audit_proof};
-use crate::node::Node;
+use crate::backend::Local;
+
+use crate::holder::{BlockHolder, HolderError, PutStatus, audit_proof};
+use crate::identity::DeviceId;
+use crate::limit::Limiter;
+use crate::members::Role;
 use crate::proto::{
     Audit, AuditResult, Bitmap, FrameError, IdList, MAX_IDS_PER_LIST, MAX_IDS_PER_REQUEST, Message,
     PutBlocks, PutResults, write_msg,
 };
-use crate::{DeviceId, NetError, ReplicaError, Role};
+use crate::replica::ReplicaError;
 use blockstore::BlockId;
 use std::sync::Arc;
 use tracing::{debug, warn};
 
-/// Answers one keep request (`msg` is the stream's first message) on `send`.
+/// Answers one keep request (`msg` is the stream's first message) on `send`; block data
+/// put here waits on `recv_limit`.
 pub(crate) async fn serve_request(
-    node: &Arc<Node>,
+    node: &Arc<Local>,
+    recv_limit: &Limiter,
     peer: DeviceId,
     msg: Message,
     send: &mut quinn::SendStream,
 ) -> Result<(), FrameError> {
     let answer = match msg {
-        Message::PutBlocks(p) => Message::PutResults(put(node, peer, p).await?),
+        Message::PutBlocks(p) => Message::PutResults(put(node, recv_limit, peer, p).await?),
         Message::HasBlocks(l) => Message::HasResult(has(node, l).await?),
         Message::Audit(a) => Message::AuditResult(audit(node, a).await?),
         Message::DropBlocks(l) => Message::Dropped(drop_blocks(node, peer, l).await?),
         _ => return Err(FrameError::Malformed),
     };
     write_msg(send, &answer).await?;
-    send.finish().map_err(|e| FrameError::Stream(e.into()))
+    send.finish().map_err(|e| FrameError::Link(e.into()))
 }
 
-/// Runs `f` on the holder in a blocking thread; no holder is a local failure.
+/// Runs `f` on `holder` in a blocking thread; a task that ends without an answer (panicked)
+/// is a local failure.
 async fn with_holder<T: Send + 'static>(
-    node: &Node,
+    holder: &Arc<dyn BlockHolder>,
     f: impl FnOnce(&dyn BlockHolder) -> T + Send + 'static,
 ) -> Result<T, FrameError> {
-    let Some(holder) = node.holder.clone() else {
-        return Err(internal("this node holds no blocks for others"));
-    };
+    let holder = holder.clone();
     tokio::task::spawn_blocking(move || f(holder.as_ref()))
         .await
-        .map_err(|e| internal(&e.to_string()))
+        .map_err(|_| FrameError::Replica(ReplicaError::TaskLost))
 }
 
-fn internal(what: &str) -> FrameError {
-    FrameError::Stream(NetError::Replica(ReplicaError(what.to_string())))
-}
-
-async fn put(node: &Node, peer: DeviceId, req: PutBlocks) -> Result<PutResults, FrameError> {
+async fn put(
+    node: &Local,
+    recv_limit: &Limiter,
+    peer: DeviceId,
+    req: PutBlocks,
+) -> Result<PutResults, FrameError> {
     let bytes: usize = req.blocks.iter().map(|(_, d)| d.len()).sum();
-    node.recv_limit.take(bytes).await;
+    recv_limit.take(bytes).await;
     let mut status = vec![PutStatus::Bad; req.blocks.len()];
     let mut good = Vec::with_capacity(req.blocks.len());
     let mut slots = Vec::with_capacity(req.blocks.len());
@@ -62,11 +68,11 @@ async fn put(node: &Node, peer: DeviceId, req: PutBlocks) -> Result<PutResults, 
             warn!(%peer, block = %id, "PutBlocks: bytes do not match the id; refused");
         }
     }
-    if node.holder.is_none() {
+    let Some(holder) = &node.holder else {
         slots.iter().for_each(|i| status[*i] = PutStatus::Failed);
         return Ok(results(&status));
-    }
-    let stored = with_holder(node, move |h| h.put(&good)).await?;
+    };
+    let stored = with_holder(holder, move |h| h.put(&good)).await?;
     let mut failed = None;
     for (i, r) in slots.into_iter().zip(stored) {
         status[i] = match r {
@@ -95,11 +101,11 @@ fn results(status: &[PutStatus]) -> PutResults {
 }
 
 /// A held block: from the holder, else from the local replica (a device's own data).
-async fn read_block(node: &Arc<Node>, id: BlockId) -> Option<Vec<u8>> {
-    crate::transfer::local_block(node, id).await
+async fn read_block(node: &Arc<Local>, id: BlockId) -> Option<Vec<u8>> {
+    node.block(id).await
 }
 
-async fn has(node: &Arc<Node>, req: IdList) -> Result<Bitmap, FrameError> {
+async fn has(node: &Arc<Local>, req: IdList) -> Result<Bitmap, FrameError> {
     if req.ids.len() > MAX_IDS_PER_LIST {
         return Err(FrameError::Malformed);
     }
@@ -107,7 +113,7 @@ async fn has(node: &Arc<Node>, req: IdList) -> Result<Bitmap, FrameError> {
     for id in req.ids {
         let id = BlockId(id);
         let held = match &node.holder {
-            Some(_) => with_holder(node, move |h| h.has(&id).unwrap_or(false)).await?,
+            Some(h) => with_holder(h, move |h| h.has(&id).unwrap_or(false)).await?,
             None => false,
         };
         // Not held for others: a device may still hold it as its own data.
@@ -117,7 +123,7 @@ async fn has(node: &Arc<Node>, req: IdList) -> Result<Bitmap, FrameError> {
     Ok(Bitmap::pack(&flags))
 }
 
-async fn audit(node: &Arc<Node>, req: Audit) -> Result<AuditResult, FrameError> {
+async fn audit(node: &Arc<Local>, req: Audit) -> Result<AuditResult, FrameError> {
     if req.ids.len() > MAX_IDS_PER_REQUEST {
         return Err(FrameError::Malformed);
     }
@@ -129,15 +135,15 @@ async fn audit(node: &Arc<Node>, req: Audit) -> Result<AuditResult, FrameError> 
     Ok(AuditResult { proofs })
 }
 
-async fn drop_blocks(node: &Node, peer: DeviceId, req: IdList) -> Result<Bitmap, FrameError> {
+async fn drop_blocks(node: &Local, peer: DeviceId, req: IdList) -> Result<Bitmap, FrameError> {
     if req.ids.len() > MAX_IDS_PER_LIST {
         return Err(FrameError::Malformed);
     }
-    if node.holder.is_none() {
+    let Some(holder) = &node.holder else {
         return Ok(Bitmap::pack(&vec![false; req.ids.len()]));
-    }
+    };
     let ids: Vec<BlockId> = req.ids.into_iter().map(BlockId).collect();
-    let flags = with_holder(node, move |h| {
+    let flags = with_holder(holder, move |h| {
         ids.iter()
             .map(|id| h.delete(id).unwrap_or(false))
             .collect::<Vec<bool>>()

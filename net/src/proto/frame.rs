@@ -2,8 +2,10 @@
 //! allocation.
 use super::{Block, MAX_KNOWN_TAG, Message};
 use crate::MAX_MESSAGE_SIZE;
+use crate::error::{LinkError, NetError, PeerError};
 
-/// Why a frame was refused.
+/// Why a message exchange on a stream stopped: a frame refused (the peer's fault), the link,
+/// or what the reader made of a good frame (a peer it will not talk to, its replica failing).
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FrameError {
     #[error("message of {0} bytes exceeds the limit")]
@@ -12,8 +14,15 @@ pub(crate) enum FrameError {
     UnknownTag(u32),
     #[error("body does not decode")]
     Malformed,
+    /// The link broke under the stream.
     #[error("stream: {0}")]
-    Stream(#[from] crate::NetError),
+    Link(#[from] LinkError),
+    /// A well-formed message that makes us stop talking to the peer (another volume, revoked).
+    #[error("{0}")]
+    Refused(PeerError),
+    /// The local replica failed while handling a message.
+    #[error("replica: {0}")]
+    Replica(#[from] crate::replica::ReplicaError),
     /// The stream finished cleanly before a new frame started.
     #[error("stream finished")]
     Finished,
@@ -29,14 +38,17 @@ impl FrameError {
     }
 }
 
-impl From<FrameError> for crate::NetError {
+impl From<FrameError> for NetError {
     fn from(e: FrameError) -> Self {
+        let violation = |what| NetError::Peer(PeerError::Violation(what));
         match e {
-            FrameError::Stream(e) => e,
-            FrameError::Finished => crate::NetError::StreamEnded,
-            FrameError::TooLarge(_) => crate::NetError::Protocol("oversized message"),
-            FrameError::UnknownTag(_) => crate::NetError::Protocol("unknown message tag"),
-            FrameError::Malformed => crate::NetError::Protocol("malformed or unexpected message"),
+            FrameError::Link(e) => NetError::Link(e),
+            FrameError::Refused(e) => NetError::Peer(e),
+            FrameError::Replica(e) => NetError::Replica(e),
+            FrameError::Finished => NetError::Link(LinkError::StreamEnded),
+            FrameError::TooLarge(_) => violation("oversized message"),
+            FrameError::UnknownTag(_) => violation("unknown message tag"),
+            FrameError::Malformed => violation("malformed or unexpected message"),
         }
     }
 }
@@ -82,15 +94,15 @@ async fn read_body(recv: &mut quinn::RecvStream) -> Result<Vec<u8>, FrameError> 
     match recv.read_exact(&mut prefix).await {
         Ok(()) => {}
         Err(quinn::ReadExactError::FinishedEarly(0)) => return Err(FrameError::Finished),
-        Err(e) => return Err(FrameError::Stream(e.into())),
+        Err(e) => return Err(FrameError::Link(e.into())),
     }
     let len = check_len(prefix)?;
     let mut body = Vec::with_capacity(len);
     while body.len() < len {
         match recv.read_chunk(len - body.len(), true).await {
             Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
-            Ok(None) => return Err(FrameError::Stream(crate::NetError::StreamEnded)),
-            Err(e) => return Err(FrameError::Stream(e.into())),
+            Ok(None) => return Err(FrameError::Link(LinkError::StreamEnded)),
+            Err(e) => return Err(FrameError::Link(e.into())),
         }
     }
     Ok(body)
@@ -144,7 +156,7 @@ impl<'a> BlockFrames<'a> {
                 Ok(true)
             }
             Ok(None) => Ok(false),
-            Err(e) => Err(FrameError::Stream(e.into())),
+            Err(e) => Err(FrameError::Link(e.into())),
         }
     }
 
@@ -157,7 +169,7 @@ impl<'a> BlockFrames<'a> {
                 if !self.fill().await? {
                     return match out.len() == start {
                         true => Ok(false),
-                        false => Err(FrameError::Stream(crate::NetError::StreamEnded)),
+                        false => Err(FrameError::Link(LinkError::StreamEnded)),
                     };
                 }
                 continue;
@@ -183,7 +195,7 @@ impl<'a> BlockFrames<'a> {
         let len = check_len(four)?;
         let mut body = Vec::with_capacity(len);
         if !self.take(len, &mut body).await? {
-            return Err(FrameError::Stream(crate::NetError::StreamEnded));
+            return Err(FrameError::Link(LinkError::StreamEnded));
         }
         let (id, range) = block_view(&body)?;
         let data = range.map(|r| bytes::Bytes::from(body).slice(r));
@@ -222,7 +234,7 @@ pub(crate) async fn write_msg(
     let frame = encode(msg)?;
     send.write_all(&frame)
         .await
-        .map_err(|e| FrameError::Stream(e.into()))
+        .map_err(|e| FrameError::Link(e.into()))
 }
 
 /// Writes a `Block` frame without copying its bytes: the header is encoded, the data handed
@@ -236,7 +248,7 @@ pub(crate) async fn write_block(
     let mut chunks = [bytes::Bytes::from(head), bytes::Bytes::from(data)];
     send.write_all_chunks(&mut chunks)
         .await
-        .map_err(|e| FrameError::Stream(e.into()))
+        .map_err(|e| FrameError::Link(e.into()))
 }
 
 /// A `Block` frame as (header, data): the header is the frame of the message with empty data,

@@ -23,6 +23,7 @@ pub(crate) mod code {
     pub(crate) const DONE: u32 = 0;
     pub(crate) const PROTOCOL: u32 = 1;
     pub(crate) const WRONG_VOLUME: u32 = 2;
+    // 3 is reserved and never sent: no constant, so that nothing can send it.
     pub(crate) const REVOKED: u32 = 4;
     pub(crate) const JOIN_REFUSED: u32 = 5;
     pub(crate) const INTERNAL: u32 = 6;

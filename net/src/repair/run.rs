@@ -82,7 +82,7 @@ async fn read_blocks(node: &Arc<Node>, ids: &[BlockId]) -> HashMap<BlockId, Vec<
     let mut out = HashMap::new();
     let mut missing = Vec::new();
     for id in ids {
-        match crate::transfer::local_block(node, *id).await {
+        match node.local_block(*id).await {
             Some(d) if BlockId::of(&d) == *id => {
                 out.insert(*id, d);
             }
