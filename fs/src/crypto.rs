@@ -1,7 +1,10 @@
 //! The constructions of `docs/crypto.md`, and nothing else: key derivation, convergent block
 //! encryption, sealed metadata records, name tags and the sealed volume secret.
 use crate::FsError;
-use blockstore::BlockId;
+use crate::format::sealed::{
+    BLOCK_BODY_AT, SALT_AT, SALT_LEN, SALTED_BODY_AT, TAG_LEN, VERSION_AT,
+};
+pub use crate::format::sealed::{BLOCK_REF_LEN, BlockRef, CRYPTO_VERSION};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
@@ -11,11 +14,7 @@ const CTX_NAME: &str = "fossa 2026-11-23 name tag key v1";
 const CTX_SYNC: &str = "fossa 2026-11-23 sync update key v1";
 /// AAD of a sealed index update (docs/crypto.md, "Index updates").
 const UPDATE_AAD: &[u8] = b"fossa update v1";
-/// Crypto version byte that starts every sealed block and record.
-pub const CRYPTO_VERSION: u8 = 0x01;
 const ZERO_NONCE: [u8; 12] = [0; 12];
-const TAG_LEN: usize = 16;
-const SALT_LEN: usize = 16;
 
 /// The 32-byte volume secret (VS). Zeroed on drop, never logged.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -35,42 +34,6 @@ pub struct VolumeKeys {
     meta: [u8; 32],
     name: [u8; 32],
     sync: [u8; 32],
-}
-
-/// A reference to an encrypted block: its id in the store and its decryption key.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
-pub struct BlockRef {
-    /// BLAKE3 of the stored (encrypted) bytes.
-    pub id: BlockId,
-    /// The convergent block key.
-    pub key: [u8; 32],
-}
-
-/// Encoded size of a [`BlockRef`].
-pub const BLOCK_REF_LEN: usize = 64;
-
-impl BlockRef {
-    /// Appends the 64-byte encoding (id ‖ key).
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.id.0);
-        out.extend_from_slice(&self.key);
-    }
-
-    /// Decodes 64 bytes written by [`BlockRef::encode`].
-    pub fn decode(b: &[u8]) -> Result<Self, FsError> {
-        let b: &[u8; BLOCK_REF_LEN] = b
-            .get(..BLOCK_REF_LEN)
-            .and_then(|s| s.try_into().ok())
-            .ok_or(FsError::BadRecord("block reference"))?;
-        let mut id = [0u8; 32];
-        let mut key = [0u8; 32];
-        id.copy_from_slice(&b[..32]);
-        key.copy_from_slice(&b[32..]);
-        Ok(BlockRef {
-            id: BlockId(id),
-            key,
-        })
-    }
 }
 
 impl VolumeKeys {
@@ -111,13 +74,13 @@ impl VolumeKeys {
         out.push(CRYPTO_VERSION);
         out.extend_from_slice(head);
         out.extend_from_slice(body);
-        let h = blake3::hash(&out[1..]);
+        let h = blake3::hash(&out[BLOCK_BODY_AT..]);
         let key = *blake3::keyed_hash(&self.conv, h.as_bytes()).as_bytes();
         let tag = aead_key(&key)?
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(ZERO_NONCE),
                 Aad::from(&[CRYPTO_VERSION]),
-                &mut out[1..],
+                &mut out[BLOCK_BODY_AT..],
             )
             .map_err(|_| FsError::Crypto("block encryption failed"))?;
         out.extend_from_slice(tag.as_ref());
@@ -133,7 +96,7 @@ impl VolumeKeys {
     /// plaintext over the version byte in the same pass (no second buffer, no copy).
     pub fn open_block_owned(&self, r: &BlockRef, mut stored: Vec<u8>) -> Result<Vec<u8>, FsError> {
         let bad = || FsError::BadBlock(r.id);
-        if stored.len() < 1 + TAG_LEN || stored[0] != CRYPTO_VERSION {
+        if stored.len() < BLOCK_BODY_AT + TAG_LEN || stored[VERSION_AT] != CRYPTO_VERSION {
             return Err(bad());
         }
         // No re-derivation of the key from the plaintext: the id (checked by the store) pins
@@ -144,7 +107,7 @@ impl VolumeKeys {
                 Nonce::assume_unique_for_key(ZERO_NONCE),
                 Aad::from(&[CRYPTO_VERSION]),
                 &mut stored,
-                1..,
+                BLOCK_BODY_AT..,
             )
             .map_err(|_| bad())?
             .len();
@@ -208,7 +171,7 @@ fn seal_salted(
 ) -> Result<Vec<u8>, FsError> {
     let k = Zeroizing::new(*blake3::keyed_hash(base, salt).as_bytes());
     // One allocation: version ‖ salt ‖ plaintext (encrypted in place) ‖ tag.
-    let mut out = Vec::with_capacity(1 + SALT_LEN + plaintext.len() + TAG_LEN);
+    let mut out = Vec::with_capacity(SALTED_BODY_AT + plaintext.len() + TAG_LEN);
     out.push(CRYPTO_VERSION);
     out.extend_from_slice(salt);
     out.extend_from_slice(plaintext);
@@ -216,7 +179,7 @@ fn seal_salted(
         .seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(ZERO_NONCE),
             Aad::from(aad),
-            &mut out[1 + SALT_LEN..],
+            &mut out[SALTED_BODY_AT..],
         )
         .map_err(|_| FsError::Crypto("record encryption failed"))?;
     out.extend_from_slice(tag.as_ref());
@@ -225,13 +188,13 @@ fn seal_salted(
 
 /// Opens what [`seal_salted`] made under the same base key and AAD.
 fn open_salted(base: &[u8; 32], aad: &[u8], record: &[u8]) -> Result<Vec<u8>, FsError> {
-    if record.len() < 1 + SALT_LEN + TAG_LEN || record[0] != CRYPTO_VERSION {
+    if record.len() < SALTED_BODY_AT + TAG_LEN || record[VERSION_AT] != CRYPTO_VERSION {
         return Err(FsError::BadRecord("sealed record header"));
     }
-    let salt = &record[1..1 + SALT_LEN];
+    let salt = &record[SALT_AT..SALTED_BODY_AT];
     let k = Zeroizing::new(*blake3::keyed_hash(base, salt).as_bytes());
     let bad = || FsError::BadRecord("sealed record does not authenticate");
-    let mut p = record[1 + SALT_LEN..].to_vec();
+    let mut p = record[SALTED_BODY_AT..].to_vec();
     let n = aead_key(&k)
         .map_err(|_| bad())?
         .open_in_place(
@@ -269,6 +232,7 @@ pub fn random_array<const N: usize>() -> Result<[u8; N], FsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use blockstore::BlockId;
 
     fn keys() -> VolumeKeys {
         VolumeKeys::derive(&VolumeSecret([7; 32]))

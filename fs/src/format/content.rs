@@ -3,8 +3,8 @@
 //!
 //! [`FileContent`] layout ([`FILE_CONTENT_LEN`] bytes): size u64 at [`SIZE_AT`], root flag u8
 //! at [`FLAG_AT`], depth u8 at [`DEPTH_AT`], root block reference at [`ROOT_AT`].
+use super::sealed::{BLOCK_REF_LEN, BlockRef};
 use crate::FsError;
-use crate::crypto::{BLOCK_REF_LEN, BlockRef};
 
 /// Offset of the size.
 const SIZE_AT: usize = 0;

@@ -1,13 +1,13 @@
 //! Golden bytes for every fs record and block payload, pointer blocks included
 //! (`tests/fixtures/format-v1/fs-*.bin`): each fixed value encodes to the committed bytes,
 //! which decode back to the value.
+use super::sealed::BlockRef;
 use super::sync::{
     Entry, EntryKind, decode_entry, decode_index_rec, decode_pair, encode_entry, encode_index_rec,
     encode_pair,
 };
 use super::*;
 use crate::attr::FileKind;
-use crate::crypto::BlockRef;
 use crate::format::Inode;
 use crate::golden::check;
 use blockstore::BlockId;

@@ -9,6 +9,7 @@ mod golden_tests;
 mod inode;
 pub(crate) mod pointer;
 mod records;
+pub(crate) mod sealed;
 mod snapdir;
 pub(crate) mod sync;
 

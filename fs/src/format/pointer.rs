@@ -4,8 +4,8 @@
 //! Layout: version u8 at [`PTR_VERSION_AT`], height u8 at [`PTR_HEIGHT_AT`], entry count
 //! u16 at [`PTR_COUNT_AT`], then `count` entries of [`ENTRY_LEN`] bytes from [`PTR_HEADER`]:
 //! a block reference (all zeros for a hole) and the length it covers, u64.
+use super::sealed::{BLOCK_REF_LEN, BlockRef};
 use crate::FsError;
-use crate::crypto::{BLOCK_REF_LEN, BlockRef};
 use blockstore::BlockId;
 
 /// Largest data chunk: a height-1 entry with a block covers at most this many bytes.

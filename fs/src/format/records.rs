@@ -1,9 +1,9 @@
 //! Directory entry, xattr, snapshot and superblock records.
 use super::inode::{kind_from, put_kind};
+use super::sealed::{BLOCK_REF_LEN, BlockRef};
 use super::{FORMAT_VERSION, Rd, put_long, put_short, put_time};
 use crate::FsError;
 use crate::attr::{FileKind, Ino};
-use crate::crypto::{BLOCK_REF_LEN, BlockRef};
 use std::time::SystemTime;
 
 /// A directory entry (table 2, key = parent ino LE ‖ name tag).

@@ -1,9 +1,9 @@
 //! Snapshot directory block payload (`BlockKind::Dir`): a directory's own inode record and
 //! every entry with the child's full inode record and, for subdirectories, its block.
+use super::sealed::{BLOCK_REF_LEN, BlockRef};
 use super::{FORMAT_VERSION, Rd, decode_inode, encode_inode, put_long, put_short};
 use crate::FsError;
 use crate::attr::Ino;
-use crate::crypto::{BLOCK_REF_LEN, BlockRef};
 use crate::format::Inode;
 
 const WHAT: &str = "snapshot directory block";
