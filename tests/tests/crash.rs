@@ -137,8 +137,8 @@ fn flipped_byte_is_reported_not_served() -> Result<()> {
     let content = random_bytes(99, 4 << 20);
     write_synced(&vol.path("victim"), &content)?;
     vol.umount()?;
-    let (len, data_file) =
-        largest_file(&vol.data_dir().join("blocks"))?.context("no files under data/blocks")?;
+    let (len, data_file) = largest_file(&vol.data_dir().join("blocks/data"))?
+        .context("no files under data/blocks/data")?;
     ensure!(
         len >= 64 * 1024,
         "largest block file {} has only {len} bytes",
