@@ -7,6 +7,7 @@
 use crate::FsError;
 use crate::attr::{Caller, FileKind, Ino, ROOT_INO};
 use crate::crypto::{VolumeKeys, VolumeSecret};
+use crate::error::MetaDamage;
 use crate::file::ContentEngine;
 use crate::format::Inode;
 use crate::format::Super;
@@ -68,12 +69,14 @@ impl Core {
         let keys = Arc::new(VolumeKeys::derive(vs));
         let db = Arc::new(MetaDb::open(meta_path, keys.clone())?);
         let damaged = |e: FsError| match e {
-            e @ (FsError::Meta(_) | FsError::BadRecord(_) | FsError::Crypto(_)) => {
-                FsError::MetaDamaged {
-                    path: meta_path.to_owned(),
-                    reason: e.to_string(),
-                }
-            }
+            FsError::Meta(e) => FsError::MetaDamaged {
+                path: meta_path.to_owned(),
+                damage: MetaDamage::Unreadable(e),
+            },
+            e @ (FsError::BadRecord(_) | FsError::Crypto(_)) => FsError::MetaDamaged {
+                path: meta_path.to_owned(),
+                damage: MetaDamage::Record(Box::new(e)),
+            },
             other => other,
         };
         if db.load_super().map_err(damaged)?.is_some() {

@@ -77,12 +77,13 @@ pub enum FsError {
     Meta(#[source] redb::Error),
     /// The metadata database cannot be opened or read: `fossa fsck --repair` recovers it
     /// (docs/cli.md, "Recovery").
-    #[error("the metadata database {path} is damaged: {reason}")]
+    #[error("the metadata database {path} is damaged: {damage}")]
     MetaDamaged {
         /// The database file.
         path: std::path::PathBuf,
-        /// What opening or reading it reported.
-        reason: String,
+        /// What opening or reading it showed.
+        #[source]
+        damage: MetaDamage,
     },
     /// An I/O error outside the block store (EIO).
     #[error("I/O: {0}")]
@@ -141,6 +142,17 @@ pub enum Bug {
         /// The height of the pointer block looked for.
         height: u8,
     },
+}
+
+/// What showed a metadata database to be damaged.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaDamage {
+    /// redb could not open or read the file.
+    #[error("{0}")]
+    Unreadable(#[source] redb::Error),
+    /// A record in it did not decode or authenticate.
+    #[error("{0}")]
+    Record(#[source] Box<FsError>),
 }
 
 impl FsError {

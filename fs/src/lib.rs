@@ -39,7 +39,7 @@ mod write;
 pub use attr::*;
 pub use civil::utc_civil;
 pub use core::FsOptions;
-pub use error::{Bug, FsError};
+pub use error::{Bug, FsError, MetaDamage};
 pub use maint::{FsckReport, GcReport, VolumeStats};
 pub use redundancy::{
     DEFAULT_LEVEL, LevelDir, MAX_LEVEL, REDUNDANCY_XATTR, Redundancy, parse_level,

@@ -10,6 +10,7 @@ pub(crate) mod journal;
 use crate::FsError;
 use crate::attr::Ino;
 use crate::crypto::VolumeKeys;
+use crate::error::MetaDamage;
 use crate::format::Inode;
 use crate::format::{self, Dirent, SnapRecord, Super, Xattr};
 use journal::SealedOp;
@@ -127,7 +128,7 @@ fn open_error(path: &Path, e: redb::Error) -> FsError {
         | redb::Error::TransactionInProgress) => dberr(e),
         other => FsError::MetaDamaged {
             path: path.to_owned(),
-            reason: other.to_string(),
+            damage: MetaDamage::Unreadable(other),
         },
     }
 }
