@@ -57,31 +57,23 @@ impl Headroom {
     /// Sets up headroom for the store in `dir` as it opens: gives the reserve up if the disk
     /// has less than R free (the opening's own writes need room), makes it if there is room.
     pub(super) fn open(dir: &Path) -> Self {
-        let path = dir.join(RESERVE_FILE);
-        let h = match space(dir) {
-            Ok((_, total)) => Headroom {
-                path,
-                size: reserve_size(total),
-                credit: Mutex::new(0),
-            },
+        let (free, total) = match space(dir) {
+            Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, dir = %dir.display(), "cannot read free space; no headroom kept");
-                Headroom {
-                    path,
-                    size: 0,
-                    credit: Mutex::new(0),
-                }
+                (0, 0)
             }
         };
-        if h.size == 0 {
-            return h;
-        }
-        match space(dir) {
-            Ok((free, _)) if free < h.size => {
-                h.release("the store opened with the disk nearly full")
-            }
-            Ok(_) => h.replenish(),
-            Err(_) => {}
+        let h = Headroom {
+            path: dir.join(RESERVE_FILE),
+            size: if total == 0 { 0 } else { reserve_size(total) },
+            credit: Mutex::new(0),
+        };
+        if h.size > 0 && free < h.size {
+            h.release("the store opened with the disk nearly full");
+        } else {
+            // Makes the file only with 3R free; a no-op when headroom is off.
+            h.replenish();
         }
         h
     }
