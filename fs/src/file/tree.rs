@@ -441,16 +441,7 @@ impl ContentEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn data(b: u8, len: u64) -> Entry {
-        Entry {
-            r: Some(BlockRef {
-                id: BlockId([b; 32]),
-                key: [b; 32],
-            }),
-            len,
-        }
-    }
+    use crate::format::pointer::test_entry as data;
 
     #[test]
     fn groups_shrink_and_respect_max() {

@@ -92,19 +92,23 @@ pub(crate) fn decode_pointer(id: BlockId, height: u8, p: &[u8]) -> Result<Vec<En
         .collect()
 }
 
+/// A data entry of `len` bytes whose reference is made of byte `b` (tests of trees and
+/// pointer blocks).
+#[cfg(test)]
+pub(crate) fn test_entry(b: u8, len: u64) -> Entry {
+    Entry {
+        r: Some(BlockRef {
+            id: BlockId([b; 32]),
+            key: [b; 32],
+        }),
+        len,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_entry as data;
     use super::*;
-
-    fn data(b: u8, len: u64) -> Entry {
-        Entry {
-            r: Some(BlockRef {
-                id: BlockId([b; 32]),
-                key: [b; 32],
-            }),
-            len,
-        }
-    }
 
     #[test]
     fn pointer_round_trip_and_rejects_garbage() {
