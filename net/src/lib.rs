@@ -40,6 +40,7 @@ mod refusals;
 pub mod repair;
 mod replica;
 mod session;
+pub mod swarm;
 mod tls;
 mod transfer;
 
