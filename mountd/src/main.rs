@@ -96,6 +96,27 @@ pub(crate) enum Command {
     },
     /// Run a storage peer: join with a `FOSSAK2-` code, or resume; serve until SIGINT/SIGTERM.
     Keeper(KeeperArgs),
+    /// Run a swarm node (`fossa node CODE` joins first; `fossa node init` prints the node id).
+    #[command(args_conflicts_with_subcommands = true)]
+    Node {
+        /// A `FOSSAS1-…` join code (first run only).
+        code: Option<String>,
+        /// UDP address to listen on (default 0.0.0.0:22100; saved).
+        #[arg(long, value_name = "IP:PORT")]
+        listen: Option<std::net::SocketAddr>,
+        /// An address to bootstrap from besides the saved ones; repeatable.
+        #[arg(long, value_name = "HOST:PORT")]
+        bootstrap: Vec<String>,
+        /// init.
+        #[command(subcommand)]
+        cmd: Option<NodeCmd>,
+    },
+    /// Create a swarm, or invite a node to it.
+    Swarm {
+        /// create | invite.
+        #[command(subcommand)]
+        cmd: SwarmCmd,
+    },
     /// Join a volume with an invitation code and mount it at DIR.
     Join(JoinArgs),
     /// List the volume's devices, or remove one.
@@ -214,6 +235,41 @@ pub(crate) struct KeeperArgs {
     pub(crate) name: Option<String>,
     #[command(flatten)]
     pub(crate) net: NetArgs,
+}
+
+/// `fossa node init`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum NodeCmd {
+    /// Make the node key (if missing) and print the node id.
+    Init,
+}
+
+/// `fossa swarm create|invite`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SwarmCmd {
+    /// Create a swarm with this node as its founder (or an open one).
+    Create {
+        /// Anyone who knows the swarm id may join (no tickets).
+        #[arg(long)]
+        open: bool,
+        /// Days the founder's own ticket is valid.
+        #[arg(long, default_value_t = 3650)]
+        days: u64,
+    },
+    /// Print a join code for NODE_ID (an open swarm's code names no node).
+    Invite {
+        /// The joiner's node id (`fossa node init` prints it).
+        node: Option<String>,
+        /// The new node may admit others.
+        #[arg(long)]
+        admit: bool,
+        /// Days the ticket is valid.
+        #[arg(long, default_value_t = 90)]
+        days: u64,
+        /// Bootstrap address to put in the code (default: this node's listen address); repeatable.
+        #[arg(long, value_name = "HOST:PORT")]
+        addr: Vec<String>,
+    },
 }
 
 /// `fossa devices remove`.

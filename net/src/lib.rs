@@ -64,5 +64,7 @@ pub use transfer::BlockSink;
 pub const ALPN: &[u8] = b"fossa/sync/1";
 /// ALPN of joining with an invitation.
 pub const ALPN_JOIN: &[u8] = b"fossa/join/2";
+/// ALPN of the swarm DHT (docs/protocol.md, "The swarm DHT, version 1").
+pub const ALPN_DHT: &[u8] = b"fossa/dht/1";
 /// Largest message body accepted on any stream (docs/protocol.md, "Framing").
 pub const MAX_MESSAGE_SIZE: usize = 4 << 20;

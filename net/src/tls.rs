@@ -3,7 +3,7 @@
 use crate::error::LocalError;
 use crate::identity::{DeviceId, DeviceKey};
 use crate::members::Members;
-use crate::{ALPN, ALPN_JOIN};
+use crate::{ALPN, ALPN_DHT, ALPN_JOIN};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
@@ -201,6 +201,72 @@ fn transport() -> Arc<quinn::TransportConfig> {
     // round trip.
     t.receive_window(quinn::VarInt::from_u32(RECEIVE_WINDOW));
     Arc::new(t)
+}
+
+/// Verifies a client of the swarm (ALPN `fossa/dht/1`): any valid Ed25519 certificate; the
+/// peer's id comes from it and admission follows in `SwarmHello` (docs/swarm.md).
+struct AnyNodeVerifier {
+    algs: WebPkiSupportedAlgorithms,
+}
+
+impl std::fmt::Debug for AnyNodeVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnyNodeVerifier")
+    }
+}
+
+impl ClientCertVerifier for AnyNodeVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        cert_device(end_entity).ok_or_else(bad_cert)?;
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(tls13_only())
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algs)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+}
+
+/// The server side of a swarm node: ALPN `fossa/dht/1`, any node key (admission is by
+/// ticket, after the handshake).
+pub(crate) fn swarm_server_config(key: &DeviceKey) -> Result<quinn::ServerConfig, LocalError> {
+    let provider = provider();
+    let verifier = AnyNodeVerifier {
+        algs: provider.signature_verification_algorithms,
+    };
+    let (certs, pk) = credentials(key)?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_single_cert(certs, pk)?;
+    tls.alpn_protocols = vec![ALPN_DHT.to_vec()];
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|_| LocalError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    cfg.transport_config(transport());
+    Ok(cfg)
 }
 
 /// The server side: both ALPNs, members always, anyone while `join_open()`. Holds the

@@ -5,6 +5,7 @@ mod init;
 mod keeper;
 mod maint;
 mod mount;
+mod node;
 mod progress;
 mod snapshot;
 mod status;
@@ -13,7 +14,7 @@ use crate::config::Paths;
 use crate::control::{self, Call};
 use crate::unlock;
 use crate::volume::{Volume, VolumeLock};
-use crate::{Cli, Command, DevicesCmd, SnapshotCmd};
+use crate::{Cli, Command, DevicesCmd, NodeCmd, SnapshotCmd, SwarmCmd};
 use anyhow::{Result, bail};
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
@@ -59,6 +60,28 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Redundancy { dir, level, json } => devices::redundancy(&ctx, &dir, level, json),
         Command::Keeper(args) => keeper::keeper(&ctx, &args),
         Command::Join(args) => devices::join(&ctx, &args),
+        Command::Node {
+            cmd: Some(NodeCmd::Init),
+            ..
+        } => node::init(&ctx),
+        Command::Node {
+            cmd: None,
+            code,
+            listen,
+            bootstrap,
+        } => node::node(&ctx, code.as_deref(), listen, &bootstrap),
+        Command::Swarm {
+            cmd: SwarmCmd::Create { open, days },
+        } => node::create(&ctx, open, days),
+        Command::Swarm {
+            cmd:
+                SwarmCmd::Invite {
+                    node,
+                    admit,
+                    days,
+                    addr,
+                },
+        } => node::invite(&ctx, node.as_deref(), admit, days, &addr),
         Command::Devices { json, cmd: None } => devices::list(&ctx, json),
         Command::Devices {
             cmd: Some(DevicesCmd::Remove { id }),

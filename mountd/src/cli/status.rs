@@ -10,6 +10,13 @@ pub(crate) fn status(ctx: &Ctx, json: bool) -> Result<()> {
     if let Some(k) = super::keeper::status(ctx)? {
         return print_json(&k);
     }
+    if let Some(n) = super::node::status(ctx)? {
+        if json {
+            return print_json(&n);
+        }
+        print!("{}", node_human(&n));
+        return Ok(());
+    }
     let st: Status = request(ctx, &Request::status())?;
     if json {
         print_json(&st)?;
@@ -17,6 +24,26 @@ pub(crate) fn status(ctx: &Ctx, json: bool) -> Result<()> {
         print!("{}", human(&st));
     }
     Ok(())
+}
+
+/// The human-readable form of a swarm node's status.
+fn node_human(n: &crate::control::api::NodeStatus) -> String {
+    format!(
+        "swarm:       {}\nnode:        {}\nlisten:      {}\nrunning:     {}\n\
+         contacts:    {}\nconnections: {}\nproviders:   {} stored, {} provided\n\
+         lookups:     {} running\nrefused:     {} at admission, {} cut off\n",
+        n.swarm,
+        n.node,
+        n.listen,
+        if n.running { "yes" } else { "no" },
+        n.contacts,
+        n.connections,
+        n.providers_stored,
+        n.keys_provided,
+        n.lookups_active,
+        n.refused,
+        n.protocol_errors,
+    )
 }
 
 /// The human-readable form of the status object.

@@ -737,3 +737,56 @@ mod tests {
         }
     }
 }
+
+/// `DATA/node-status.json`, printed by `status` on a swarm node's home (docs/cli.md).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct NodeStatus {
+    /// The swarm id (display form).
+    pub(crate) swarm: String,
+    /// This node's id (display form).
+    pub(crate) node: String,
+    /// The listening address.
+    pub(crate) listen: String,
+    /// Whether the node is running (its status is fresh).
+    pub(crate) running: bool,
+    /// Contacts in the routing table.
+    pub(crate) contacts: usize,
+    /// Open connections.
+    pub(crate) connections: usize,
+    /// Provider records stored for others.
+    pub(crate) providers_stored: usize,
+    /// Keys this node announces.
+    pub(crate) keys_provided: usize,
+    /// Lookups running.
+    pub(crate) lookups_active: usize,
+    /// Connections refused at admission since start.
+    pub(crate) refused: u64,
+    /// Peers cut off for protocol errors since start.
+    pub(crate) protocol_errors: u64,
+    /// When the node wrote this (Unix seconds).
+    pub(crate) updated_unix: u64,
+}
+
+impl NodeStatus {
+    /// The file a running node writes.
+    pub(crate) fn of(
+        swarm: &fossa_net::swarm::SwarmId,
+        st: &fossa_net::swarm::SwarmStatus,
+        now: u64,
+    ) -> Self {
+        NodeStatus {
+            swarm: swarm.to_string(),
+            node: fossa_net::DeviceId(st.node.0).to_string(),
+            listen: st.listen.to_string(),
+            running: true,
+            contacts: st.dht.contacts,
+            connections: st.connections,
+            providers_stored: st.dht.providers_stored,
+            keys_provided: st.dht.keys_provided,
+            lookups_active: st.dht.lookups_active,
+            refused: st.refused,
+            protocol_errors: st.protocol_errors,
+            updated_unix: now,
+        }
+    }
+}

@@ -7,15 +7,20 @@
 //! link admitted; a release is valid only for the swarm and node it names, under the owner
 //! key it names. Nothing here touches the network or a clock: callers pass `now`.
 mod code;
+mod conns;
 mod error;
+mod hello;
 #[cfg(test)]
 mod golden_tests;
 mod release;
+mod service;
 mod ticket;
 pub(crate) mod wire;
 
 pub use code::{Admission, JoinCode};
 pub use error::{ReleaseError, SwarmCodeError, TicketError};
+pub use hello::{DhtFrameError, Gate, HelloError, NotAdmitted};
+pub use service::{SwarmConfig, SwarmError, SwarmNode, SwarmStatus};
 pub use release::{MAX_RELEASE_IDS, OwnerKey, Release};
 pub use ticket::{MAX_CHAIN, SwarmTicket, TicketLink};
 
