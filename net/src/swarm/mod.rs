@@ -9,7 +9,7 @@
 mod code;
 mod error;
 #[cfg(test)]
-mod golden_tests;
+pub(crate) mod golden_tests;
 mod release;
 mod ticket;
 pub(crate) mod wire;
