@@ -12,6 +12,7 @@ pub const TARGETS: &[blockstore::fuzz::Target] = &[
     ("frame", frame),
     ("invite_code", invite_code),
     ("members_file", members_file),
+    ("dht_message", dht_message),
 ];
 
 /// One frame as read from a stream: `len (u32 LE) ‖ body`. The body decodes as every
@@ -41,6 +42,36 @@ pub fn frame(data: &[u8]) {
     let again = frame::encode(&msg).ok();
     let back = again.as_deref().and_then(|f| frame::decode(&f[4..]).ok());
     assert_eq!(back.as_ref(), Some(&msg));
+}
+
+/// One `fossa/dht/1` frame: a body that decodes keeps every bound of protocol.md, encodes
+/// back to the same bytes, and a ticket in it converts to a bounded domain ticket.
+pub fn dht_message(data: &[u8]) {
+    use crate::proto::dht::{self, DhtMessage};
+    let Some((prefix, body)) = data.split_first_chunk::<4>() else {
+        return;
+    };
+    let Ok(len) = dht::check_dht_len(*prefix) else {
+        return;
+    };
+    assert!(len <= dht::MAX_DHT_MESSAGE);
+    let body = &body[..len.min(body.len())];
+    let Ok(msg) = dht::decode_dht(body) else {
+        return;
+    };
+    assert!(msg.check().is_ok());
+    let frame = dht::encode_dht(&msg).ok();
+    assert_eq!(
+        frame.as_deref().map(|f| &f[4..]),
+        Some(body),
+        "re-encodes to the same bytes"
+    );
+    if let DhtMessage::SwarmHello(h) = msg
+        && let Some(t) = h.ticket
+    {
+        let t = crate::swarm::SwarmTicket::from_wire(t).ok();
+        assert!(t.is_some_and(|t| t.links.len() <= crate::swarm::MAX_CHAIN));
+    }
 }
 
 /// A printable invitation code.
@@ -109,5 +140,49 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         };
         out.push(("invite_code", code.encode().into_bytes()));
     }
+    out.extend(dht_seeds().into_iter().map(|f| ("dht_message", f)));
     out
+}
+
+/// One frame of each kind of DHT message, for the `dht_message` corpus.
+fn dht_seeds() -> Vec<Vec<u8>> {
+    use crate::proto::dht::*;
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 2], 4433));
+    let contact = ContactWire {
+        id: [3; 32],
+        addrs: vec![addr],
+    };
+    let mut msgs = vec![
+        DhtMessage::Ping(PingWire {}),
+        DhtMessage::Pong(PongWire { observed: addr }),
+        DhtMessage::FindNode(FindNodeWire { target: [1; 32] }),
+        DhtMessage::Nodes(NodesWire {
+            closer: vec![contact.clone()],
+        }),
+        DhtMessage::GetProviders(GetProvidersWire { key: [2; 32] }),
+        DhtMessage::Providers(ProvidersWire {
+            providers: vec![ProviderRecordWire {
+                node: contact.clone(),
+                age_s: 60,
+            }],
+            closer: vec![contact],
+        }),
+        DhtMessage::AddProvider(AddProviderWire {
+            key: [2; 32],
+            addrs: vec![addr],
+        }),
+        DhtMessage::ProviderAck(ProviderAckWire { stored: false }),
+    ];
+    if let Ok(key) = DeviceKey::generate() {
+        let swarm = crate::swarm::SwarmId([4; 16]);
+        let ticket = crate::swarm::SwarmTicket::found(&key, swarm, 1_800_000_000);
+        msgs.push(DhtMessage::SwarmHello(SwarmHelloWire {
+            minor: DHT_MINOR,
+            swarm: swarm.0,
+            node: key.id().0,
+            ticket: Some(ticket.to_wire()),
+            listen: vec![addr],
+        }));
+    }
+    msgs.iter().filter_map(|m| encode_dht(m).ok()).collect()
 }

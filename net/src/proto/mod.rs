@@ -1,6 +1,9 @@
 //! Wire messages of docs/protocol.md and their framing. Wire structs are separate from the
 //! domain types and converted explicitly; postcard tags enum variants by index, so variants
 //! are never reordered or reused.
+pub(crate) mod dht;
+#[cfg(test)]
+mod dht_golden_tests;
 pub(crate) mod frame;
 #[cfg(test)]
 mod golden_tests;

@@ -11,7 +11,7 @@ mod conns;
 mod error;
 mod hello;
 #[cfg(test)]
-mod golden_tests;
+pub(crate) mod golden_tests;
 mod release;
 mod service;
 mod ticket;
