@@ -1,6 +1,8 @@
-//! The connections of a swarm node (docs/protocol.md, "Connections and admission"): at most one
-//! in use per peer, at most `cap` in all (the least recently used is closed to make room), and
-//! none kept idle past `idle`: a node keeps open only the connections it is using.
+//! The connections of a swarm node (docs/protocol.md, "Connections and admission"): at most
+//! `cap` in all (the least recently used is closed to make room), none kept idle past `idle`:
+//! a node keeps open only the connections it is using. Two connections to one peer (both
+//! sides dialled at once) may coexist; requests use the most recently used one and the other
+//! closes when idle, so no request in flight loses its connection to a replacement.
 use crate::dht::Key;
 use crate::proto::code;
 use parking_lot::Mutex;
@@ -8,13 +10,14 @@ use std::collections::HashMap;
 use tokio::time::{Duration, Instant};
 
 struct Entry {
+    peer: Key,
     conn: quinn::Connection,
     last_used: Instant,
 }
 
-/// The table of live, admitted connections by peer id.
+/// The live, admitted connections by `stable_id`.
 pub(crate) struct Conns {
-    map: Mutex<HashMap<Key, Entry>>,
+    map: Mutex<HashMap<usize, Entry>>,
     cap: usize,
     idle: Duration,
 }
@@ -28,38 +31,40 @@ impl Conns {
         }
     }
 
-    /// The open connection to `id`, marked as used now.
-    pub(crate) fn get(&self, id: &Key) -> Option<quinn::Connection> {
+    /// The most recently used open connection to `peer`, marked as used now.
+    pub(crate) fn get(&self, peer: &Key) -> Option<quinn::Connection> {
         let mut map = self.map.lock();
-        let e = map.get_mut(id)?;
-        if e.conn.close_reason().is_some() {
-            map.remove(id);
-            return None;
-        }
+        map.retain(|_, e| e.conn.close_reason().is_none());
+        let e = map
+            .values_mut()
+            .filter(|e| e.peer == *peer)
+            .max_by_key(|e| (e.last_used, e.conn.stable_id()))?;
         e.last_used = Instant::now();
         Some(e.conn.clone())
     }
 
-    /// Marks the connection to `id` as used now (a request arrived on it).
-    pub(crate) fn touch(&self, id: &Key) {
-        if let Some(e) = self.map.lock().get_mut(id) {
+    /// Marks `conn` as used now (a request arrived on it).
+    pub(crate) fn touch(&self, conn: &quinn::Connection) {
+        if let Some(e) = self.map.lock().get_mut(&conn.stable_id()) {
             e.last_used = Instant::now();
         }
     }
 
-    /// Registers an admitted connection; a previous one to the same peer is closed (`DONE`),
-    /// and so is the least recently used one when the table is full.
-    pub(crate) fn insert(&self, id: Key, conn: quinn::Connection) {
+    /// Registers an admitted connection; the least recently used others are closed (`DONE`)
+    /// while the table is over its cap.
+    pub(crate) fn insert(&self, peer: Key, conn: quinn::Connection) {
+        let id = conn.stable_id();
         let mut closing = Vec::new();
         {
             let mut map = self.map.lock();
-            let entry = Entry {
-                conn,
-                last_used: Instant::now(),
-            };
-            if let Some(old) = map.insert(id, entry) {
-                closing.push(old.conn);
-            }
+            map.insert(
+                id,
+                Entry {
+                    peer,
+                    conn,
+                    last_used: Instant::now(),
+                },
+            );
             while map.len() > self.cap {
                 let Some(lru) = map
                     .iter()
@@ -69,22 +74,17 @@ impl Conns {
                 else {
                     break;
                 };
-                if let Some(e) = map.remove(&lru) {
-                    closing.push(e.conn);
-                }
+                closing.extend(map.remove(&lru).map(|e| e.conn));
             }
         }
         for c in closing {
-            c.close(code::DONE.into(), b"replaced");
+            c.close(code::DONE.into(), b"too many connections");
         }
     }
 
-    /// Forgets `conn` if it is the one registered for `id` (it closed).
-    pub(crate) fn remove(&self, id: &Key, conn: &quinn::Connection) {
-        let mut map = self.map.lock();
-        if map.get(id).is_some_and(|e| e.conn.stable_id() == conn.stable_id()) {
-            map.remove(id);
-        }
+    /// Forgets `conn` (it closed).
+    pub(crate) fn remove(&self, conn: &quinn::Connection) {
+        self.map.lock().remove(&conn.stable_id());
     }
 
     /// Closes every connection unused for `idle`; returns how many.
@@ -92,7 +92,7 @@ impl Conns {
         let now = Instant::now();
         let idle: Vec<quinn::Connection> = {
             let mut map = self.map.lock();
-            let old: Vec<Key> = map
+            let old: Vec<usize> = map
                 .iter()
                 .filter(|(_, e)| now.duration_since(e.last_used) >= self.idle)
                 .map(|(k, _)| *k)

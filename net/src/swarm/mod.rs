@@ -6,20 +6,24 @@
 //! checked against, with at most [`MAX_CHAIN`] links each signed by the node the previous
 //! link admitted; a release is valid only for the swarm and node it names, under the owner
 //! key it names. Nothing here touches the network or a clock: callers pass `now`.
+mod admit;
 mod code;
 mod conns;
 mod error;
-mod hello;
+mod frames;
 #[cfg(test)]
 pub(crate) mod golden_tests;
 mod release;
 mod service;
+#[cfg(test)]
+mod service_tests;
 mod ticket;
 pub(crate) mod wire;
 
 pub use code::{Admission, JoinCode};
 pub use error::{ReleaseError, SwarmCodeError, TicketError};
-pub use hello::{DhtFrameError, Gate, HelloError, NotAdmitted};
+pub use admit::{Gate, HelloError};
+pub use frames::DhtFrameError;
 pub use service::{SwarmConfig, SwarmError, SwarmNode, SwarmStatus};
 pub use release::{MAX_RELEASE_IDS, OwnerKey, Release};
 pub use ticket::{MAX_CHAIN, SwarmTicket, TicketLink};

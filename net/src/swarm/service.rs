@@ -13,7 +13,8 @@
 //! of the wrong kind, an answer where a request belongs) has its connection closed with
 //! `PROTOCOL` and is banned by the core; other peers are not affected.
 use super::conns::Conns;
-use super::hello::{self, Gate, DhtFrameError, HelloError, read_dht, write_dht};
+use super::admit::{self, Gate, HelloError};
+use super::frames::{DhtFrameError, read_dht, write_dht};
 use crate::dht::{
     self, Contact, Dht, DhtStats, Event, Key, LookupId, LookupResult, Millis, Outgoing, Peer,
     Request, Response,
@@ -21,6 +22,7 @@ use crate::dht::{
 use crate::error::LocalError;
 use crate::identity::DeviceKey;
 use crate::proto::code;
+use crate::proto::dht::{DhtIncoming, DhtMessage};
 use crate::tls;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -375,7 +377,7 @@ async fn exchange(shared: &Arc<Shared>, out: &Outgoing) -> Result<(Contact, Resp
         Failure::Protocol(peer.id)
     };
     let (mut send, mut recv) = conn.open_bi().await.map_err(|_| Failure::Unreachable)?;
-    write_dht(&mut send, &out.req.clone().into())
+    write_dht(&mut send, &DhtMessage::from(&out.req))
         .await
         .map_err(|_| Failure::Unreachable)?;
     let _ = send.finish();
@@ -384,8 +386,8 @@ async fn exchange(shared: &Arc<Shared>, out: &Outgoing) -> Result<(Contact, Resp
         Err(e) if e.is_protocol() => return Err(protocol(&conn, b"malformed answer")),
         Err(_) => return Err(Failure::Unreachable),
     };
-    match Response::try_from(msg) {
-        Ok(resp) if resp.answers(&out.req) => Ok((peer, resp)),
+    match DhtIncoming::try_from(msg) {
+        Ok(DhtIncoming::Response(resp)) if resp.answers(&out.req) => Ok((peer, resp)),
         _ => Err(protocol(&conn, b"wrong answer")),
     }
 }
@@ -397,7 +399,7 @@ fn cut_off(shared: &Shared, conn: &quinn::Connection, id: Key, why: &'static [u8
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     warn!(peer = %hex(&id), addr = %conn.remote_address(), why = %String::from_utf8_lossy(why),
         "swarm peer broke the protocol: cut off");
-    shared.conns.remove(&id, conn);
+    shared.conns.remove(conn);
     conn.close(code::PROTOCOL.into(), why);
 }
 
@@ -441,7 +443,7 @@ async fn dial(
         .map_err(|_| HelloError::Timeout)??;
     let peer = tokio::time::timeout(
         shared.cfg.connect_timeout,
-        hello::open(&conn, &shared.cfg.gate, shared.me, shared.listen),
+        admit::open(&conn, &shared.cfg.gate, shared.me, shared.listen),
     )
     .await
     .map_err(|_| HelloError::Timeout)?;
@@ -477,14 +479,14 @@ async fn admit(shared: &Arc<Shared>, incoming: quinn::Incoming) -> Result<(), He
     let addr = conn.remote_address();
     let accepted = tokio::time::timeout(
         shared.cfg.connect_timeout,
-        hello::accept(&conn, &shared.cfg.gate, shared.me, shared.listen),
+        admit::accept(&conn, &shared.cfg.gate, shared.me, shared.listen),
     )
     .await
     .map_err(|_| HelloError::Timeout);
     let peer = match accepted.and_then(|r| r) {
         Ok(p) => p,
         Err(e) => {
-            if matches!(e, HelloError::NotAdmitted(_)) {
+            if e.is_refusal() {
                 shared
                     .refused
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -502,7 +504,7 @@ async fn admit(shared: &Arc<Shared>, incoming: quinn::Incoming) -> Result<(), He
 /// Answers the requests a peer opens on `conn` until it closes.
 async fn serve(shared: Arc<Shared>, conn: quinn::Connection, peer: Contact) {
     while let Ok((send, recv)) = conn.accept_bi().await {
-        shared.conns.touch(&peer.id);
+        shared.conns.touch(&conn);
         let (shared, conn, peer) = (shared.clone(), conn.clone(), peer.clone());
         tokio::spawn(async move {
             if let Err(e) = answer(&shared, send, recv, &peer).await {
@@ -513,7 +515,7 @@ async fn serve(shared: Arc<Shared>, conn: quinn::Connection, peer: Contact) {
             }
         });
     }
-    shared.conns.remove(&peer.id, &conn);
+    shared.conns.remove(&conn);
 }
 
 async fn answer(
@@ -523,7 +525,10 @@ async fn answer(
     peer: &Contact,
 ) -> Result<(), DhtFrameError> {
     let msg = read_dht(&mut recv).await?;
-    let req = Request::try_from(msg).map_err(|_| DhtFrameError::Unexpected)?;
+    let req = match DhtIncoming::try_from(msg)? {
+        DhtIncoming::Request(r) => r,
+        _ => return Err(DhtFrameError::Unexpected),
+    };
     let (tx, rx) = oneshot::channel();
     let cmd = Cmd::Incoming {
         from: peer.clone(),
@@ -534,7 +539,7 @@ async fn answer(
         return Ok(());
     }
     let Ok(resp) = rx.await else { return Ok(()) };
-    write_dht(&mut send, &resp.into()).await?;
+    write_dht(&mut send, &DhtMessage::from(&resp)).await?;
     let _ = send.finish();
     Ok(())
 }
