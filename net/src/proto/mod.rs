@@ -31,6 +31,8 @@ pub(crate) mod code {
     pub(crate) const JOIN_REFUSED: u32 = 5;
     pub(crate) const INTERNAL: u32 = 6;
     pub(crate) const ABORTED: u32 = 7;
+    /// `fossa/dht/1`: wrong swarm, missing or invalid ticket, or id refused.
+    pub(crate) const NOT_ADMITTED: u32 = 8;
 }
 
 /// Every message; the variant index is the tag (docs/protocol.md, "Message tags").

@@ -10,12 +10,14 @@ mod code;
 mod error;
 #[cfg(test)]
 pub(crate) mod golden_tests;
+mod hello;
 mod release;
 mod ticket;
 pub(crate) mod wire;
 
 pub use code::{Admission, JoinCode};
 pub use error::{ReleaseError, SwarmCodeError, TicketError};
+pub use hello::{HelloRefusal, SwarmHello, SwarmMode};
 pub use release::{MAX_RELEASE_IDS, OwnerKey, Release};
 pub use ticket::{MAX_CHAIN, SwarmTicket, TicketLink};
 
