@@ -248,3 +248,173 @@ pub(crate) fn decode_dht(body: &[u8]) -> Result<DhtMessage, DhtWireError> {
     msg.check()?;
     Ok(msg)
 }
+
+// Conversions to and from the core's domain types (`crate::dht`) and the swarm's hello.
+
+use crate::DeviceId;
+use crate::dht::{Contact, Key, ProviderRecord, Request, Response};
+use crate::swarm::{SwarmHello, SwarmId, SwarmTicket};
+
+impl From<&Contact> for ContactWire {
+    fn from(c: &Contact) -> Self {
+        ContactWire {
+            id: c.id.0,
+            addrs: c.addrs.clone(),
+        }
+    }
+}
+
+impl TryFrom<ContactWire> for Contact {
+    type Error = DhtWireError;
+    fn try_from(w: ContactWire) -> Result<Self, DhtWireError> {
+        w.check()?;
+        Ok(Contact {
+            id: Key(w.id),
+            addrs: w.addrs,
+        })
+    }
+}
+
+fn contacts_to_wire(cs: &[Contact]) -> Vec<ContactWire> {
+    cs.iter().map(ContactWire::from).collect()
+}
+
+fn contacts_from_wire(
+    what: &'static str,
+    cs: Vec<ContactWire>,
+) -> Result<Vec<Contact>, DhtWireError> {
+    bound(what, cs.len(), MAX_CONTACTS)?;
+    cs.into_iter().map(Contact::try_from).collect()
+}
+
+/// A decoded DHT message in domain terms: what the transport hands to the admission check
+/// (`Hello`) or to the core (`Request`, `Response`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DhtIncoming {
+    Hello(SwarmHello),
+    Request(Request),
+    Response(Response),
+}
+
+impl From<&Request> for DhtMessage {
+    fn from(r: &Request) -> Self {
+        match r {
+            Request::Ping => DhtMessage::Ping(PingWire {}),
+            Request::FindNode { target } => DhtMessage::FindNode(FindNodeWire { target: target.0 }),
+            Request::GetProviders { key } => {
+                DhtMessage::GetProviders(GetProvidersWire { key: key.0 })
+            }
+            Request::AddProvider { key, addrs } => DhtMessage::AddProvider(AddProviderWire {
+                key: key.0,
+                addrs: addrs.clone(),
+            }),
+        }
+    }
+}
+
+impl From<&Response> for DhtMessage {
+    fn from(r: &Response) -> Self {
+        match r {
+            Response::Pong { observed } => DhtMessage::Pong(PongWire {
+                observed: *observed,
+            }),
+            Response::Nodes { closer } => DhtMessage::Nodes(NodesWire {
+                closer: contacts_to_wire(closer),
+            }),
+            Response::Providers { providers, closer } => DhtMessage::Providers(ProvidersWire {
+                providers: providers
+                    .iter()
+                    .map(|p| ProviderRecordWire {
+                        node: ContactWire::from(&p.node),
+                        age_s: p.age_s,
+                    })
+                    .collect(),
+                closer: contacts_to_wire(closer),
+            }),
+            Response::ProviderAck { stored } => {
+                DhtMessage::ProviderAck(ProviderAckWire { stored: *stored })
+            }
+        }
+    }
+}
+
+impl From<&SwarmHello> for DhtMessage {
+    fn from(h: &SwarmHello) -> Self {
+        DhtMessage::SwarmHello(SwarmHelloWire {
+            minor: h.minor,
+            swarm: h.swarm.0,
+            node: h.node.0,
+            ticket: h.ticket.as_ref().map(SwarmTicket::to_wire),
+            listen: h.listen.clone(),
+        })
+    }
+}
+
+impl TryFrom<DhtMessage> for DhtIncoming {
+    type Error = DhtWireError;
+    /// Checks every bound again (a message built by hand, not decoded, is held to them too).
+    fn try_from(m: DhtMessage) -> Result<Self, DhtWireError> {
+        m.check()?;
+        Ok(match m {
+            DhtMessage::SwarmHello(h) => DhtIncoming::Hello(SwarmHello {
+                minor: h.minor,
+                swarm: SwarmId(h.swarm),
+                node: DeviceId(h.node),
+                ticket: h
+                    .ticket
+                    .map(SwarmTicket::from_wire)
+                    .transpose()
+                    .map_err(|_| DhtWireError::Invalid { what: "ticket" })?,
+                listen: h.listen,
+            }),
+            DhtMessage::Ping(_) => DhtIncoming::Request(Request::Ping),
+            DhtMessage::FindNode(f) => DhtIncoming::Request(Request::FindNode {
+                target: Key(f.target),
+            }),
+            DhtMessage::GetProviders(g) => {
+                DhtIncoming::Request(Request::GetProviders { key: Key(g.key) })
+            }
+            DhtMessage::AddProvider(a) => DhtIncoming::Request(Request::AddProvider {
+                key: Key(a.key),
+                addrs: a.addrs,
+            }),
+            DhtMessage::Pong(p) => DhtIncoming::Response(Response::Pong {
+                observed: p.observed,
+            }),
+            DhtMessage::Nodes(n) => DhtIncoming::Response(Response::Nodes {
+                closer: contacts_from_wire("closer contacts", n.closer)?,
+            }),
+            DhtMessage::Providers(p) => DhtIncoming::Response(Response::Providers {
+                providers: p
+                    .providers
+                    .into_iter()
+                    .map(|r| {
+                        Ok(ProviderRecord {
+                            node: Contact::try_from(r.node)?,
+                            age_s: r.age_s,
+                        })
+                    })
+                    .collect::<Result<_, DhtWireError>>()?,
+                closer: contacts_from_wire("closer contacts", p.closer)?,
+            }),
+            DhtMessage::ProviderAck(a) => {
+                DhtIncoming::Response(Response::ProviderAck { stored: a.stored })
+            }
+        })
+    }
+}
+
+impl From<&DhtIncoming> for DhtMessage {
+    fn from(m: &DhtIncoming) -> Self {
+        match m {
+            DhtIncoming::Hello(h) => DhtMessage::from(h),
+            DhtIncoming::Request(r) => DhtMessage::from(r),
+            DhtIncoming::Response(r) => DhtMessage::from(r),
+        }
+    }
+}
+
+/// Decodes a body straight into domain terms.
+pub(crate) fn decode_incoming(body: &[u8]) -> Result<DhtIncoming, DhtWireError> {
+    DhtIncoming::try_from(decode_dht(body)?)
+}

@@ -237,3 +237,42 @@ fn the_largest_answers_fit_the_bound() {
     let frame = encode_dht(&msg).expect("fits");
     assert!(frame.len() - 4 < MAX_DHT_MESSAGE / 2, "{}", frame.len());
 }
+
+#[test]
+fn every_frame_converts_to_domain_types_and_back() {
+    use crate::dht::{Key, Request, Response};
+    for (name, msg) in messages() {
+        let frame = encode_dht(&msg).expect("encode");
+        let incoming = decode_incoming(&frame[4..]).expect("decode");
+        match (&incoming, name) {
+            (DhtIncoming::Hello(h), "swarm-hello") => {
+                let t = h.ticket.as_ref().expect("ticket");
+                assert_eq!(Some(h.node), t.holder());
+            }
+            (DhtIncoming::Request(Request::FindNode { target }), "find-node") => {
+                assert_eq!(*target, Key([1; 32]));
+            }
+            (DhtIncoming::Response(Response::Providers { providers, closer }), "providers") => {
+                assert_eq!(providers[0].age_s, 3600);
+                assert_eq!(providers[0].node.addrs.len(), 2);
+                assert_eq!(closer[0].id, Key([6; 32]));
+            }
+            (DhtIncoming::Request(_) | DhtIncoming::Response(_), _) => {}
+            (other, name) => panic!("{name}: {other:?}"),
+        }
+        assert_eq!(DhtMessage::from(&incoming), msg, "{name}");
+    }
+    // A domain answer the core would never make (a contact without an address) is refused
+    // on the way in, whoever built it.
+    let bad = DhtMessage::from(&Response::Nodes {
+        closer: vec![crate::dht::Contact {
+            id: Key([1; 32]),
+            addrs: vec![],
+        }],
+    });
+    assert_eq!(
+        DhtIncoming::try_from(bad.clone()),
+        Err(DhtWireError::NoAddress)
+    );
+    assert_eq!(encode_dht(&bad), Err(DhtWireError::NoAddress));
+}

@@ -5,7 +5,11 @@
 //! Invariants: a ticket is valid only for the swarm, founder key, node id and time it is
 //! checked against, with at most [`MAX_CHAIN`] links each signed by the node the previous
 //! link admitted; a release is valid only for the swarm and node it names, under the owner
-//! key it names. Nothing here touches the network or a clock: callers pass `now`.
+//! key it names. These parts touch no network and no clock: callers pass `now`.
+//!
+//! [`SwarmNode`] is the one networked part: it runs the sans-IO DHT core ([`crate::dht`]) over
+//! QUIC (`fossa/dht/1`), admitting connections by `SwarmHello` (`admit`), framing messages
+//! (`frames`), and keeping only the connections it uses (`conns`).
 mod admit;
 mod code;
 mod conns;
@@ -13,6 +17,7 @@ mod error;
 mod frames;
 #[cfg(test)]
 pub(crate) mod golden_tests;
+mod hello;
 mod release;
 mod service;
 #[cfg(test)]
@@ -24,6 +29,7 @@ pub use code::{Admission, JoinCode};
 pub use error::{ReleaseError, SwarmCodeError, TicketError};
 pub use admit::{Gate, HelloError};
 pub use frames::DhtFrameError;
+pub use hello::{HelloRefusal, SwarmHello, SwarmMode};
 pub use service::{SwarmConfig, SwarmError, SwarmNode, SwarmStatus};
 pub use release::{MAX_RELEASE_IDS, OwnerKey, Release};
 pub use ticket::{MAX_CHAIN, SwarmTicket, TicketLink};
