@@ -24,8 +24,8 @@ mod volume;
 pub use data::{hash_hex, random_bytes, set_mtime, write_synced};
 pub use device::{Device, SYNC_TIMEOUT};
 pub use keeper::Keeper;
-pub use node::SwarmNode;
 pub use mounts::{TmpfsMount, fuse_mounted, lazy_unmount, mount_fstype};
+pub use node::SwarmNode;
 pub use process::{
     Output, assert_exit, assert_success, fossa, fossa_bin, require_tool, run, run_timeout,
     wait_until,

@@ -33,9 +33,11 @@ fn nodes_that_know_one_address_find_each_other_and_strangers_are_refused() -> Re
     // With K = 20 > NODES - 1, a settled table holds every other node; ask for most of them.
     let want = (NODES - 1) * 3 / 4;
     for n in nodes.iter().chain(std::iter::once(&founder)) {
-        wait_until(SETTLE, &format!("{} to know {want} nodes", n.listen), || {
-            Ok(n.stat("contacts")? >= want as u64)
-        })?;
+        wait_until(
+            SETTLE,
+            &format!("{} to know {want} nodes", n.listen),
+            || Ok(n.stat("contacts")? >= want as u64),
+        )?;
     }
     let contacts: Vec<u64> = nodes
         .iter()
@@ -60,13 +62,19 @@ fn nodes_that_know_one_address_find_each_other_and_strangers_are_refused() -> Re
         stranger.status()?
     );
     ensure!(
-        nodes.iter().all(|n| n.stat("contacts").is_ok_and(|c| c <= (NODES - 1) as u64)),
+        nodes
+            .iter()
+            .all(|n| n.stat("contacts").is_ok_and(|c| c <= (NODES - 1) as u64)),
         "the stranger entered a member's table"
     );
 
     // SIGTERM ends a node within a few seconds, with success.
     let st = nodes[0].terminate(Duration::from_secs(10))?;
-    ensure!(st.success(), "fossa node exited with {st} after SIGTERM: {}", nodes[0].log());
+    ensure!(
+        st.success(),
+        "fossa node exited with {st} after SIGTERM: {}",
+        nodes[0].log()
+    );
     ensure!(founder.alive()?, "the founder died: {}", founder.log());
     Ok(())
 }

@@ -8,9 +8,7 @@ use crate::control::api::NodeStatus;
 use crate::sync::{self, parse_addr_list};
 use anyhow::{Context, Result, anyhow, bail};
 use fossa_net::dht;
-use fossa_net::swarm::{
-    Admission, Gate, JoinCode, SwarmConfig, SwarmId, SwarmNode, SwarmTicket,
-};
+use fossa_net::swarm::{Admission, Gate, JoinCode, SwarmConfig, SwarmId, SwarmNode, SwarmTicket};
 use fossa_net::{DeviceId, DeviceKey};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -63,9 +61,10 @@ impl SwarmFile {
     fn of(gate: &Gate, bootstrap: Vec<SocketAddr>, listen: Option<SocketAddr>) -> Self {
         let (founder, ticket) = match &gate.admission {
             Admission::Open => (None, None),
-            Admission::Ticket { founder, ticket } => {
-                (Some(hex::encode(founder)), Some(hex::encode(ticket.encode())))
-            }
+            Admission::Ticket { founder, ticket } => (
+                Some(hex::encode(founder)),
+                Some(hex::encode(ticket.encode())),
+            ),
         };
         SwarmFile {
             swarm: gate.swarm.to_string(),
@@ -125,7 +124,10 @@ pub(crate) fn init(ctx: &Ctx) -> Result<()> {
 /// `fossa swarm create [--open] [--days D]`.
 pub(crate) fn create(ctx: &Ctx, open: bool, days: u64) -> Result<()> {
     if load_swarm(ctx)?.is_some() {
-        bail!("this home is in a swarm already ({})", swarm_path(ctx).display());
+        bail!(
+            "this home is in a swarm already ({})",
+            swarm_path(ctx).display()
+        );
     }
     let key = node_key(ctx)?;
     let swarm = SwarmId::random()?;
@@ -152,8 +154,9 @@ pub(crate) fn invite(
     days: u64,
     addrs: &[String],
 ) -> Result<()> {
-    let file = load_swarm(ctx)?
-        .ok_or_else(|| anyhow!("this home is in no swarm: `fossa swarm create` or `fossa node CODE`"))?;
+    let file = load_swarm(ctx)?.ok_or_else(|| {
+        anyhow!("this home is in no swarm: `fossa swarm create` or `fossa node CODE`")
+    })?;
     let gate = file.gate()?;
     let mut bootstrap = parse_addr_list(addrs)?;
     if bootstrap.is_empty() {
@@ -171,7 +174,9 @@ pub(crate) fn invite(
         }
         Admission::Ticket { founder, ticket } => {
             let node: DeviceId = node
-                .ok_or_else(|| anyhow!("NODE_ID is required (the joiner prints it with `fossa node init`)"))?
+                .ok_or_else(|| {
+                    anyhow!("NODE_ID is required (the joiner prints it with `fossa node init`)")
+                })?
                 .parse()
                 .map_err(|e| anyhow!("bad NODE_ID: {e}"))?;
             let key = node_key(ctx)?;
@@ -203,10 +208,14 @@ pub(crate) fn node(
 ) -> Result<()> {
     let key = node_key(ctx)?;
     let mut file = match (load_swarm(ctx)?, code) {
-        (Some(_), Some(_)) => bail!("this home is in a swarm already: run `fossa node` without a code"),
+        (Some(_), Some(_)) => {
+            bail!("this home is in a swarm already: run `fossa node` without a code")
+        }
         (Some(f), None) => f,
         (None, Some(c)) => join(&key, c)?,
-        (None, None) => bail!("this home is in no swarm: `fossa swarm create` or `fossa node CODE`"),
+        (None, None) => {
+            bail!("this home is in no swarm: `fossa swarm create` or `fossa node CODE`")
+        }
     };
     let default_listen: SocketAddr = DEFAULT_NODE_LISTEN.parse()?;
     let listen = listen.or(file.listen).unwrap_or(default_listen);

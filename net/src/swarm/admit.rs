@@ -33,7 +33,7 @@ impl Gate {
 /// Why a swarm connection could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum HelloError {
+pub(crate) enum HelloError {
     /// Connect or hello exchange past the deadline.
     #[error("timed out")]
     Timeout,

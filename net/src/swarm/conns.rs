@@ -87,6 +87,26 @@ impl Conns {
         self.map.lock().remove(&conn.stable_id());
     }
 
+    /// Closes every connection to `peer` with `code`; returns how many.
+    pub(crate) fn close_peer(&self, peer: &Key, code: u32, why: &[u8]) -> usize {
+        let gone: Vec<quinn::Connection> = {
+            let mut map = self.map.lock();
+            let ids: Vec<usize> = map
+                .iter()
+                .filter(|(_, e)| e.peer == *peer)
+                .map(|(k, _)| *k)
+                .collect();
+            ids.iter()
+                .filter_map(|k| map.remove(k))
+                .map(|e| e.conn)
+                .collect()
+        };
+        for c in &gone {
+            c.close(code.into(), why);
+        }
+        gone.len()
+    }
+
     /// Closes every connection unused for `idle`; returns how many.
     pub(crate) fn close_idle(&self) -> usize {
         let now = Instant::now();

@@ -5,7 +5,7 @@ use crate::proto::dht::{DhtMessage, DhtWireError, check_dht_len, decode_dht, enc
 /// A DHT message could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum DhtFrameError {
+pub(crate) enum DhtFrameError {
     /// The bytes break the protocol (length, encoding, bounds).
     #[error(transparent)]
     Wire(#[from] DhtWireError),

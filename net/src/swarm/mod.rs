@@ -25,13 +25,12 @@ mod service_tests;
 mod ticket;
 pub(crate) mod wire;
 
+pub use admit::Gate;
 pub use code::{Admission, JoinCode};
 pub use error::{ReleaseError, SwarmCodeError, TicketError};
-pub use admit::{Gate, HelloError};
-pub use frames::DhtFrameError;
 pub use hello::{HelloRefusal, SwarmHello, SwarmMode};
-pub use service::{SwarmConfig, SwarmError, SwarmNode, SwarmStatus};
 pub use release::{MAX_RELEASE_IDS, OwnerKey, Release};
+pub use service::{SwarmConfig, SwarmError, SwarmNode, SwarmStatus};
 pub use ticket::{MAX_CHAIN, SwarmTicket, TicketLink};
 
 use data_encoding::BASE32_NOPAD;

@@ -12,8 +12,8 @@
 //! A peer that breaks the protocol (bytes that do not decode, a body over the bound, an answer
 //! of the wrong kind, an answer where a request belongs) has its connection closed with
 //! `PROTOCOL` and is banned by the core; other peers are not affected.
-use super::conns::Conns;
 use super::admit::{self, Gate, HelloError};
+use super::conns::Conns;
 use super::frames::{DhtFrameError, read_dht, write_dht};
 use crate::dht::{
     self, Contact, Dht, DhtStats, Event, Key, LookupId, LookupResult, Millis, Outgoing, Peer,
@@ -161,7 +161,12 @@ impl SwarmNode {
         };
         let start = Instant::now();
         let mut core = Dht::new(contact, shared.cfg.dht.clone(), shared.cfg.seed, Millis(0));
-        let boot = shared.cfg.bootstrap.iter().map(|a| Peer::Address(*a)).collect();
+        let boot = shared
+            .cfg
+            .bootstrap
+            .iter()
+            .map(|a| Peer::Address(*a))
+            .collect();
         core.bootstrap(Millis(0), boot);
         let actor = Actor {
             shared: shared.clone(),
@@ -339,6 +344,16 @@ impl Actor {
                         let _ = tx.send(r);
                     }
                 }
+                Event::Bootstrapped { contacts } => {
+                    tracing::info!(contacts, "swarm bootstrap done");
+                }
+                Event::Banned { id } => {
+                    let n = self.shared.conns.close_peer(&id, code::PROTOCOL, b"banned");
+                    warn!(peer = %hex(&id), connections = n, "swarm peer broke the protocol in an answer: banned");
+                }
+                Event::Provided { key, asked, stored } => {
+                    debug!(key = %hex(&key), asked, stored, "announced");
+                }
             }
         }
     }
@@ -361,13 +376,7 @@ async fn request(shared: Arc<Shared>, out: Outgoing) {
     if let Err(e) = &result {
         debug!(to = ?out.to, error = ?e, "swarm request failed");
     }
-    let _ = shared
-        .cmds
-        .send(Cmd::Outcome {
-            id: out.id,
-            result,
-        })
-        .await;
+    let _ = shared.cmds.send(Cmd::Outcome { id: out.id, result }).await;
 }
 
 async fn exchange(shared: &Arc<Shared>, out: &Outgoing) -> Result<(Contact, Response), Failure> {
@@ -412,10 +421,10 @@ async fn connection(
     shared: &Arc<Shared>,
     peer: &Peer,
 ) -> Result<(quinn::Connection, Contact), Failure> {
-    if let Peer::Contact(c) = peer {
-        if let Some(conn) = shared.conns.get(&c.id) {
-            return Ok((conn, c.clone()));
-        }
+    if let Peer::Contact(c) = peer
+        && let Some(conn) = shared.conns.get(&c.id)
+    {
+        return Ok((conn, c.clone()));
     }
     let (expected, addrs) = match peer {
         Peer::Contact(c) => (Some(c.id), c.addrs.clone()),
@@ -507,11 +516,11 @@ async fn serve(shared: Arc<Shared>, conn: quinn::Connection, peer: Contact) {
         shared.conns.touch(&conn);
         let (shared, conn, peer) = (shared.clone(), conn.clone(), peer.clone());
         tokio::spawn(async move {
-            if let Err(e) = answer(&shared, send, recv, &peer).await {
-                if e.is_protocol() {
-                    cut_off(&shared, &conn, peer.id, b"bad request");
-                    let _ = shared.cmds.send(Cmd::Ban(peer.id)).await;
-                }
+            if let Err(e) = answer(&shared, send, recv, &peer).await
+                && e.is_protocol()
+            {
+                cut_off(&shared, &conn, peer.id, b"bad request");
+                let _ = shared.cmds.send(Cmd::Ban(peer.id)).await;
             }
         });
     }

@@ -69,13 +69,16 @@ fn config(gate: Gate, bootstrap: Vec<SocketAddr>) -> SwarmConfig {
 async fn wait_for(what: &str, mut cond: impl AsyncFnMut() -> bool) {
     let until = tokio::time::Instant::now() + DEADLINE;
     while !cond().await {
-        assert!(tokio::time::Instant::now() < until, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < until,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// The founder's node and `n` admitted nodes bootstrapped from it.
-async fn swarm_of(s: &Swarm, n: usize) -> Vec<SwarmNode> {
+fn swarm_of(s: &Swarm, n: usize) -> Vec<SwarmNode> {
     let key = DeviceKey::from_pkcs8(s.founder.pkcs8()).unwrap();
     let first = SwarmNode::start(Arc::new(key), config(s.gate_for(&s.founder), vec![])).unwrap();
     let boot = first.local_addr().unwrap();
@@ -95,9 +98,12 @@ async fn contacts(n: &SwarmNode) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admitted_nodes_find_each_other_and_look_each_other_up() {
     let s = Swarm::new();
-    let nodes = swarm_of(&s, 3).await;
+    let nodes = swarm_of(&s, 3);
     for n in &nodes {
-        wait_for("every node to know the other three", async || contacts(n).await == 3).await;
+        wait_for("every node to know the other three", async || {
+            contacts(n).await == 3
+        })
+        .await;
     }
     let target = nodes[2].id();
     let r = nodes[3].find_node(target).await.unwrap();
@@ -110,7 +116,7 @@ async fn admitted_nodes_find_each_other_and_look_each_other_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ticket_from_another_founder_is_refused() {
     let s = Swarm::new();
-    let nodes = swarm_of(&s, 1).await;
+    let nodes = swarm_of(&s, 1);
     let boot = nodes[0].local_addr().unwrap();
     // Same swarm id, but a chain rooted at a key that is not the founder's.
     let forger = DeviceKey::generate().unwrap();
@@ -120,7 +126,9 @@ async fn a_ticket_from_another_founder_is_refused() {
         swarm: s.id,
         admission: Admission::Ticket {
             founder: forger.public_key(),
-            ticket: fake_root.issue(&forger, k.id(), false, in_a_year()).unwrap(),
+            ticket: fake_root
+                .issue(&forger, k.id(), false, in_a_year())
+                .unwrap(),
         },
     };
     let stranger = SwarmNode::start(Arc::new(k), config(gate, vec![boot])).unwrap();
@@ -165,7 +173,7 @@ async fn closed_with_protocol(conn: &quinn::Connection) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_oversized_and_unsolicited_messages_cut_the_sender_off() {
     let s = Swarm::new();
-    let nodes = swarm_of(&s, 2).await;
+    let nodes = swarm_of(&s, 2);
     for n in &nodes {
         wait_for("the swarm to settle", async || contacts(n).await == 2).await;
     }
@@ -177,12 +185,20 @@ async fn garbage_oversized_and_unsolicited_messages_cut_the_sender_off() {
         .await
         .unwrap();
     let _ = send.finish();
-    assert!(closed_with_protocol(&conn).await, "garbage: {:?}", conn.close_reason());
+    assert!(
+        closed_with_protocol(&conn).await,
+        "garbage: {:?}",
+        conn.close_reason()
+    );
     // A length over the bound, before any body.
     let conn = raw_peer(&s, victim).await;
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     send.write_all(&(1u32 << 20).to_le_bytes()).await.unwrap();
-    assert!(closed_with_protocol(&conn).await, "oversized: {:?}", conn.close_reason());
+    assert!(
+        closed_with_protocol(&conn).await,
+        "oversized: {:?}",
+        conn.close_reason()
+    );
     // An answer nobody asked for, where a request belongs.
     let conn = raw_peer(&s, victim).await;
     let (mut send, _recv) = conn.open_bi().await.unwrap();
@@ -191,14 +207,22 @@ async fn garbage_oversized_and_unsolicited_messages_cut_the_sender_off() {
     });
     write_dht(&mut send, &pong).await.unwrap();
     let _ = send.finish();
-    assert!(closed_with_protocol(&conn).await, "unsolicited: {:?}", conn.close_reason());
+    assert!(
+        closed_with_protocol(&conn).await,
+        "unsolicited: {:?}",
+        conn.close_reason()
+    );
 
     let st = victim.status().await.unwrap();
     assert_eq!(st.protocol_errors, 3, "{st:?}");
     // The honest nodes still work with it.
     let r = nodes[1].find_node(nodes[2].id()).await.unwrap();
     assert_eq!(r.closest.first().map(|c| c.id), Some(nodes[2].id()));
-    assert_eq!(contacts(victim).await, 2, "the hostile peers are not in the table");
+    assert_eq!(
+        contacts(victim).await,
+        2,
+        "the hostile peers are not in the table"
+    );
     for n in nodes {
         n.shutdown().await;
     }
