@@ -8,7 +8,7 @@
 //! buckets sorted by index; with prefix limits on, the group counts match the entries and stay
 //! within the limits.
 use super::contact::Contact;
-use super::key::Key;
+use super::key::{Distance, Key};
 use super::prefix::{AddrGroup, PER_BUCKET, PER_TABLE};
 use super::time::Millis;
 use std::collections::BTreeMap;
@@ -320,57 +320,32 @@ impl RoutingTable {
         self.buckets[i].replacements = candidates;
     }
 
-    /// The at most `n` contacts closest to `target`, closest first. Walks the buckets from the
-    /// target's bucket outward: bucket `b` (the target's), then all buckets below it (whose
-    /// distances to the target share the highest bit `b`), then the buckets above, each of
-    /// which is strictly farther than everything before it.
+    /// The at most `n` contacts closest to `target`, closest first, without a scan of the
+    /// table. With `x = me ^ target`, every contact of bucket `j` has a distance to the target
+    /// whose bits above `j` are those of `x` and whose bit `j` is `x`'s flipped: so the buckets
+    /// with bit `j` of `x` set come first, highest `j` first, then those with it clear, lowest
+    /// `j` first; only the buckets needed are sorted.
     pub fn closest(&self, target: &Key, n: usize) -> Vec<Contact> {
+        let x = self.me.distance(target);
         let mut out: Vec<Contact> = Vec::with_capacity(n);
-        if n == 0 {
-            return out;
-        }
-        let split = self.me.bucket_of(target);
-        let (below, from) = match split {
-            Some(b) => (self.slot(b).unwrap_or_else(|i| i), b),
-            None => (0, 0),
-        };
-        let mut group: Vec<&Entry> = Vec::new();
-        if let Some(b) = split.and_then(|b| self.bucket(b)) {
-            group.extend(b.entries.iter());
-            self.take_sorted(target, &mut group, n, &mut out);
-        }
-        if out.len() < n && split.is_some() {
-            for b in &self.buckets[..below] {
-                group.extend(b.entries.iter());
-            }
-            self.take_sorted(target, &mut group, n, &mut out);
-        }
-        for b in self
-            .buckets
-            .iter()
-            .filter(|b| b.index > from || split.is_none())
-        {
+        let mut scratch: Vec<(Distance, &Entry)> = Vec::with_capacity(self.k);
+        let ones = self.buckets.iter().rev().filter(|b| x.bit(b.index));
+        let zeros = self.buckets.iter().filter(|b| !x.bit(b.index));
+        for b in ones.chain(zeros) {
             if out.len() >= n {
                 break;
             }
-            if Some(b.index) == split {
-                continue;
-            }
-            group.extend(b.entries.iter());
-            self.take_sorted(target, &mut group, n, &mut out);
+            scratch.clear();
+            scratch.extend(
+                b.entries
+                    .iter()
+                    .map(|e| (target.distance(&e.contact.id), e)),
+            );
+            scratch.sort_unstable_by(|p, q| p.0.cmp(&q.0));
+            let room = n - out.len();
+            out.extend(scratch.iter().take(room).map(|(_, e)| e.contact.clone()));
         }
         out
-    }
-
-    fn take_sorted(&self, target: &Key, group: &mut Vec<&Entry>, n: usize, out: &mut Vec<Contact>) {
-        group.sort_unstable_by_key(|e| target.distance(&e.contact.id));
-        for e in group.drain(..) {
-            if out.len() >= n {
-                break;
-            }
-            out.push(e.contact.clone());
-        }
-        group.clear();
     }
 
     /// Checks the invariants of the module doc.
