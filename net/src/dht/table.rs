@@ -341,7 +341,7 @@ impl RoutingTable {
                     .iter()
                     .map(|e| (target.distance(&e.contact.id), e)),
             );
-            scratch.sort_unstable_by(|p, q| p.0.cmp(&q.0));
+            scratch.sort_unstable_by_key(|p| p.0);
             let room = n - out.len();
             out.extend(scratch.iter().take(room).map(|(_, e)| e.contact.clone()));
         }
