@@ -171,7 +171,8 @@ impl Dht {
             ttl: config.provider_ttl,
         };
         Dht {
-            table: RoutingTable::new(me.id, config.k, config.prefix_limits),
+            table: RoutingTable::new(me.id, config.k, config.prefix_limits)
+                .with_fresh(config.ping_fresh),
             requests: Requests::new(config.request_timeout),
             lookups: BTreeMap::new(),
             next_lookup: 0,

@@ -59,10 +59,10 @@ pub enum Seen {
     Refreshed,
     /// Added to its bucket.
     Added,
-    /// Bucket full: kept as a replacement; the caller must ping `head` (and report the result
+    /// Bucket full, head not seen within `fresh`: kept as a replacement; the caller must ping `head` (and report the result
     /// with [`RoutingTable::seen`] or [`RoutingTable::evict`], then [`RoutingTable::ping_done`]).
     PingHead(Contact),
-    /// Bucket full and its head already being pinged: kept as a replacement.
+    /// Bucket full and its head already being pinged or seen within `fresh`: kept as a replacement.
     Replacement,
     /// Refused: it is us, malformed, or over a prefix limit.
     Refused,
@@ -74,6 +74,8 @@ pub struct RoutingTable {
     me: Key,
     k: usize,
     prefix_limits: bool,
+    /// A head seen this recently is live: a newcomer for its full bucket waits without a ping.
+    fresh: Millis,
     buckets: Vec<Bucket>,
     len: usize,
     groups: BTreeMap<AddrGroup, u16>,
@@ -86,10 +88,17 @@ impl RoutingTable {
             me,
             k,
             prefix_limits,
+            fresh: Millis(0),
             buckets: Vec::new(),
             len: 0,
             groups: BTreeMap::new(),
         }
+    }
+
+    /// The table, where a full bucket whose head was seen within `fresh` sends no eviction ping.
+    pub fn with_fresh(mut self, fresh: Millis) -> RoutingTable {
+        self.fresh = fresh;
+        self
     }
 
     /// Contacts in the table (not counting replacements).
@@ -213,7 +222,7 @@ impl RoutingTable {
         if !self.within_limits(c, index) {
             return Seen::Refused;
         }
-        let k = self.k;
+        let (k, fresh) = (self.k, self.fresh);
         let b = self.bucket_mut(index);
         b.replacements.retain(|r| r.id != c.id);
         if b.entries.len() < k {
@@ -230,7 +239,7 @@ impl RoutingTable {
             b.replacements.remove(0);
         }
         b.replacements.push(c.clone());
-        if b.pinging.is_some() {
+        if b.pinging.is_some() || b.entries[0].last_seen.plus(fresh) > now {
             return Seen::Replacement;
         }
         let head = b.entries[0].contact.clone();

@@ -7,6 +7,7 @@ fn small() -> Config {
     Config {
         k: 4,
         alpha: 2,
+        ping_fresh: Millis(0),
         ..Config::default()
     }
 }
@@ -435,4 +436,26 @@ fn perf_closest_and_find_node() {
         dht.table().len(),
         dht.table().buckets().len()
     );
+}
+
+#[test]
+fn a_fresh_bucket_sends_no_eviction_ping() {
+    let me = contact(1_000_000);
+    let config = Config {
+        ping_fresh: Millis::secs(60),
+        ..small()
+    };
+    let mut dht = Dht::new(me.clone(), config, 1, Millis(0));
+    let cs = same_bucket(&me.id, 6);
+    for c in &cs[..4] {
+        dht.handle_request(Millis(1000), c, Request::Ping);
+    }
+    dht.handle_request(Millis(60_999), &cs[4], Request::Ping);
+    assert!(
+        dht.poll_transmit().is_none(),
+        "the head spoke 60 s ago at most: no ping"
+    );
+    dht.handle_request(Millis(61_000), &cs[5], Request::Ping);
+    let (_, head) = ping_of(&mut dht).expect("a stale head is pinged");
+    assert_eq!(head.id, cs[0].id);
 }
