@@ -8,7 +8,7 @@
 //! buckets sorted by index; with prefix limits on, the group counts match the entries and stay
 //! within the limits.
 use super::contact::Contact;
-use super::key::Key;
+use super::key::{Distance, Key};
 use super::prefix::{AddrGroup, PER_BUCKET, PER_TABLE};
 use super::time::Millis;
 use std::collections::BTreeMap;
@@ -59,10 +59,10 @@ pub enum Seen {
     Refreshed,
     /// Added to its bucket.
     Added,
-    /// Bucket full: kept as a replacement; the caller must ping `head` (and report the result
+    /// Bucket full, head not seen within `fresh`: kept as a replacement; the caller must ping `head` (and report the result
     /// with [`RoutingTable::seen`] or [`RoutingTable::evict`], then [`RoutingTable::ping_done`]).
     PingHead(Contact),
-    /// Bucket full and its head already being pinged: kept as a replacement.
+    /// Bucket full and its head already being pinged or seen within `fresh`: kept as a replacement.
     Replacement,
     /// Refused: it is us, malformed, or over a prefix limit.
     Refused,
@@ -74,6 +74,8 @@ pub struct RoutingTable {
     me: Key,
     k: usize,
     prefix_limits: bool,
+    /// A head seen this recently is live: a newcomer for its full bucket waits without a ping.
+    fresh: Millis,
     buckets: Vec<Bucket>,
     len: usize,
     groups: BTreeMap<AddrGroup, u16>,
@@ -86,10 +88,17 @@ impl RoutingTable {
             me,
             k,
             prefix_limits,
+            fresh: Millis(0),
             buckets: Vec::new(),
             len: 0,
             groups: BTreeMap::new(),
         }
+    }
+
+    /// The table, where a full bucket whose head was seen within `fresh` sends no eviction ping.
+    pub fn with_fresh(mut self, fresh: Millis) -> RoutingTable {
+        self.fresh = fresh;
+        self
     }
 
     /// Contacts in the table (not counting replacements).
@@ -213,7 +222,7 @@ impl RoutingTable {
         if !self.within_limits(c, index) {
             return Seen::Refused;
         }
-        let k = self.k;
+        let (k, fresh) = (self.k, self.fresh);
         let b = self.bucket_mut(index);
         b.replacements.retain(|r| r.id != c.id);
         if b.entries.len() < k {
@@ -230,7 +239,7 @@ impl RoutingTable {
             b.replacements.remove(0);
         }
         b.replacements.push(c.clone());
-        if b.pinging.is_some() {
+        if b.pinging.is_some() || b.entries[0].last_seen.plus(fresh) > now {
             return Seen::Replacement;
         }
         let head = b.entries[0].contact.clone();
@@ -320,57 +329,32 @@ impl RoutingTable {
         self.buckets[i].replacements = candidates;
     }
 
-    /// The at most `n` contacts closest to `target`, closest first. Walks the buckets from the
-    /// target's bucket outward: bucket `b` (the target's), then all buckets below it (whose
-    /// distances to the target share the highest bit `b`), then the buckets above, each of
-    /// which is strictly farther than everything before it.
+    /// The at most `n` contacts closest to `target`, closest first, without a scan of the
+    /// table. With `x = me ^ target`, every contact of bucket `j` has a distance to the target
+    /// whose bits above `j` are those of `x` and whose bit `j` is `x`'s flipped: so the buckets
+    /// with bit `j` of `x` set come first, highest `j` first, then those with it clear, lowest
+    /// `j` first; only the buckets needed are sorted.
     pub fn closest(&self, target: &Key, n: usize) -> Vec<Contact> {
+        let x = self.me.distance(target);
         let mut out: Vec<Contact> = Vec::with_capacity(n);
-        if n == 0 {
-            return out;
-        }
-        let split = self.me.bucket_of(target);
-        let (below, from) = match split {
-            Some(b) => (self.slot(b).unwrap_or_else(|i| i), b),
-            None => (0, 0),
-        };
-        let mut group: Vec<&Entry> = Vec::new();
-        if let Some(b) = split.and_then(|b| self.bucket(b)) {
-            group.extend(b.entries.iter());
-            self.take_sorted(target, &mut group, n, &mut out);
-        }
-        if out.len() < n && split.is_some() {
-            for b in &self.buckets[..below] {
-                group.extend(b.entries.iter());
-            }
-            self.take_sorted(target, &mut group, n, &mut out);
-        }
-        for b in self
-            .buckets
-            .iter()
-            .filter(|b| b.index > from || split.is_none())
-        {
+        let mut scratch: Vec<(Distance, &Entry)> = Vec::with_capacity(self.k);
+        let ones = self.buckets.iter().rev().filter(|b| x.bit(b.index));
+        let zeros = self.buckets.iter().filter(|b| !x.bit(b.index));
+        for b in ones.chain(zeros) {
             if out.len() >= n {
                 break;
             }
-            if Some(b.index) == split {
-                continue;
-            }
-            group.extend(b.entries.iter());
-            self.take_sorted(target, &mut group, n, &mut out);
+            scratch.clear();
+            scratch.extend(
+                b.entries
+                    .iter()
+                    .map(|e| (target.distance(&e.contact.id), e)),
+            );
+            scratch.sort_unstable_by_key(|p| p.0);
+            let room = n - out.len();
+            out.extend(scratch.iter().take(room).map(|(_, e)| e.contact.clone()));
         }
         out
-    }
-
-    fn take_sorted(&self, target: &Key, group: &mut Vec<&Entry>, n: usize, out: &mut Vec<Contact>) {
-        group.sort_unstable_by_key(|e| target.distance(&e.contact.id));
-        for e in group.drain(..) {
-            if out.len() >= n {
-                break;
-            }
-            out.push(e.contact.clone());
-        }
-        group.clear();
     }
 
     /// Checks the invariants of the module doc.
@@ -442,5 +426,108 @@ impl RoutingTable {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dht::testnet::contact;
+    use std::net::SocketAddr;
+
+    fn me() -> Key {
+        contact(999_999).id
+    }
+
+    #[test]
+    fn closest_matches_a_full_sort() {
+        let mut t = RoutingTable::new(me(), 20, false);
+        let all: Vec<Contact> = (0..2000).map(contact).collect();
+        for c in &all {
+            t.seen(c, Millis(1));
+        }
+        t.check().unwrap();
+        let stored: Vec<Contact> = t
+            .buckets()
+            .iter()
+            .flat_map(|b| b.entries().iter().map(|e| e.contact.clone()))
+            .collect();
+        assert_eq!(stored.len(), t.len());
+        for target in (5000..5050).map(|i| contact(i).id).chain([me()]) {
+            for n in [1, 7, 20, 45] {
+                let mut want: Vec<Key> = stored.iter().map(|c| c.id).collect();
+                want.sort_by_key(|k| target.distance(k));
+                want.truncate(n);
+                let got: Vec<Key> = t.closest(&target, n).iter().map(|c| c.id).collect();
+                assert_eq!(got, want, "n = {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_keeps_old_contacts_and_queues_new_ones() {
+        let me = me();
+        let mut t = RoutingTable::new(me, 2, false);
+        let cs: Vec<Contact> = (0..)
+            .map(contact)
+            .filter(|c| me.bucket_of(&c.id) == Some(255))
+            .take(5)
+            .collect();
+        assert_eq!(t.seen(&cs[0], Millis(1)), Seen::Added);
+        assert_eq!(t.seen(&cs[1], Millis(2)), Seen::Added);
+        assert_eq!(t.seen(&cs[2], Millis(3)), Seen::PingHead(cs[0].clone()));
+        assert_eq!(t.seen(&cs[3], Millis(4)), Seen::Replacement);
+        assert_eq!(t.seen(&cs[4], Millis(5)), Seen::Replacement);
+        assert_eq!(
+            t.buckets()[0].replacements().len(),
+            2,
+            "replacements bounded by K"
+        );
+        assert_eq!(t.seen(&cs[0], Millis(6)), Seen::Refreshed);
+        t.ping_done(255);
+        assert!(t.contains(&cs[0].id) && !t.contains(&cs[2].id));
+        t.evict(&cs[1].id, Millis(7));
+        assert!(
+            t.contains(&cs[4].id),
+            "the most recent replacement is promoted"
+        );
+        t.check().unwrap();
+    }
+
+    #[test]
+    fn prefix_limits_hold() {
+        let me = me();
+        let mut t = RoutingTable::new(me, 20, true);
+        let mut added = 0;
+        for i in 0..200u32 {
+            let mut c = contact(i);
+            c.addrs = vec![SocketAddr::from(([10, 9, 8, (i % 250) as u8], 1000))];
+            if matches!(t.seen(&c, Millis(1)), Seen::Added) {
+                added += 1;
+            }
+            t.check().unwrap();
+        }
+        assert_eq!(
+            added,
+            usize::from(PER_TABLE),
+            "one /24 fills at most 10 slots"
+        );
+        let per_bucket = t.buckets().iter().map(|b| b.entries().len()).max();
+        assert!(per_bucket <= Some(usize::from(PER_BUCKET)));
+    }
+
+    #[test]
+    fn malformed_and_self_are_refused() {
+        let me = me();
+        let mut t = RoutingTable::new(me, 20, false);
+        let mut c = contact(1);
+        c.addrs.clear();
+        assert_eq!(t.seen(&c, Millis(0)), Seen::Refused);
+        c.addrs = vec![SocketAddr::from(([1, 2, 3, 4], 5)); 5];
+        assert_eq!(t.seen(&c, Millis(0)), Seen::Refused);
+        let mut own = contact(2);
+        own.id = me;
+        assert_eq!(t.seen(&own, Millis(0)), Seen::Refused);
+        assert!(t.is_empty());
     }
 }
