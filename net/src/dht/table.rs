@@ -22,6 +22,19 @@ pub struct Entry {
     pub last_seen: Millis,
     /// Requests to it that failed in a row.
     pub failures: u8,
+    /// The address group of its first address (cached: the prefix limits read it often).
+    group: Option<AddrGroup>,
+}
+
+impl Entry {
+    fn new(contact: Contact, now: Millis) -> Entry {
+        Entry {
+            group: RoutingTable::group(&contact),
+            contact,
+            last_seen: now,
+            failures: 0,
+        }
+    }
 }
 
 /// One bucket: the contacts whose distance to `me` has its highest bit at `index`.
@@ -183,10 +196,7 @@ impl RoutingTable {
         };
         let in_table = self.groups.get(&g).copied().unwrap_or(0);
         let in_bucket = self.bucket(index).map_or(0, |b| {
-            b.entries
-                .iter()
-                .filter(|e| Self::group(&e.contact) == Some(g))
-                .count()
+            b.entries.iter().filter(|e| e.group == Some(g)).count()
         });
         in_table < PER_TABLE && (in_bucket as u16) < PER_BUCKET
     }
@@ -226,11 +236,7 @@ impl RoutingTable {
         let b = self.bucket_mut(index);
         b.replacements.retain(|r| r.id != c.id);
         if b.entries.len() < k {
-            b.entries.push(Entry {
-                contact: c.clone(),
-                last_seen: now,
-                failures: 0,
-            });
+            b.entries.push(Entry::new(c.clone(), now));
             self.len += 1;
             self.count_group(c, true);
             return Seen::Added;
@@ -255,7 +261,9 @@ impl RoutingTable {
         let mut e = b.entries.remove(pos);
         e.last_seen = now;
         e.failures = 0;
-        if e.contact.addrs != c.addrs && c.is_well_formed() {
+        // New addresses are taken when they stay in the entry's address group (the prefix
+        // limits counted that group); a node that moved re-enters after its eviction.
+        if e.contact.addrs != c.addrs && c.is_well_formed() && Self::group(c) == e.group {
             e.contact.addrs = c.addrs.clone();
         }
         b.entries.push(e);
@@ -316,11 +324,7 @@ impl RoutingTable {
         while let Some(r) = candidates.pop() {
             if self.within_limits(&r, index) {
                 let b = &mut self.buckets[i];
-                b.entries.push(Entry {
-                    contact: r.clone(),
-                    last_seen: now,
-                    failures: 0,
-                });
+                b.entries.push(Entry::new(r.clone(), now));
                 self.len += 1;
                 self.count_group(&r, true);
                 break;
@@ -414,7 +418,10 @@ impl RoutingTable {
             if !e.contact.is_well_formed() {
                 return Err(format!("malformed contact in bucket {}", b.index));
             }
-            if let Some(g) = Self::group(&e.contact) {
+            if e.group != Self::group(&e.contact) {
+                return Err(format!("stale address group in bucket {}", b.index));
+            }
+            if let Some(g) = e.group {
                 *local.entry(g).or_insert(0) += 1;
                 *groups.entry(g).or_insert(0) += 1;
             }
