@@ -3,7 +3,7 @@
 //! bounds every decoded message keeps (1–4 addresses per contact, ≤ [`MAX_CONTACTS`] contacts,
 //! ≤ [`MAX_PROVIDERS`] providers, ≤ 4 listen or provider addresses). A message that decodes
 //! from this module is within every bound; the variant index is the tag.
-use crate::swarm::wire::TicketWire;
+use super::swarm::{MAX_TICKET_LINKS, TicketWire};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
@@ -181,7 +181,7 @@ impl DhtMessage {
             DhtMessage::SwarmHello(h) => {
                 bound("listen addresses", h.listen.len(), MAX_ADDRS)?;
                 if let Some(t) = &h.ticket {
-                    bound("ticket links", t.links.len(), crate::swarm::MAX_CHAIN)?;
+                    bound("ticket links", t.links.len(), MAX_TICKET_LINKS)?;
                     if t.links.iter().any(|l| l.sig.len() != 64) {
                         return Err(DhtWireError::Invalid {
                             what: "ticket signature length",
@@ -249,11 +249,10 @@ pub(crate) fn decode_dht(body: &[u8]) -> Result<DhtMessage, DhtWireError> {
     Ok(msg)
 }
 
-// Conversions to and from the core's domain types (`crate::dht`) and the swarm's hello.
+// Conversions to and from the core's domain types (`crate::dht`); the hello's are the
+// swarm's (`swarm::hello`), which sits above this module.
 
-use crate::DeviceId;
 use crate::dht::{Contact, Key, ProviderRecord, Request, Response};
-use crate::swarm::{SwarmHello, SwarmId, SwarmTicket};
 
 impl From<&Contact> for ContactWire {
     fn from(c: &Contact) -> Self {
@@ -291,7 +290,7 @@ fn contacts_from_wire(
 /// (`Hello`) or to the core (`Request`, `Response`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum DhtIncoming {
-    Hello(SwarmHello),
+    Hello(SwarmHelloWire),
     Request(Request),
     Response(Response),
 }
@@ -338,35 +337,13 @@ impl From<&Response> for DhtMessage {
     }
 }
 
-impl From<&SwarmHello> for DhtMessage {
-    fn from(h: &SwarmHello) -> Self {
-        DhtMessage::SwarmHello(SwarmHelloWire {
-            minor: h.minor,
-            swarm: h.swarm.0,
-            node: h.node.0,
-            ticket: h.ticket.as_ref().map(SwarmTicket::to_wire),
-            listen: h.listen.clone(),
-        })
-    }
-}
-
 impl TryFrom<DhtMessage> for DhtIncoming {
     type Error = DhtWireError;
     /// Checks every bound again (a message built by hand, not decoded, is held to them too).
     fn try_from(m: DhtMessage) -> Result<Self, DhtWireError> {
         m.check()?;
         Ok(match m {
-            DhtMessage::SwarmHello(h) => DhtIncoming::Hello(SwarmHello {
-                minor: h.minor,
-                swarm: SwarmId(h.swarm),
-                node: DeviceId(h.node),
-                ticket: h
-                    .ticket
-                    .map(SwarmTicket::from_wire)
-                    .transpose()
-                    .map_err(|_| DhtWireError::Invalid { what: "ticket" })?,
-                listen: h.listen,
-            }),
+            DhtMessage::SwarmHello(h) => DhtIncoming::Hello(h),
             DhtMessage::Ping(_) => DhtIncoming::Request(Request::Ping),
             DhtMessage::FindNode(f) => DhtIncoming::Request(Request::FindNode {
                 target: Key(f.target),
@@ -407,7 +384,7 @@ impl TryFrom<DhtMessage> for DhtIncoming {
 impl From<&DhtIncoming> for DhtMessage {
     fn from(m: &DhtIncoming) -> Self {
         match m {
-            DhtIncoming::Hello(h) => DhtMessage::from(h),
+            DhtIncoming::Hello(h) => DhtMessage::SwarmHello(h.clone()),
             DhtIncoming::Request(r) => DhtMessage::from(r),
             DhtIncoming::Response(r) => DhtMessage::from(r),
         }

@@ -7,6 +7,7 @@ mod dht_golden_tests;
 pub(crate) mod frame;
 #[cfg(test)]
 mod golden_tests;
+pub(crate) mod swarm;
 
 pub(crate) use frame::{BlockFrames, FrameError, read_msg, write_block, write_msg};
 

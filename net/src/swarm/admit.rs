@@ -101,9 +101,10 @@ fn unix_now() -> u64 {
 /// listen hints).
 fn check(gate: &Gate, conn: &quinn::Connection, msg: DhtMessage) -> Result<Contact, HelloError> {
     let incoming = DhtIncoming::try_from(msg).map_err(DhtFrameError::from)?;
-    let DhtIncoming::Hello(h) = incoming else {
+    let DhtIncoming::Hello(wire) = incoming else {
         return Err(DhtFrameError::Unexpected.into());
     };
+    let h = SwarmHello::try_from(wire).map_err(|_| DhtFrameError::BadTicket)?;
     let cert = tls::peer_device(conn).ok_or(DhtFrameError::Unexpected)?;
     h.admit(&gate.swarm, &gate.mode(), &cert, unix_now())?;
     let mut addrs = vec![conn.remote_address()];

@@ -1,7 +1,7 @@
 //! The printable swarm join code (crypto.md, "Swarm tickets"): `FOSSAS1-` ‖ base32(body ‖
 //! check), in the style of invitation codes.
-use super::wire::JoinCodeWire;
 use super::{SwarmCodeError, SwarmId, SwarmTicket};
+use crate::proto::swarm::JoinCodeWire;
 use data_encoding::BASE32_NOPAD;
 use std::net::SocketAddr;
 

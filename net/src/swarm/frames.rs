@@ -13,6 +13,9 @@ pub(crate) enum DhtFrameError {
     /// where an answer belongs, an answer of the wrong kind).
     #[error("unexpected message")]
     Unexpected,
+    /// A hello whose ticket does not decode.
+    #[error("malformed ticket")]
+    BadTicket,
     /// The stream ended early or failed.
     #[error("stream: {0}")]
     Stream(String),

@@ -2,6 +2,7 @@
 //! `SwarmHello` each side sends first, and the receiver's check of it.
 use super::{SwarmId, SwarmTicket, TicketError};
 use crate::DeviceId;
+use crate::proto::dht::{DhtMessage, SwarmHelloWire};
 use std::net::SocketAddr;
 
 /// How this node's swarm admits peers (from its swarm configuration).
@@ -67,6 +68,32 @@ impl HelloRefusal {
             HelloRefusal::NodeMismatch { .. } => crate::proto::code::PROTOCOL,
             _ => crate::proto::code::NOT_ADMITTED,
         }
+    }
+}
+
+impl From<&SwarmHello> for DhtMessage {
+    fn from(h: &SwarmHello) -> Self {
+        DhtMessage::SwarmHello(SwarmHelloWire {
+            minor: h.minor,
+            swarm: h.swarm.0,
+            node: h.node.0,
+            ticket: h.ticket.as_ref().map(SwarmTicket::to_wire),
+            listen: h.listen.clone(),
+        })
+    }
+}
+
+impl TryFrom<SwarmHelloWire> for SwarmHello {
+    type Error = TicketError;
+    /// The wire hello in domain terms (its bounds were checked when it was decoded).
+    fn try_from(h: SwarmHelloWire) -> Result<Self, TicketError> {
+        Ok(SwarmHello {
+            minor: h.minor,
+            swarm: SwarmId(h.swarm),
+            node: DeviceId(h.node),
+            ticket: h.ticket.map(SwarmTicket::from_wire).transpose()?,
+            listen: h.listen,
+        })
     }
 }
 

@@ -23,7 +23,6 @@ mod service;
 #[cfg(test)]
 mod service_tests;
 mod ticket;
-pub(crate) mod wire;
 
 pub use admit::Gate;
 pub use code::{Admission, JoinCode};

@@ -1,7 +1,7 @@
 //! Signed releases (crypto.md, "Signed release"): a volume's owner key, derived from its
 //! volume secret, releases that volume's copies at one node.
-use super::wire::ReleaseWire;
 use super::{ReleaseError, SwarmId};
+use crate::proto::swarm::ReleaseWire;
 use crate::{DeviceId, verify_signature};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 

@@ -1,11 +1,11 @@
 //! Swarm tickets (crypto.md, "Swarm tickets"): a chain of links from the founder key to the
 //! admitted node, each signed by the node the previous link admitted.
-use super::wire::{LinkWire, TicketWire};
 use super::{SwarmId, TicketError};
+use crate::proto::swarm::{LinkWire, TicketWire};
 use crate::{DeviceId, DeviceKey, verify_signature};
 
 /// Most links in a ticket (founder → admitter → admitter → node).
-pub const MAX_CHAIN: usize = 4;
+pub const MAX_CHAIN: usize = crate::proto::swarm::MAX_TICKET_LINKS;
 /// Domain separation of a link's signed bytes.
 const LINK_CONTEXT: &[u8] = b"fossa swarm ticket v1";
 

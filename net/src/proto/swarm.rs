@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
+/// Most links of a ticket chain (crypto.md, "Swarm tickets").
+pub(crate) const MAX_TICKET_LINKS: usize = 4;
+
 /// One link of a ticket chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LinkWire {
