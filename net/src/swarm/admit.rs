@@ -133,17 +133,25 @@ pub(crate) async fn open(
     check(gate, conn, theirs)
 }
 
-/// The listener's side: take the hello stream, check theirs, send ours.
+/// The listener's side, first half: take the hello stream and check theirs. The caller
+/// refuses the peer (close) or calls [`answer`] with the returned stream.
 pub(crate) async fn accept(
     conn: &quinn::Connection,
     gate: &Gate,
+) -> Result<(quinn::SendStream, Contact), HelloError> {
+    let (send, mut recv) = conn.accept_bi().await?;
+    let theirs = read_dht(&mut recv).await?;
+    Ok((send, check(gate, conn, theirs)?))
+}
+
+/// The listener's side, second half: send our hello (the peer is admitted).
+pub(crate) async fn answer(
+    mut send: quinn::SendStream,
+    gate: &Gate,
     me: Key,
     listen: SocketAddr,
-) -> Result<Contact, HelloError> {
-    let (mut send, mut recv) = conn.accept_bi().await?;
-    let theirs = read_dht(&mut recv).await?;
-    let peer = check(gate, conn, theirs)?;
+) -> Result<(), HelloError> {
     write_dht(&mut send, &own_hello(gate, me, listen)).await?;
     let _ = send.finish();
-    Ok(peer)
+    Ok(())
 }

@@ -96,6 +96,8 @@ enum Cmd {
     },
     /// A peer sent a bad request: ban it.
     Ban(Key),
+    /// Whether the core refuses this id (banned).
+    IsBanned(Key, oneshot::Sender<bool>),
     /// The outcome of one of our requests.
     Outcome {
         id: dht::RequestId,
@@ -309,6 +311,9 @@ impl Actor {
                 let _ = reply.send(resp);
             }
             Cmd::Ban(peer) => self.core.ban(now, peer),
+            Cmd::IsBanned(peer, tx) => {
+                let _ = tx.send(self.core.is_banned(now, &peer));
+            }
             Cmd::Outcome { id, result } => match result {
                 Ok((from, resp)) => self.core.handle_response(now, id, &from, resp),
                 Err(Failure::Unreachable) => self.core.handle_failure(now, id),
@@ -486,14 +491,29 @@ async fn admit(shared: &Arc<Shared>, incoming: quinn::Incoming) -> Result<(), He
         .await
         .map_err(|_| HelloError::Timeout)??;
     let addr = conn.remote_address();
-    let accepted = tokio::time::timeout(
-        shared.cfg.connect_timeout,
-        admit::accept(&conn, &shared.cfg.gate, shared.me, shared.listen),
-    )
-    .await
-    .map_err(|_| HelloError::Timeout);
-    let peer = match accepted.and_then(|r| r) {
-        Ok(p) => p,
+    let gate = &shared.cfg.gate;
+    let hello = async {
+        let (send, peer) = admit::accept(&conn, gate).await?;
+        if banned(shared, peer.id).await {
+            return Ok(None);
+        }
+        admit::answer(send, gate, shared.me, shared.listen).await?;
+        Ok(Some(peer))
+    };
+    let accepted = tokio::time::timeout(shared.cfg.connect_timeout, hello)
+        .await
+        .map_err(|_| HelloError::Timeout)
+        .and_then(|r| r);
+    let peer = match accepted {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            shared
+                .refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            debug!(%addr, "banned swarm peer refused");
+            conn.close(code::NOT_ADMITTED.into(), b"banned");
+            return Ok(());
+        }
         Err(e) => {
             if e.is_refusal() {
                 shared
@@ -508,6 +528,15 @@ async fn admit(shared: &Arc<Shared>, incoming: quinn::Incoming) -> Result<(), He
     shared.conns.insert(peer.id, conn.clone());
     serve(shared.clone(), conn, peer).await;
     Ok(())
+}
+
+/// Whether the core refuses `id` for now (a protocol violation, docs/protocol.md).
+async fn banned(shared: &Shared, id: Key) -> bool {
+    let (tx, rx) = oneshot::channel();
+    if shared.cmds.send(Cmd::IsBanned(id, tx)).await.is_err() {
+        return true;
+    }
+    rx.await.unwrap_or(true)
 }
 
 /// Answers the requests a peer opens on `conn` until it closes.

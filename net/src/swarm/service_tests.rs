@@ -147,20 +147,27 @@ async fn a_ticket_from_another_founder_is_refused() {
 /// An admitted connection to `to`, made by hand, for sending what a node never would.
 async fn raw_peer(s: &Swarm, to: &SwarmNode) -> quinn::Connection {
     let k = DeviceKey::generate().unwrap();
-    let gate = s.gate_for(&k);
+    raw_peer_as(s, to, &k).await.unwrap()
+}
+
+/// [`raw_peer`] with a given key; the hello's error if it is refused.
+async fn raw_peer_as(
+    s: &Swarm,
+    to: &SwarmNode,
+    k: &DeviceKey,
+) -> Result<quinn::Connection, admit::HelloError> {
+    let gate = s.gate_for(k);
     let ep = tls::quic_endpoint("127.0.0.1:0".parse().unwrap(), None).unwrap();
     let pin = crate::identity::DeviceId(to.id().0);
-    let cfg = tls::client_config(&k, Some(pin), None, ALPN_DHT).unwrap();
+    let cfg = tls::client_config(k, Some(pin), None, ALPN_DHT).unwrap();
     let conn = ep
         .connect_with(cfg, to.local_addr().unwrap(), "fossa")
         .unwrap()
         .await
         .unwrap();
     let me = Key(k.id().0);
-    admit::open(&conn, &gate, me, ep.local_addr().unwrap())
-        .await
-        .unwrap();
-    conn
+    admit::open(&conn, &gate, me, ep.local_addr().unwrap()).await?;
+    Ok(conn)
 }
 
 async fn closed_with_protocol(conn: &quinn::Connection) -> bool {
@@ -179,7 +186,8 @@ async fn garbage_oversized_and_unsolicited_messages_cut_the_sender_off() {
     }
     let victim = &nodes[0];
     // Bytes that do not decode.
-    let conn = raw_peer(&s, victim).await;
+    let offender = DeviceKey::generate().unwrap();
+    let conn = raw_peer_as(&s, victim, &offender).await.unwrap();
     let (mut send, _recv) = conn.open_bi().await.unwrap();
     send.write_all(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff])
         .await
@@ -190,6 +198,9 @@ async fn garbage_oversized_and_unsolicited_messages_cut_the_sender_off() {
         "garbage: {:?}",
         conn.close_reason()
     );
+    // The offender is banned: its next connection is refused at admission.
+    let again = raw_peer_as(&s, victim, &offender).await;
+    assert!(again.is_err(), "a banned id was admitted again");
     // A length over the bound, before any body.
     let conn = raw_peer(&s, victim).await;
     let (mut send, _recv) = conn.open_bi().await.unwrap();
