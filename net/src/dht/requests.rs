@@ -159,3 +159,34 @@ impl Requests {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_in_order_and_end_with_their_request() {
+        let mut r = Requests::new(Millis(2000));
+        let lookup = Purpose::Lookup(LookupId(0));
+        let a = r.start(Millis(0), None, RequestKind::Ping, Purpose::Bootstrap, None);
+        let b = r.start(
+            Millis(10),
+            None,
+            RequestKind::FindNode,
+            lookup,
+            Some(Millis(300)),
+        );
+        r.check().unwrap();
+        assert_eq!(r.next_timer(), Some(Millis(310)), "b's stall first");
+        assert_eq!(r.pop_due(Millis(309)), None);
+        assert_eq!(r.pop_due(Millis(310)), Some((b, Timer::Stall)));
+        r.check().unwrap();
+        assert_eq!(r.pop_due(Millis(2000)), Some((a, Timer::Timeout)));
+        assert!(r.take(a).is_some(), "a timed-out request is taken once");
+        assert!(r.take(a).is_none());
+        assert!(r.take(b).is_some(), "an answered request drops its timers");
+        assert_eq!(r.next_timer(), None);
+        assert_eq!(r.len(), 0);
+        r.check().unwrap();
+    }
+}
