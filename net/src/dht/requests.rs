@@ -3,11 +3,30 @@
 //! Invariants: every pending request has exactly one timeout timer (at sent + timeout) and at
 //! most one stall timer (lookup requests); every timer names a pending request; a request
 //! leaves the table exactly once ([`Requests::take`]).
+use super::contact::Peer;
 use super::key::Key;
+use super::lookup::LookupId;
+use super::msg::Request;
 use super::msg::RequestKind;
-use super::node::{LookupId, RequestId};
 use super::time::Millis;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Id of one request the core sent.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct RequestId(pub u64);
+
+/// A request the driver must deliver; its answer comes back through
+/// `handle_response(id, ..)`, its failure through `handle_failure(id)`. The core times
+/// requests out by itself at `request_timeout` (a late answer is then ignored).
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// Names the request in `handle_response`/`handle_failure`.
+    pub id: RequestId,
+    /// Where it goes.
+    pub to: Peer,
+    /// What it asks.
+    pub req: Request,
+}
 
 /// Why a request was sent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
