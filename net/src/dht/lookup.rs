@@ -9,8 +9,51 @@
 //! once `want` providers are known).
 use super::contact::{Contact, ProviderRecord};
 use super::key::{Distance, Key};
-use super::node::{LookupId, LookupKind, LookupResult};
 use super::time::Millis;
+
+/// Id of one lookup.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct LookupId(pub u64);
+
+/// What a lookup looks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LookupKind {
+    /// The `K` closest nodes (`FindNode`).
+    Nodes,
+    /// Providers (`GetProviders`); ends early once `want` are known.
+    Providers {
+        /// Providers wanted.
+        want: usize,
+    },
+}
+
+/// The outcome of a lookup.
+#[derive(Clone, Debug)]
+pub struct LookupResult {
+    /// Which lookup.
+    pub id: LookupId,
+    /// What it looked for.
+    pub target: Key,
+    /// Nodes or providers.
+    pub kind: LookupKind,
+    /// The <= k closest that answered, closest first.
+    pub closest: Vec<Contact>,
+    /// The providers found (Providers lookups), in the order found.
+    pub providers: Vec<ProviderRecord>,
+    /// When it started.
+    pub started: Millis,
+    /// When it ended.
+    pub finished: Millis,
+    /// When the result was first known: the first provider (Providers lookups) or
+    /// the moment the final closest contact answered (Nodes lookups).
+    pub first_result_at: Option<Millis>,
+    /// docs/protocol.md "Hops": 1 + depth of the contact that gave the (first) result.
+    pub hops: Option<u32>,
+    /// Requests this lookup sent.
+    pub requests: u32,
+    /// Of which failed or timed out.
+    pub failures: u32,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {

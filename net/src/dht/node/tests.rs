@@ -430,7 +430,11 @@ fn perf_closest_and_find_node() {
         total += matches!(r, Response::Nodes { .. }) as usize;
     }
     let find_ns = start.elapsed().as_nanos() / u128::from(n);
-    println!("stats {:?}", dht.stats());
+    println!(
+        "stats {:?}; size_of::<Dht>() = {} bytes",
+        dht.stats(),
+        size_of::<Dht>()
+    );
     println!(
         "table {} contacts in {} buckets; closest(_, 20): {closest_ns} ns; handle_request(FindNode): {find_ns} ns ({total})",
         dht.table().len(),
