@@ -56,9 +56,9 @@ fn eviction_keeps_a_live_old_contact() {
     );
     let b = &dht.table().buckets()[0];
     assert_eq!(
-        b.entries().last().map(|e| e.contact.id),
-        Some(cs[0].id),
-        "moved to the tail"
+        b.head().map(|e| e.contact.id),
+        Some(cs[1].id),
+        "no longer the head"
     );
     assert_eq!(b.replacements().len(), 1);
     dht.check_invariants().unwrap();
