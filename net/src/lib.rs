@@ -18,6 +18,7 @@
 
 mod backend;
 mod connect;
+pub mod dht;
 mod dial;
 mod discovery;
 mod error;
