@@ -27,6 +27,7 @@ mod node;
 mod prefix;
 #[allow(dead_code)] // used by the refresh of the next commit
 mod rng;
+pub mod sim;
 mod table;
 mod time;
 
