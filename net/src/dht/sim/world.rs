@@ -10,7 +10,8 @@
 //! RTT after it was sent (a QUIC connect to a closed port is refused). An answer that
 //! arrives at a dead node is dropped.
 //!
-//! Invariants (checked in check mode, `SimError` otherwise): the clock never goes back;
+//! Invariants (checked in check mode, `SimError` otherwise): the clock never goes back; a
+//! core's timer does not fire again and again at one instant (checked always);
 //! a request id is never reused by its node; each request gets at most one answer or
 //! failure; each lookup the scenario started ends exactly once; every touched core passes
 //! `check_invariants` after every event.
@@ -58,7 +59,13 @@ struct SimNode {
     joined_at: u64,
     /// The time of the `Timer` event in the queue for this node that is current.
     timer: Option<u64>,
+    /// The last time its timer fired, and how many times in a row at that time.
+    fired: (u64, u32),
 }
+
+/// A core whose timer fires this often at one instant is spinning (its `poll_timeout`
+/// does not move past `now` after `handle_timeout(now)`).
+const MAX_FIRES_AT_ONCE: u32 = 64;
 
 /// A finished lookup, with the originating node.
 pub(crate) struct Done {
@@ -169,6 +176,7 @@ impl World {
             alive: true,
             joined_at: self.now(),
             timer: None,
+            fired: (0, 0),
         });
         ix
     }
@@ -321,6 +329,15 @@ impl World {
             return Ok(()); // superseded by a later schedule, or the node died
         }
         n.timer = None;
+        n.fired = if n.fired.0 == at {
+            (at, n.fired.1 + 1)
+        } else {
+            (at, 1)
+        };
+        if n.fired.1 > MAX_FIRES_AT_ONCE {
+            let what = format!("timer spins at {at} ms (poll_timeout never moves past it)");
+            return Err(SimError::Core { at, node, what });
+        }
         self.record(node, node, TAG_TIMER);
         self.nodes[node as usize].dht.handle_timeout(Millis(at));
         self.pump(node)
