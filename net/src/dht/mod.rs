@@ -22,13 +22,17 @@
 mod config;
 mod contact;
 mod key;
+mod lookup;
 mod msg;
 mod node;
 mod prefix;
-#[allow(dead_code)] // used by the refresh of the next commit
+mod providers;
+mod requests;
 mod rng;
 pub mod sim;
 mod table;
+#[cfg(test)]
+mod testnet;
 mod time;
 
 pub use config::Config;

@@ -55,15 +55,39 @@ pub enum Response {
     },
 }
 
+/// The kind of a request, without its fields.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum RequestKind {
+    Ping,
+    FindNode,
+    GetProviders,
+    AddProvider,
+}
+
+impl Request {
+    pub(crate) fn kind(&self) -> RequestKind {
+        match self {
+            Request::Ping => RequestKind::Ping,
+            Request::FindNode { .. } => RequestKind::FindNode,
+            Request::GetProviders { .. } => RequestKind::GetProviders,
+            Request::AddProvider { .. } => RequestKind::AddProvider,
+        }
+    }
+}
+
 impl Response {
     /// Whether `self` is the kind of answer `req` calls for.
     pub fn answers(&self, req: &Request) -> bool {
+        self.answers_kind(req.kind())
+    }
+
+    pub(crate) fn answers_kind(&self, kind: RequestKind) -> bool {
         matches!(
-            (req, self),
-            (Request::Ping, Response::Pong { .. })
-                | (Request::FindNode { .. }, Response::Nodes { .. })
-                | (Request::GetProviders { .. }, Response::Providers { .. })
-                | (Request::AddProvider { .. }, Response::ProviderAck { .. })
+            (kind, self),
+            (RequestKind::Ping, Response::Pong { .. })
+                | (RequestKind::FindNode, Response::Nodes { .. })
+                | (RequestKind::GetProviders, Response::Providers { .. })
+                | (RequestKind::AddProvider, Response::ProviderAck { .. })
         )
     }
 }

@@ -444,3 +444,106 @@ impl RoutingTable {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dht::testnet::contact;
+    use std::net::SocketAddr;
+
+    fn me() -> Key {
+        contact(999_999).id
+    }
+
+    #[test]
+    fn closest_matches_a_full_sort() {
+        let mut t = RoutingTable::new(me(), 20, false);
+        let all: Vec<Contact> = (0..2000).map(contact).collect();
+        for c in &all {
+            t.seen(c, Millis(1));
+        }
+        t.check().unwrap();
+        let stored: Vec<Contact> = t
+            .buckets()
+            .iter()
+            .flat_map(|b| b.entries().iter().map(|e| e.contact.clone()))
+            .collect();
+        assert_eq!(stored.len(), t.len());
+        for target in (5000..5050).map(|i| contact(i).id).chain([me()]) {
+            for n in [1, 7, 20, 45] {
+                let mut want: Vec<Key> = stored.iter().map(|c| c.id).collect();
+                want.sort_by_key(|k| target.distance(k));
+                want.truncate(n);
+                let got: Vec<Key> = t.closest(&target, n).iter().map(|c| c.id).collect();
+                assert_eq!(got, want, "n = {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_full_bucket_keeps_old_contacts_and_queues_new_ones() {
+        let me = me();
+        let mut t = RoutingTable::new(me, 2, false);
+        let cs: Vec<Contact> = (0..)
+            .map(contact)
+            .filter(|c| me.bucket_of(&c.id) == Some(255))
+            .take(5)
+            .collect();
+        assert_eq!(t.seen(&cs[0], Millis(1)), Seen::Added);
+        assert_eq!(t.seen(&cs[1], Millis(2)), Seen::Added);
+        assert_eq!(t.seen(&cs[2], Millis(3)), Seen::PingHead(cs[0].clone()));
+        assert_eq!(t.seen(&cs[3], Millis(4)), Seen::Replacement);
+        assert_eq!(t.seen(&cs[4], Millis(5)), Seen::Replacement);
+        assert_eq!(
+            t.buckets()[0].replacements().len(),
+            2,
+            "replacements bounded by K"
+        );
+        assert_eq!(t.seen(&cs[0], Millis(6)), Seen::Refreshed);
+        t.ping_done(255);
+        assert!(t.contains(&cs[0].id) && !t.contains(&cs[2].id));
+        t.evict(&cs[1].id, Millis(7));
+        assert!(
+            t.contains(&cs[4].id),
+            "the most recent replacement is promoted"
+        );
+        t.check().unwrap();
+    }
+
+    #[test]
+    fn prefix_limits_hold() {
+        let me = me();
+        let mut t = RoutingTable::new(me, 20, true);
+        let mut added = 0;
+        for i in 0..200u32 {
+            let mut c = contact(i);
+            c.addrs = vec![SocketAddr::from(([10, 9, 8, (i % 250) as u8], 1000))];
+            if matches!(t.seen(&c, Millis(1)), Seen::Added) {
+                added += 1;
+            }
+            t.check().unwrap();
+        }
+        assert_eq!(
+            added,
+            usize::from(PER_TABLE),
+            "one /24 fills at most 10 slots"
+        );
+        let per_bucket = t.buckets().iter().map(|b| b.entries().len()).max();
+        assert!(per_bucket <= Some(usize::from(PER_BUCKET)));
+    }
+
+    #[test]
+    fn malformed_and_self_are_refused() {
+        let me = me();
+        let mut t = RoutingTable::new(me, 20, false);
+        let mut c = contact(1);
+        c.addrs.clear();
+        assert_eq!(t.seen(&c, Millis(0)), Seen::Refused);
+        c.addrs = vec![SocketAddr::from(([1, 2, 3, 4], 5)); 5];
+        assert_eq!(t.seen(&c, Millis(0)), Seen::Refused);
+        let mut own = contact(2);
+        own.id = me;
+        assert_eq!(t.seen(&own, Millis(0)), Seen::Refused);
+        assert!(t.is_empty());
+    }
+}

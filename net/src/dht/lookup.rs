@@ -1,0 +1,482 @@
+//! One iterative lookup (docs/protocol.md, "Lookups"), as a state machine that never sends:
+//! the node asks it which contacts to query ([`Lookup::next_query`]) and feeds it answers,
+//! failures and stalls.
+//!
+//! Invariants: candidates are sorted by distance to the target and unique by id; a candidate
+//! belongs to one path and is queried at most once; each path has at most `alpha` requests in
+//! flight that are not stalled; only the `K` closest candidates of a path that have not failed
+//! are ever queried; the lookup is done when, on every path, those `K` have all answered (or
+//! once `want` providers are known).
+use super::contact::{Contact, ProviderRecord};
+use super::key::{Distance, Key};
+use super::node::{LookupId, LookupKind, LookupResult};
+use super::time::Millis;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Waiting,
+    InFlight,
+    /// In flight past STALL: it no longer holds an alpha slot.
+    Stalled,
+    Answered,
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    contact: Contact,
+    dist: Distance,
+    depth: u32,
+    path: u8,
+    state: State,
+    answered_at: Millis,
+}
+
+/// The state of one lookup.
+#[derive(Clone, Debug)]
+pub(crate) struct Lookup {
+    id: LookupId,
+    target: Key,
+    kind: LookupKind,
+    k: usize,
+    alpha: usize,
+    paths: u8,
+    started: Millis,
+    candidates: Vec<Candidate>,
+    providers: Vec<ProviderRecord>,
+    first_provider: Option<(Millis, u32)>,
+    requests: u32,
+    failures: u32,
+}
+
+impl Lookup {
+    /// A lookup of `target` seeded with `seeds` (depth 0), dealt round-robin to `paths` paths.
+    pub(crate) fn new(
+        id: LookupId,
+        target: Key,
+        kind: LookupKind,
+        (k, alpha, paths): (usize, usize, u8),
+        seeds: Vec<Contact>,
+        now: Millis,
+    ) -> Lookup {
+        let mut l = Lookup {
+            id,
+            target,
+            kind,
+            k,
+            alpha,
+            paths: paths.max(1),
+            started: now,
+            candidates: Vec::with_capacity(2 * k),
+            providers: Vec::new(),
+            first_provider: None,
+            requests: 0,
+            failures: 0,
+        };
+        let mut seeds = seeds;
+        seeds.sort_by_key(|c| target.distance(&c.id));
+        for (i, c) in seeds.into_iter().enumerate() {
+            let path = (i % usize::from(l.paths)) as u8;
+            l.add(c, 0, path);
+        }
+        l
+    }
+
+    pub(crate) fn target(&self) -> Key {
+        self.target
+    }
+
+    pub(crate) fn kind(&self) -> LookupKind {
+        self.kind
+    }
+
+    /// Adds a candidate unless already known (on any path).
+    fn add(&mut self, contact: Contact, depth: u32, path: u8) {
+        let dist = self.target.distance(&contact.id);
+        let pos = match self.candidates.binary_search_by_key(&dist, |c| c.dist) {
+            Ok(_) => return,
+            Err(pos) => pos,
+        };
+        let c = Candidate {
+            contact,
+            dist,
+            depth,
+            path,
+            state: State::Waiting,
+            answered_at: Millis(0),
+        };
+        self.candidates.insert(pos, c);
+    }
+
+    fn find(&self, id: &Key) -> Option<usize> {
+        let dist = self.target.distance(id);
+        self.candidates.binary_search_by_key(&dist, |c| c.dist).ok()
+    }
+
+    /// Indexes of the `K` closest candidates of `path` that have not failed.
+    fn frontier(&self, path: u8) -> impl Iterator<Item = usize> + '_ {
+        self.candidates
+            .iter()
+            .enumerate()
+            .filter(move |(_, c)| c.path == path && c.state != State::Failed)
+            .take(self.k)
+            .map(|(i, _)| i)
+    }
+
+    /// The next contact to query, marked in flight; None while every path has `alpha`
+    /// unstalled requests in flight or nothing left to ask.
+    pub(crate) fn next_query(&mut self) -> Option<Contact> {
+        if self.enough_providers() {
+            return None;
+        }
+        for path in 0..self.paths {
+            let in_flight = self
+                .candidates
+                .iter()
+                .filter(|c| c.path == path && c.state == State::InFlight)
+                .count();
+            if in_flight >= self.alpha {
+                continue;
+            }
+            let next = self
+                .frontier(path)
+                .find(|&i| self.candidates[i].state == State::Waiting);
+            if let Some(i) = next {
+                self.candidates[i].state = State::InFlight;
+                self.requests += 1;
+                return Some(self.candidates[i].contact.clone());
+            }
+        }
+        None
+    }
+
+    /// `from` answered with `closer` contacts (already checked: well-formed, not us, not banned)
+    /// and `providers`.
+    pub(crate) fn on_answer(
+        &mut self,
+        from: &Key,
+        closer: Vec<Contact>,
+        providers: Vec<ProviderRecord>,
+        now: Millis,
+    ) {
+        let Some(i) = self.find(from) else { return };
+        let c = &mut self.candidates[i];
+        if !matches!(c.state, State::InFlight | State::Stalled) {
+            return;
+        }
+        c.state = State::Answered;
+        c.answered_at = now;
+        let (depth, path) = (c.depth + 1, c.path);
+        for p in providers {
+            if self.providers.iter().all(|q| q.node.id != p.node.id) {
+                self.first_provider.get_or_insert((now, depth));
+                self.providers.push(p);
+            }
+        }
+        for contact in closer {
+            self.add(contact, depth, path);
+        }
+    }
+
+    /// The request to `id` failed or timed out.
+    pub(crate) fn on_failure(&mut self, id: &Key) {
+        if let Some(i) = self.find(id)
+            && matches!(self.candidates[i].state, State::InFlight | State::Stalled)
+        {
+            self.candidates[i].state = State::Failed;
+            self.failures += 1;
+        }
+    }
+
+    /// The request to `id` passed STALL: it frees its slot.
+    pub(crate) fn on_stall(&mut self, id: &Key) {
+        if let Some(i) = self.find(id)
+            && self.candidates[i].state == State::InFlight
+        {
+            self.candidates[i].state = State::Stalled;
+        }
+    }
+
+    fn enough_providers(&self) -> bool {
+        matches!(self.kind, LookupKind::Providers { want } if want > 0 && self.providers.len() >= want)
+    }
+
+    /// Whether the lookup has its result.
+    pub(crate) fn is_done(&self) -> bool {
+        self.enough_providers()
+            || (0..self.paths).all(|p| {
+                self.frontier(p)
+                    .all(|i| self.candidates[i].state == State::Answered)
+            })
+    }
+
+    /// The result (meaningful once done).
+    pub(crate) fn result(&self, now: Millis) -> LookupResult {
+        let answered: Vec<&Candidate> = self
+            .candidates
+            .iter()
+            .filter(|c| c.state == State::Answered)
+            .take(self.k)
+            .collect();
+        let (first_result_at, hops) = match self.kind {
+            LookupKind::Providers { .. } => self.first_provider.unzip(),
+            LookupKind::Nodes => answered
+                .first()
+                .map(|c| (c.answered_at, c.depth + 1))
+                .unzip(),
+        };
+        LookupResult {
+            id: self.id,
+            target: self.target,
+            kind: self.kind,
+            closest: answered.iter().map(|c| c.contact.clone()).collect(),
+            providers: self.providers.clone(),
+            started: self.started,
+            finished: now,
+            first_result_at,
+            hops,
+            requests: self.requests,
+            failures: self.failures,
+        }
+    }
+
+    /// Checks the invariants of the module doc.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let sorted = self.candidates.windows(2).all(|w| w[0].dist < w[1].dist);
+        if !sorted {
+            return Err(format!(
+                "lookup {:?}: candidates unsorted or duplicated",
+                self.id
+            ));
+        }
+        if self.candidates.iter().any(|c| c.path >= self.paths) {
+            return Err(format!("lookup {:?}: candidate on no path", self.id));
+        }
+        for path in 0..self.paths {
+            let n = self
+                .candidates
+                .iter()
+                .filter(|c| c.path == path && c.state == State::InFlight)
+                .count();
+            if n > self.alpha {
+                return Err(format!(
+                    "lookup {:?}: {n} in flight on path {path}",
+                    self.id
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Ids of the candidates with a request outstanding (in flight or stalled).
+    pub(crate) fn outstanding(&self) -> impl Iterator<Item = Key> + '_ {
+        self.candidates
+            .iter()
+            .filter(|c| matches!(c.state, State::InFlight | State::Stalled))
+            .map(|c| c.contact.id)
+    }
+
+    /// The path each queried contact was asked on (tests of disjointness).
+    #[cfg(test)]
+    pub(crate) fn queried_paths(&self) -> Vec<(Key, u8)> {
+        self.candidates
+            .iter()
+            .filter(|c| c.state != State::Waiting)
+            .map(|c| (c.contact.id, c.path))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dht::testnet::contact;
+
+    /// A universe of `n` nodes where each answers with its `k` closest (a perfect table).
+    struct Universe {
+        nodes: Vec<Contact>,
+        k: usize,
+    }
+
+    impl Universe {
+        fn new(n: u32, k: usize) -> Universe {
+            Universe {
+                nodes: (0..n).map(contact).collect(),
+                k,
+            }
+        }
+        fn closest(&self, target: &Key, except: Option<&Key>) -> Vec<Contact> {
+            let mut v: Vec<Contact> = self
+                .nodes
+                .iter()
+                .filter(|c| Some(&c.id) != except)
+                .cloned()
+                .collect();
+            v.sort_by_key(|c| target.distance(&c.id));
+            v.truncate(self.k);
+            v
+        }
+        /// Seeds: a far-away slice of the universe (a node's table far from the target).
+        fn seeds(&self, target: &Key) -> Vec<Contact> {
+            let mut v = self.nodes.clone();
+            v.sort_by_key(|c| std::cmp::Reverse(target.distance(&c.id)));
+            v.truncate(self.k);
+            v
+        }
+    }
+
+    fn run(l: &mut Lookup, u: &Universe, dead: &[Key]) -> u32 {
+        let mut rounds = 0;
+        while !l.is_done() {
+            rounds += 1;
+            assert!(rounds < 1000, "lookup does not terminate");
+            let mut asked = Vec::new();
+            while let Some(c) = l.next_query() {
+                asked.push(c);
+            }
+            assert!(!asked.is_empty(), "stuck: not done and nothing to ask");
+            l.check().unwrap();
+            for c in asked {
+                if dead.contains(&c.id) {
+                    l.on_failure(&c.id);
+                } else {
+                    let closer = u.closest(&l.target(), Some(&c.id));
+                    l.on_answer(&c.id, closer, Vec::new(), Millis(rounds.into()));
+                }
+            }
+        }
+        rounds
+    }
+
+    #[test]
+    fn terminates_with_the_true_closest() {
+        let u = Universe::new(500, 10);
+        for t in 0..10 {
+            let target = contact(9000 + t).id;
+            let mut l = Lookup::new(
+                LookupId(t.into()),
+                target,
+                LookupKind::Nodes,
+                (10, 3, 1),
+                u.seeds(&target),
+                Millis(0),
+            );
+            run(&mut l, &u, &[]);
+            let r = l.result(Millis(99));
+            let want: Vec<Key> = u.closest(&target, None).iter().map(|c| c.id).collect();
+            let got: Vec<Key> = r.closest.iter().map(|c| c.id).collect();
+            assert_eq!(got, want);
+            assert_eq!(r.failures, 0);
+            assert!(
+                r.hops.is_some_and(|h| h >= 2),
+                "seeds were far: {:?}",
+                r.hops
+            );
+        }
+    }
+
+    #[test]
+    fn failures_are_skipped_and_counted() {
+        let u = Universe::new(300, 8);
+        let target = contact(7777).id;
+        let dead: Vec<Key> = u.closest(&target, None)[..3].iter().map(|c| c.id).collect();
+        let mut l = Lookup::new(
+            LookupId(0),
+            target,
+            LookupKind::Nodes,
+            (8, 3, 1),
+            u.seeds(&target),
+            Millis(0),
+        );
+        run(&mut l, &u, &dead);
+        let r = l.result(Millis(1));
+        assert!(r.failures >= 3);
+        assert!(r.closest.iter().all(|c| !dead.contains(&c.id)));
+        assert_eq!(r.closest.len(), 8);
+    }
+
+    #[test]
+    fn a_stalled_query_frees_its_slot() {
+        let u = Universe::new(50, 5);
+        let target = contact(1234).id;
+        let mut l = Lookup::new(
+            LookupId(0),
+            target,
+            LookupKind::Nodes,
+            (5, 1, 1),
+            u.seeds(&target),
+            Millis(0),
+        );
+        let first = l.next_query().expect("a query");
+        assert!(l.next_query().is_none(), "alpha = 1");
+        l.on_stall(&first.id);
+        let second = l.next_query().expect("the stalled query freed its slot");
+        assert_ne!(first.id, second.id);
+        // The stalled answer still counts.
+        l.on_answer(&first.id, u.closest(&target, None), Vec::new(), Millis(5));
+        assert!(l.result(Millis(6)).closest.iter().any(|c| c.id == first.id));
+        l.check().unwrap();
+    }
+
+    #[test]
+    fn disjoint_paths_ask_disjoint_contacts() {
+        let u = Universe::new(400, 8);
+        let target = contact(4321).id;
+        let seeds = u.seeds(&target);
+        let mut l = Lookup::new(
+            LookupId(0),
+            target,
+            LookupKind::Nodes,
+            (8, 2, 3),
+            seeds.clone(),
+            Millis(0),
+        );
+        // Every answer names the same closest contacts: only the path that learns a contact
+        // first may ask it.
+        run(&mut l, &u, &[]);
+        let queried = l.queried_paths();
+        let mut ids: Vec<Key> = queried.iter().map(|q| q.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), queried.len(), "a contact asked on two paths");
+        for p in 0..3u8 {
+            assert!(queried.iter().any(|q| q.1 == p), "path {p} asked nobody");
+        }
+        // The seeds were dealt round-robin by distance.
+        let mut sorted = seeds;
+        sorted.sort_by_key(|c| target.distance(&c.id));
+        for (i, c) in sorted.iter().enumerate() {
+            let path = queried.iter().find(|q| q.0 == c.id).map(|q| q.1);
+            assert!(path.is_none() || path == Some((i % 3) as u8));
+        }
+        let got: Vec<Key> = l.result(Millis(1)).closest.iter().map(|c| c.id).collect();
+        let want: Vec<Key> = u.closest(&target, None).iter().map(|c| c.id).collect();
+        assert_eq!(got, want, "the union holds the true closest");
+    }
+
+    #[test]
+    fn providers_end_the_lookup_early() {
+        let u = Universe::new(100, 6);
+        let target = contact(55).id;
+        let mut l = Lookup::new(
+            LookupId(0),
+            target,
+            LookupKind::Providers { want: 1 },
+            (6, 3, 1),
+            u.seeds(&target),
+            Millis(0),
+        );
+        let c = l.next_query().expect("query");
+        let rec = ProviderRecord {
+            node: contact(3),
+            age_s: 0,
+        };
+        l.on_answer(&c.id, Vec::new(), vec![rec.clone(), rec], Millis(7));
+        assert!(l.is_done());
+        assert!(l.next_query().is_none());
+        let r = l.result(Millis(8));
+        assert_eq!(r.providers.len(), 1, "one record per provider");
+        assert_eq!(r.first_result_at, Some(Millis(7)));
+        assert_eq!(r.hops, Some(1), "a seed (depth 0) gave it");
+    }
+}
