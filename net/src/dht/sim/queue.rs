@@ -4,36 +4,16 @@
 //! number breaks ties, so the order never depends on the heap's layout); the popped time
 //! never goes back; nothing is scheduled before the current time.
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-struct Entry<E> {
-    at: u64,
-    seq: u64,
-    event: E,
-}
-
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<E> Eq for Entry<E> {}
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<E> Ord for Entry<E> {
-    /// Reversed: `BinaryHeap` is a max-heap and the earliest event must come out first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// A min-queue of events in simulated milliseconds.
+/// A min-queue of events in simulated milliseconds. The heap orders small keys
+/// (time, sequence number, slot); the events themselves sit still in a slab, so sifting
+/// the heap never moves them.
 pub(crate) struct Queue<E> {
-    heap: BinaryHeap<Entry<E>>,
+    heap: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    slots: Vec<Option<E>>,
+    free: Vec<u32>,
     seq: u64,
     now: u64,
 }
@@ -42,6 +22,8 @@ impl<E> Queue<E> {
     pub(crate) fn new() -> Queue<E> {
         Queue {
             heap: BinaryHeap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
             seq: 0,
             now: 0,
         }
@@ -55,24 +37,33 @@ impl<E> Queue<E> {
     /// Schedules `event` at `at`, or now if `at` is in the past.
     pub(crate) fn push(&mut self, at: u64, event: E) {
         let at = at.max(self.now);
-        self.heap.push(Entry {
-            at,
-            seq: self.seq,
-            event,
-        });
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = Some(event);
+                slot
+            }
+            None => {
+                self.slots.push(Some(event));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        // `seq` is unique, so `slot` never decides the order.
+        self.heap.push(Reverse((at, self.seq, slot)));
         self.seq += 1;
     }
 
     pub(crate) fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|e| e.at)
+        self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// The next event and its time; advances the clock.
     pub(crate) fn pop(&mut self) -> Option<(u64, E)> {
-        let entry = self.heap.pop()?;
-        debug_assert!(entry.at >= self.now, "queue time went back");
-        self.now = entry.at;
-        Some((entry.at, entry.event))
+        let Reverse((at, _, slot)) = self.heap.pop()?;
+        debug_assert!(at >= self.now, "queue time went back");
+        self.now = at;
+        self.free.push(slot);
+        let event = self.slots[slot as usize].take()?;
+        Some((at, event))
     }
 
     /// Moves the clock to `at` when no event comes before it (an idle stretch).
