@@ -24,6 +24,9 @@ pub struct Config {
     pub disjoint_paths: Option<u8>,
     /// Address-prefix limits of the routing table (docs/protocol.md, "Routing table").
     pub prefix_limits: bool,
+    /// A full bucket whose head (least recently seen) spoke to us within this is fresh: a
+    /// newcomer waits as a replacement without an eviction ping.
+    pub ping_fresh: Millis,
     /// Consecutive failed requests after which a contact is evicted.
     pub max_failures: u8,
     /// How long a banned id is refused.
@@ -49,6 +52,7 @@ impl Default for Config {
             republish: Millis::secs(12 * 3600),
             disjoint_paths: None,
             prefix_limits: false,
+            ping_fresh: Millis::secs(60),
             max_failures: 3,
             ban_duration: Millis::secs(600),
             max_providers_per_key: 64,

@@ -31,6 +31,11 @@ impl Distance {
         (lz < 256).then(|| (255 - lz) as u8)
     }
 
+    /// Bit `i` (0 = least significant, 255 = most).
+    pub fn bit(&self, i: u8) -> bool {
+        self.0[31 - usize::from(i / 8)] & (1 << (i % 8)) != 0
+    }
+
     /// Number of leading zero bits (256 for zero).
     pub fn leading_zeros(&self) -> u32 {
         let mut n = 0;
@@ -75,6 +80,8 @@ mod tests {
         assert_eq!(a.bucket_of(&key(0x01, 0)), Some(248));
         assert_eq!(a.bucket_of(&key(0, 1)), Some(0));
         assert_eq!(a.bucket_of(&key(0, 3)), Some(1));
+        let d = a.distance(&key(0x80, 2));
+        assert!(d.bit(255) && d.bit(1) && !d.bit(0) && !d.bit(254));
     }
 
     #[test]

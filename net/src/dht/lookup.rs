@@ -3,7 +3,7 @@
 //! failures and stalls.
 //!
 //! Invariants: candidates are sorted by distance to the target and unique by id; a candidate
-//! belongs to one path and is queried at most once; each path has at most `alpha` requests in
+//! belongs to one path and is queried once, twice after a timeout; each path has at most `alpha` requests in
 //! flight that are not stalled; only the `K` closest candidates of a path that have not failed
 //! are ever queried; the lookup is done when, on every path, those `K` have all answered (or
 //! once `want` providers are known).
@@ -30,6 +30,8 @@ struct Candidate {
     path: u8,
     state: State,
     answered_at: Millis,
+    /// Asked a second time after a timeout.
+    retried: bool,
 }
 
 /// The state of one lookup.
@@ -90,13 +92,25 @@ impl Lookup {
         self.kind
     }
 
-    /// Adds a candidate unless already known (on any path).
+    /// Most candidates kept: beyond `CAP_PER_K x K x paths`, the farthest not yet asked are
+    /// dropped (a lookup asks only the `K` closest that have not failed on each path).
+    const CAP_PER_K: usize = 3;
+
+    fn cap(&self) -> usize {
+        Self::CAP_PER_K * self.k * usize::from(self.paths)
+    }
+
+    /// Adds a candidate unless already known (on any path) or beyond the cap.
     fn add(&mut self, contact: Contact, depth: u32, path: u8) {
         let dist = self.target.distance(&contact.id);
         let pos = match self.candidates.binary_search_by_key(&dist, |c| c.dist) {
             Ok(_) => return,
             Err(pos) => pos,
         };
+        let cap = self.cap();
+        if pos >= cap {
+            return;
+        }
         let c = Candidate {
             contact,
             dist,
@@ -104,8 +118,17 @@ impl Lookup {
             path,
             state: State::Waiting,
             answered_at: Millis(0),
+            retried: false,
         };
         self.candidates.insert(pos, c);
+        // No waiting candidate lies beyond the cap: only the one just pushed there can.
+        if self
+            .candidates
+            .get(cap)
+            .is_some_and(|c| c.state == State::Waiting)
+        {
+            self.candidates.remove(cap);
+        }
     }
 
     fn find(&self, id: &Key) -> Option<usize> {
@@ -178,13 +201,22 @@ impl Lookup {
         }
     }
 
-    /// The request to `id` failed or timed out.
-    pub(crate) fn on_failure(&mut self, id: &Key) {
-        if let Some(i) = self.find(id)
-            && matches!(self.candidates[i].state, State::InFlight | State::Stalled)
-        {
-            self.candidates[i].state = State::Failed;
-            self.failures += 1;
+    /// The request to `id` failed (`timed_out`: no answer in time, else refused or broken).
+    /// A first timeout puts the candidate back to be asked once more (a lost message); a
+    /// second one, or any other failure, drops it.
+    pub(crate) fn on_failure(&mut self, id: &Key, timed_out: bool) {
+        let Some(i) = self.find(id) else { return };
+        let cap = self.cap();
+        let c = &mut self.candidates[i];
+        if !matches!(c.state, State::InFlight | State::Stalled) {
+            return;
+        }
+        self.failures += 1;
+        if timed_out && !c.retried && i < cap {
+            c.retried = true;
+            c.state = State::Waiting;
+        } else {
+            c.state = State::Failed;
         }
     }
 
@@ -246,6 +278,13 @@ impl Lookup {
         if !sorted {
             return Err(format!(
                 "lookup {:?}: candidates unsorted or duplicated",
+                self.id
+            ));
+        }
+        let far = self.candidates.iter().skip(self.cap());
+        if far.clone().any(|c| c.state == State::Waiting) {
+            return Err(format!(
+                "lookup {:?}: a waiting candidate beyond the cap",
                 self.id
             ));
         }
@@ -338,7 +377,7 @@ mod tests {
             l.check().unwrap();
             for c in asked {
                 if dead.contains(&c.id) {
-                    l.on_failure(&c.id);
+                    l.on_failure(&c.id, false);
                 } else {
                     let closer = u.closest(&l.target(), Some(&c.id));
                     l.on_answer(&c.id, closer, Vec::new(), Millis(rounds.into()));
@@ -393,6 +432,33 @@ mod tests {
         assert!(r.failures >= 3);
         assert!(r.closest.iter().all(|c| !dead.contains(&c.id)));
         assert_eq!(r.closest.len(), 8);
+    }
+
+    #[test]
+    fn a_timeout_is_retried_once() {
+        let u = Universe::new(50, 5);
+        let target = contact(4242).id;
+        let mut l = Lookup::new(
+            LookupId(0),
+            target,
+            LookupKind::Nodes,
+            (5, 1, 1),
+            u.seeds(&target),
+            Millis(0),
+        );
+        let first = l.next_query().expect("a query");
+        l.on_failure(&first.id, true);
+        assert_eq!(l.next_query().map(|c| c.id), Some(first.id), "asked again");
+        l.on_failure(&first.id, true);
+        let next = l.next_query().expect("another candidate");
+        assert_ne!(next.id, first.id, "dropped after a second timeout");
+        l.on_failure(&next.id, false);
+        assert_ne!(
+            l.next_query().map(|c| c.id),
+            Some(next.id),
+            "a refusal is not retried"
+        );
+        assert_eq!(l.result(Millis(1)).failures, 3);
     }
 
     #[test]

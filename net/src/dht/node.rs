@@ -171,7 +171,8 @@ impl Dht {
             ttl: config.provider_ttl,
         };
         Dht {
-            table: RoutingTable::new(me.id, config.k, config.prefix_limits),
+            table: RoutingTable::new(me.id, config.k, config.prefix_limits)
+                .with_fresh(config.ping_fresh),
             requests: Requests::new(config.request_timeout),
             lookups: BTreeMap::new(),
             next_lookup: 0,
@@ -296,13 +297,13 @@ impl Dht {
             return;
         };
         if p.to.is_some_and(|to| to != from.id) || self.is_banned(now, &from.id) {
-            self.end_failed(now, p);
+            self.end_failed(now, p, false);
             return;
         }
         if !self.well_formed(&p, &resp) {
             self.ban(now, from.id);
             self.events.push_back(Event::Banned { id: from.id });
-            self.end_failed(now, p);
+            self.end_failed(now, p, false);
             return;
         }
         self.rtt_sample(now.since(p.sent));
@@ -351,12 +352,12 @@ impl Dht {
     /// The transport could not deliver request `id`: it fails now instead of at its timeout.
     pub fn handle_failure(&mut self, now: Millis, id: RequestId) {
         if let Some(p) = self.requests.take(id) {
-            self.end_failed(now, p);
+            self.end_failed(now, p, false);
         }
     }
 
-    /// A request ended without a usable answer.
-    fn end_failed(&mut self, now: Millis, p: Pending) {
+    /// A request ended without a usable answer (`timed_out`: at its timeout).
+    fn end_failed(&mut self, now: Millis, p: Pending, timed_out: bool) {
         if let Some(to) = p.to {
             match p.purpose {
                 Purpose::EvictPing { bucket } => {
@@ -371,7 +372,7 @@ impl Dht {
         match p.purpose {
             Purpose::Lookup(lid) => {
                 if let (Some(run), Some(to)) = (self.lookups.get_mut(&lid), p.to) {
-                    run.lookup.on_failure(&to);
+                    run.lookup.on_failure(&to, timed_out);
                     self.pump(now, lid);
                 }
             }
@@ -399,7 +400,7 @@ impl Dht {
                 Timer::Stall => self.stalled(now, id),
                 Timer::Timeout => {
                     if let Some(p) = self.requests.take(id) {
-                        self.end_failed(now, p);
+                        self.end_failed(now, p, true);
                     }
                 }
             }

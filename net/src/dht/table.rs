@@ -8,7 +8,7 @@
 //! buckets sorted by index; with prefix limits on, the group counts match the entries and stay
 //! within the limits.
 use super::contact::Contact;
-use super::key::Key;
+use super::key::{Distance, Key};
 use super::prefix::{AddrGroup, PER_BUCKET, PER_TABLE};
 use super::time::Millis;
 use std::collections::BTreeMap;
@@ -22,6 +22,19 @@ pub struct Entry {
     pub last_seen: Millis,
     /// Requests to it that failed in a row.
     pub failures: u8,
+    /// The address group of its first address (cached: the prefix limits read it often).
+    group: Option<AddrGroup>,
+}
+
+impl Entry {
+    fn new(contact: Contact, now: Millis) -> Entry {
+        Entry {
+            group: RoutingTable::group(&contact),
+            contact,
+            last_seen: now,
+            failures: 0,
+        }
+    }
 }
 
 /// One bucket: the contacts whose distance to `me` has its highest bit at `index`.
@@ -59,10 +72,10 @@ pub enum Seen {
     Refreshed,
     /// Added to its bucket.
     Added,
-    /// Bucket full: kept as a replacement; the caller must ping `head` (and report the result
+    /// Bucket full, head not seen within `fresh`: kept as a replacement; the caller must ping `head` (and report the result
     /// with [`RoutingTable::seen`] or [`RoutingTable::evict`], then [`RoutingTable::ping_done`]).
     PingHead(Contact),
-    /// Bucket full and its head already being pinged: kept as a replacement.
+    /// Bucket full and its head already being pinged or seen within `fresh`: kept as a replacement.
     Replacement,
     /// Refused: it is us, malformed, or over a prefix limit.
     Refused,
@@ -74,6 +87,8 @@ pub struct RoutingTable {
     me: Key,
     k: usize,
     prefix_limits: bool,
+    /// A head seen this recently is live: a newcomer for its full bucket waits without a ping.
+    fresh: Millis,
     buckets: Vec<Bucket>,
     len: usize,
     groups: BTreeMap<AddrGroup, u16>,
@@ -86,10 +101,17 @@ impl RoutingTable {
             me,
             k,
             prefix_limits,
+            fresh: Millis(0),
             buckets: Vec::new(),
             len: 0,
             groups: BTreeMap::new(),
         }
+    }
+
+    /// The table, where a full bucket whose head was seen within `fresh` sends no eviction ping.
+    pub fn with_fresh(mut self, fresh: Millis) -> RoutingTable {
+        self.fresh = fresh;
+        self
     }
 
     /// Contacts in the table (not counting replacements).
@@ -174,10 +196,7 @@ impl RoutingTable {
         };
         let in_table = self.groups.get(&g).copied().unwrap_or(0);
         let in_bucket = self.bucket(index).map_or(0, |b| {
-            b.entries
-                .iter()
-                .filter(|e| Self::group(&e.contact) == Some(g))
-                .count()
+            b.entries.iter().filter(|e| e.group == Some(g)).count()
         });
         in_table < PER_TABLE && (in_bucket as u16) < PER_BUCKET
     }
@@ -213,15 +232,11 @@ impl RoutingTable {
         if !self.within_limits(c, index) {
             return Seen::Refused;
         }
-        let k = self.k;
+        let (k, fresh) = (self.k, self.fresh);
         let b = self.bucket_mut(index);
         b.replacements.retain(|r| r.id != c.id);
         if b.entries.len() < k {
-            b.entries.push(Entry {
-                contact: c.clone(),
-                last_seen: now,
-                failures: 0,
-            });
+            b.entries.push(Entry::new(c.clone(), now));
             self.len += 1;
             self.count_group(c, true);
             return Seen::Added;
@@ -230,7 +245,7 @@ impl RoutingTable {
             b.replacements.remove(0);
         }
         b.replacements.push(c.clone());
-        if b.pinging.is_some() {
+        if b.pinging.is_some() || b.entries[0].last_seen.plus(fresh) > now {
             return Seen::Replacement;
         }
         let head = b.entries[0].contact.clone();
@@ -246,7 +261,9 @@ impl RoutingTable {
         let mut e = b.entries.remove(pos);
         e.last_seen = now;
         e.failures = 0;
-        if e.contact.addrs != c.addrs && c.is_well_formed() {
+        // New addresses are taken when they stay in the entry's address group (the prefix
+        // limits counted that group); a node that moved re-enters after its eviction.
+        if e.contact.addrs != c.addrs && c.is_well_formed() && Self::group(c) == e.group {
             e.contact.addrs = c.addrs.clone();
         }
         b.entries.push(e);
@@ -307,11 +324,7 @@ impl RoutingTable {
         while let Some(r) = candidates.pop() {
             if self.within_limits(&r, index) {
                 let b = &mut self.buckets[i];
-                b.entries.push(Entry {
-                    contact: r.clone(),
-                    last_seen: now,
-                    failures: 0,
-                });
+                b.entries.push(Entry::new(r.clone(), now));
                 self.len += 1;
                 self.count_group(&r, true);
                 break;
@@ -320,57 +333,32 @@ impl RoutingTable {
         self.buckets[i].replacements = candidates;
     }
 
-    /// The at most `n` contacts closest to `target`, closest first. Walks the buckets from the
-    /// target's bucket outward: bucket `b` (the target's), then all buckets below it (whose
-    /// distances to the target share the highest bit `b`), then the buckets above, each of
-    /// which is strictly farther than everything before it.
+    /// The at most `n` contacts closest to `target`, closest first, without a scan of the
+    /// table. With `x = me ^ target`, every contact of bucket `j` has a distance to the target
+    /// whose bits above `j` are those of `x` and whose bit `j` is `x`'s flipped: so the buckets
+    /// with bit `j` of `x` set come first, highest `j` first, then those with it clear, lowest
+    /// `j` first; only the buckets needed are sorted.
     pub fn closest(&self, target: &Key, n: usize) -> Vec<Contact> {
+        let x = self.me.distance(target);
         let mut out: Vec<Contact> = Vec::with_capacity(n);
-        if n == 0 {
-            return out;
-        }
-        let split = self.me.bucket_of(target);
-        let (below, from) = match split {
-            Some(b) => (self.slot(b).unwrap_or_else(|i| i), b),
-            None => (0, 0),
-        };
-        let mut group: Vec<&Entry> = Vec::new();
-        if let Some(b) = split.and_then(|b| self.bucket(b)) {
-            group.extend(b.entries.iter());
-            self.take_sorted(target, &mut group, n, &mut out);
-        }
-        if out.len() < n && split.is_some() {
-            for b in &self.buckets[..below] {
-                group.extend(b.entries.iter());
-            }
-            self.take_sorted(target, &mut group, n, &mut out);
-        }
-        for b in self
-            .buckets
-            .iter()
-            .filter(|b| b.index > from || split.is_none())
-        {
+        let mut scratch: Vec<(Distance, &Entry)> = Vec::with_capacity(self.k);
+        let ones = self.buckets.iter().rev().filter(|b| x.bit(b.index));
+        let zeros = self.buckets.iter().filter(|b| !x.bit(b.index));
+        for b in ones.chain(zeros) {
             if out.len() >= n {
                 break;
             }
-            if Some(b.index) == split {
-                continue;
-            }
-            group.extend(b.entries.iter());
-            self.take_sorted(target, &mut group, n, &mut out);
+            scratch.clear();
+            scratch.extend(
+                b.entries
+                    .iter()
+                    .map(|e| (target.distance(&e.contact.id), e)),
+            );
+            scratch.sort_unstable_by_key(|p| p.0);
+            let room = n - out.len();
+            out.extend(scratch.iter().take(room).map(|(_, e)| e.contact.clone()));
         }
         out
-    }
-
-    fn take_sorted(&self, target: &Key, group: &mut Vec<&Entry>, n: usize, out: &mut Vec<Contact>) {
-        group.sort_unstable_by_key(|e| target.distance(&e.contact.id));
-        for e in group.drain(..) {
-            if out.len() >= n {
-                break;
-            }
-            out.push(e.contact.clone());
-        }
-        group.clear();
     }
 
     /// Checks the invariants of the module doc.
@@ -430,7 +418,10 @@ impl RoutingTable {
             if !e.contact.is_well_formed() {
                 return Err(format!("malformed contact in bucket {}", b.index));
             }
-            if let Some(g) = Self::group(&e.contact) {
+            if e.group != Self::group(&e.contact) {
+                return Err(format!("stale address group in bucket {}", b.index));
+            }
+            if let Some(g) = e.group {
                 *local.entry(g).or_insert(0) += 1;
                 *groups.entry(g).or_insert(0) += 1;
             }

@@ -50,8 +50,8 @@ pub(super) struct Maintenance {
 impl Maintenance {
     pub(super) fn new(now: Millis, refresh_every: Millis) -> Maintenance {
         Maintenance {
-            refresh_every,
-            next_refresh: now.plus(refresh_every),
+            refresh_every: refresh_every.max(Millis(1)),
+            next_refresh: now.plus(refresh_every.max(Millis(1))),
             touched: vec![now; 256],
             provided: BTreeMap::new(),
             republish: BTreeSet::new(),
@@ -122,6 +122,9 @@ impl Dht {
     }
 
     pub(super) fn join_lookup_done(&mut self, now: Millis) {
+        if self.join != Some(Join::SelfLookup) {
+            return;
+        }
         let from = self
             .table
             .closest_bucket()
@@ -211,7 +214,7 @@ impl Dht {
     /// Announce that we hold `key` (lookup + AddProvider to the k closest), and republish
     /// every `republish` until `unprovide`.
     pub fn provide(&mut self, now: Millis, key: Key) {
-        let next = now.plus(self.config.republish);
+        let next = now.plus(self.config.republish.max(Millis(1)));
         if let Some(old) = self.maint.provided.insert(key, next) {
             self.maint.republish.remove(&(old, key));
         }

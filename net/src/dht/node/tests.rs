@@ -7,6 +7,7 @@ fn small() -> Config {
     Config {
         k: 4,
         alpha: 2,
+        ping_fresh: Millis(0),
         ..Config::default()
     }
 }
@@ -400,4 +401,61 @@ fn disjoint_lookups_find_the_closest() {
         let got: Vec<Key> = r.closest.iter().map(|c| c.id).collect();
         assert_eq!(got, net.true_closest(&target, &asker, 8), "lookup {i}");
     }
+}
+
+/// Cost of `closest()` and of answering `FindNode` with a table as full as in a 10,000-node
+/// swarm. Run: `cargo test -p fossa-net --lib dht::node::tests::perf -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a check"]
+fn perf_closest_and_find_node() {
+    let me = contact(u32::MAX);
+    let mut dht = Dht::new(me, Config::default(), 1, Millis(0));
+    for i in 0..10_000 {
+        dht.handle_request(Millis(1), &contact(i), Request::Ping);
+        while dht.poll_transmit().is_some() {}
+    }
+    let n = 100_000u32;
+    let targets: Vec<Key> = (0..1000).map(|i| contact(50_000 + i).id).collect();
+    let start = std::time::Instant::now();
+    let mut total = 0;
+    for i in 0..n {
+        total += dht.table().closest(&targets[(i % 1000) as usize], 20).len();
+    }
+    let closest_ns = start.elapsed().as_nanos() / u128::from(n);
+    let asker = contact(20_000);
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        let target = targets[(i % 1000) as usize];
+        let r = dht.handle_request(Millis(2), &asker, Request::FindNode { target });
+        total += matches!(r, Response::Nodes { .. }) as usize;
+    }
+    let find_ns = start.elapsed().as_nanos() / u128::from(n);
+    println!("stats {:?}", dht.stats());
+    println!(
+        "table {} contacts in {} buckets; closest(_, 20): {closest_ns} ns; handle_request(FindNode): {find_ns} ns ({total})",
+        dht.table().len(),
+        dht.table().buckets().len()
+    );
+}
+
+#[test]
+fn a_fresh_bucket_sends_no_eviction_ping() {
+    let me = contact(1_000_000);
+    let config = Config {
+        ping_fresh: Millis::secs(60),
+        ..small()
+    };
+    let mut dht = Dht::new(me.clone(), config, 1, Millis(0));
+    let cs = same_bucket(&me.id, 6);
+    for c in &cs[..4] {
+        dht.handle_request(Millis(1000), c, Request::Ping);
+    }
+    dht.handle_request(Millis(60_999), &cs[4], Request::Ping);
+    assert!(
+        dht.poll_transmit().is_none(),
+        "the head spoke 60 s ago at most: no ping"
+    );
+    dht.handle_request(Millis(61_000), &cs[5], Request::Ping);
+    let (_, head) = ping_of(&mut dht).expect("a stale head is pinged");
+    assert_eq!(head.id, cs[0].id);
 }
