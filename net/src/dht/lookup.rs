@@ -2,15 +2,58 @@
 //! the node asks it which contacts to query ([`Lookup::next_query`]) and feeds it answers,
 //! failures and stalls.
 //!
-//! Invariants: candidates are sorted by distance to the target and unique by id; a candidate
+//! Invariants: the kept candidates are sorted by distance to the target and unique by id; a candidate
 //! belongs to one path and is queried once, twice after a timeout; each path has at most `alpha` requests in
 //! flight that are not stalled; only the `K` closest candidates of a path that have not failed
 //! are ever queried; the lookup is done when, on every path, those `K` have all answered (or
 //! once `want` providers are known).
 use super::contact::{Contact, ProviderRecord};
 use super::key::{Distance, Key};
-use super::node::{LookupId, LookupKind, LookupResult};
 use super::time::Millis;
+
+/// Id of one lookup.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct LookupId(pub u64);
+
+/// What a lookup looks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LookupKind {
+    /// The `K` closest nodes (`FindNode`).
+    Nodes,
+    /// Providers (`GetProviders`); ends early once `want` are known.
+    Providers {
+        /// Providers wanted.
+        want: usize,
+    },
+}
+
+/// The outcome of a lookup.
+#[derive(Clone, Debug)]
+pub struct LookupResult {
+    /// Which lookup.
+    pub id: LookupId,
+    /// What it looked for.
+    pub target: Key,
+    /// Nodes or providers.
+    pub kind: LookupKind,
+    /// The <= k closest that answered, closest first.
+    pub closest: Vec<Contact>,
+    /// The providers found (Providers lookups), in the order found.
+    pub providers: Vec<ProviderRecord>,
+    /// When it started.
+    pub started: Millis,
+    /// When it ended.
+    pub finished: Millis,
+    /// When the result was first known: the first provider (Providers lookups) or
+    /// the moment the final closest contact answered (Nodes lookups).
+    pub first_result_at: Option<Millis>,
+    /// docs/protocol.md "Hops": 1 + depth of the contact that gave the (first) result.
+    pub hops: Option<u32>,
+    /// Requests this lookup sent.
+    pub requests: u32,
+    /// Of which failed or timed out.
+    pub failures: u32,
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
@@ -44,7 +87,11 @@ pub(crate) struct Lookup {
     alpha: usize,
     paths: u8,
     started: Millis,
-    candidates: Vec<Candidate>,
+    /// Every candidate, in arrival order (indexes are stable).
+    pool: Vec<Candidate>,
+    /// Indexes into `pool` of the kept candidates, closest first (inserting moves 4 bytes per
+    /// farther candidate, not whole candidates).
+    order: Vec<u32>,
     providers: Vec<ProviderRecord>,
     first_provider: Option<(Millis, u32)>,
     requests: u32,
@@ -69,7 +116,8 @@ impl Lookup {
             alpha,
             paths: paths.max(1),
             started: now,
-            candidates: Vec::with_capacity(2 * k),
+            pool: Vec::with_capacity(2 * k),
+            order: Vec::with_capacity(2 * k),
             providers: Vec::new(),
             first_provider: None,
             requests: 0,
@@ -100,10 +148,21 @@ impl Lookup {
         Self::CAP_PER_K * self.k * usize::from(self.paths)
     }
 
+    /// The kept candidates, closest first.
+    fn sorted(&self) -> impl Iterator<Item = &Candidate> + Clone + '_ {
+        self.order.iter().map(|&j| &self.pool[j as usize])
+    }
+
+    /// Rank in `order` of the candidate at `dist` (Ok) or where it would go (Err).
+    fn rank(&self, dist: &Distance) -> Result<usize, usize> {
+        self.order
+            .binary_search_by_key(dist, |&j| self.pool[j as usize].dist)
+    }
+
     /// Adds a candidate unless already known (on any path) or beyond the cap.
     fn add(&mut self, contact: Contact, depth: u32, path: u8) {
         let dist = self.target.distance(&contact.id);
-        let pos = match self.candidates.binary_search_by_key(&dist, |c| c.dist) {
+        let pos = match self.rank(&dist) {
             Ok(_) => return,
             Err(pos) => pos,
         };
@@ -120,30 +179,31 @@ impl Lookup {
             answered_at: Millis(0),
             retried: false,
         };
-        self.candidates.insert(pos, c);
+        let Ok(j) = u32::try_from(self.pool.len()) else {
+            return;
+        };
+        self.pool.push(c);
+        self.order.insert(pos, j);
         // No waiting candidate lies beyond the cap: only the one just pushed there can.
-        if self
-            .candidates
-            .get(cap)
-            .is_some_and(|c| c.state == State::Waiting)
-        {
-            self.candidates.remove(cap);
+        let pushed = self.order.get(cap).map(|&j| self.pool[j as usize].state);
+        if pushed == Some(State::Waiting) {
+            self.order.remove(cap);
         }
     }
 
-    fn find(&self, id: &Key) -> Option<usize> {
-        let dist = self.target.distance(id);
-        self.candidates.binary_search_by_key(&dist, |c| c.dist).ok()
+    /// The pool index and rank of candidate `id`.
+    fn find(&self, id: &Key) -> Option<(usize, usize)> {
+        let rank = self.rank(&self.target.distance(id)).ok()?;
+        Some((self.order[rank] as usize, rank))
     }
 
-    /// Indexes of the `K` closest candidates of `path` that have not failed.
+    /// Pool indexes of the `K` closest candidates of `path` that have not failed.
     fn frontier(&self, path: u8) -> impl Iterator<Item = usize> + '_ {
-        self.candidates
+        self.order
             .iter()
-            .enumerate()
-            .filter(move |(_, c)| c.path == path && c.state != State::Failed)
+            .map(|&j| j as usize)
+            .filter(move |&j| self.pool[j].path == path && self.pool[j].state != State::Failed)
             .take(self.k)
-            .map(|(i, _)| i)
     }
 
     /// The next contact to query, marked in flight; None while every path has `alpha`
@@ -154,8 +214,7 @@ impl Lookup {
         }
         for path in 0..self.paths {
             let in_flight = self
-                .candidates
-                .iter()
+                .sorted()
                 .filter(|c| c.path == path && c.state == State::InFlight)
                 .count();
             if in_flight >= self.alpha {
@@ -163,11 +222,11 @@ impl Lookup {
             }
             let next = self
                 .frontier(path)
-                .find(|&i| self.candidates[i].state == State::Waiting);
+                .find(|&i| self.pool[i].state == State::Waiting);
             if let Some(i) = next {
-                self.candidates[i].state = State::InFlight;
+                self.pool[i].state = State::InFlight;
                 self.requests += 1;
-                return Some(self.candidates[i].contact.clone());
+                return Some(self.pool[i].contact.clone());
             }
         }
         None
@@ -182,8 +241,10 @@ impl Lookup {
         providers: Vec<ProviderRecord>,
         now: Millis,
     ) {
-        let Some(i) = self.find(from) else { return };
-        let c = &mut self.candidates[i];
+        let Some((i, _)) = self.find(from) else {
+            return;
+        };
+        let c = &mut self.pool[i];
         if !matches!(c.state, State::InFlight | State::Stalled) {
             return;
         }
@@ -205,14 +266,16 @@ impl Lookup {
     /// A first timeout puts the candidate back to be asked once more (a lost message); a
     /// second one, or any other failure, drops it.
     pub(crate) fn on_failure(&mut self, id: &Key, timed_out: bool) {
-        let Some(i) = self.find(id) else { return };
+        let Some((i, rank)) = self.find(id) else {
+            return;
+        };
         let cap = self.cap();
-        let c = &mut self.candidates[i];
+        let c = &mut self.pool[i];
         if !matches!(c.state, State::InFlight | State::Stalled) {
             return;
         }
         self.failures += 1;
-        if timed_out && !c.retried && i < cap {
+        if timed_out && !c.retried && rank < cap {
             c.retried = true;
             c.state = State::Waiting;
         } else {
@@ -222,10 +285,10 @@ impl Lookup {
 
     /// The request to `id` passed STALL: it frees its slot.
     pub(crate) fn on_stall(&mut self, id: &Key) {
-        if let Some(i) = self.find(id)
-            && self.candidates[i].state == State::InFlight
+        if let Some((i, _)) = self.find(id)
+            && self.pool[i].state == State::InFlight
         {
-            self.candidates[i].state = State::Stalled;
+            self.pool[i].state = State::Stalled;
         }
     }
 
@@ -238,15 +301,14 @@ impl Lookup {
         self.enough_providers()
             || (0..self.paths).all(|p| {
                 self.frontier(p)
-                    .all(|i| self.candidates[i].state == State::Answered)
+                    .all(|i| self.pool[i].state == State::Answered)
             })
     }
 
     /// The result (meaningful once done).
     pub(crate) fn result(&self, now: Millis) -> LookupResult {
         let answered: Vec<&Candidate> = self
-            .candidates
-            .iter()
+            .sorted()
             .filter(|c| c.state == State::Answered)
             .take(self.k)
             .collect();
@@ -274,27 +336,27 @@ impl Lookup {
 
     /// Checks the invariants of the module doc.
     pub(crate) fn check(&self) -> Result<(), String> {
-        let sorted = self.candidates.windows(2).all(|w| w[0].dist < w[1].dist);
+        let d = |j: u32| self.pool[j as usize].dist;
+        let sorted = self.order.windows(2).all(|w| d(w[0]) < d(w[1]));
         if !sorted {
             return Err(format!(
                 "lookup {:?}: candidates unsorted or duplicated",
                 self.id
             ));
         }
-        let far = self.candidates.iter().skip(self.cap());
+        let far = self.sorted().skip(self.cap());
         if far.clone().any(|c| c.state == State::Waiting) {
             return Err(format!(
                 "lookup {:?}: a waiting candidate beyond the cap",
                 self.id
             ));
         }
-        if self.candidates.iter().any(|c| c.path >= self.paths) {
+        if self.sorted().any(|c| c.path >= self.paths) {
             return Err(format!("lookup {:?}: candidate on no path", self.id));
         }
         for path in 0..self.paths {
             let n = self
-                .candidates
-                .iter()
+                .sorted()
                 .filter(|c| c.path == path && c.state == State::InFlight)
                 .count();
             if n > self.alpha {
@@ -309,8 +371,7 @@ impl Lookup {
 
     /// Ids of the candidates with a request outstanding (in flight or stalled).
     pub(crate) fn outstanding(&self) -> impl Iterator<Item = Key> + '_ {
-        self.candidates
-            .iter()
+        self.sorted()
             .filter(|c| matches!(c.state, State::InFlight | State::Stalled))
             .map(|c| c.contact.id)
     }
@@ -318,8 +379,7 @@ impl Lookup {
     /// The path each queried contact was asked on (tests of disjointness).
     #[cfg(test)]
     pub(crate) fn queried_paths(&self) -> Vec<(Key, u8)> {
-        self.candidates
-            .iter()
+        self.sorted()
             .filter(|c| c.state != State::Waiting)
             .map(|c| (c.contact.id, c.path))
             .collect()

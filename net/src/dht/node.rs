@@ -1,12 +1,12 @@
 //! The DHT node: routing table, lookups, provider records and request bookkeeping, driven by
 //! the caller's time and messages.
 use super::config::Config;
-use super::contact::{Contact, Peer, ProviderRecord};
+use super::contact::{Contact, Peer};
 use super::key::Key;
-use super::lookup::Lookup;
+use super::lookup::{Lookup, LookupId, LookupKind, LookupResult};
 use super::msg::{Request, Response};
 use super::providers::{Limits, ProviderStore};
-use super::requests::{Pending, Purpose, Requests, Timer};
+use super::requests::{Outgoing, Pending, Purpose, RequestId, Requests, Timer};
 use super::rng::Rng;
 use super::table::{RoutingTable, Seen};
 use super::time::Millis;
@@ -19,39 +19,6 @@ mod maintain;
 mod tests;
 
 use maintain::{Join, Maintenance};
-
-/// Id of one request the core sent.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct RequestId(pub u64);
-
-/// Id of one lookup.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct LookupId(pub u64);
-
-/// A request the driver must deliver; its answer comes back through
-/// `handle_response(id, ..)`, its failure through `handle_failure(id)`. The core times
-/// requests out by itself at `request_timeout` (a late answer is then ignored).
-#[derive(Clone, Debug)]
-pub struct Outgoing {
-    /// Names the request in `handle_response`/`handle_failure`.
-    pub id: RequestId,
-    /// Where it goes.
-    pub to: Peer,
-    /// What it asks.
-    pub req: Request,
-}
-
-/// What a lookup looks for.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum LookupKind {
-    /// The `K` closest nodes (`FindNode`).
-    Nodes,
-    /// Providers (`GetProviders`); ends early once `want` are known.
-    Providers {
-        /// Providers wanted.
-        want: usize,
-    },
-}
 
 /// Something the driver may want to know; consumers ignore what they do not know.
 #[derive(Clone, Debug)]
@@ -79,34 +46,6 @@ pub enum Event {
         /// Of which stored the record.
         stored: u32,
     },
-}
-
-/// The outcome of a lookup.
-#[derive(Clone, Debug)]
-pub struct LookupResult {
-    /// Which lookup.
-    pub id: LookupId,
-    /// What it looked for.
-    pub target: Key,
-    /// Nodes or providers.
-    pub kind: LookupKind,
-    /// The <= k closest that answered, closest first.
-    pub closest: Vec<Contact>,
-    /// The providers found (Providers lookups), in the order found.
-    pub providers: Vec<ProviderRecord>,
-    /// When it started.
-    pub started: Millis,
-    /// When it ended.
-    pub finished: Millis,
-    /// When the result was first known: the first provider (Providers lookups) or
-    /// the moment the final closest contact answered (Nodes lookups).
-    pub first_result_at: Option<Millis>,
-    /// docs/protocol.md "Hops": 1 + depth of the contact that gave the (first) result.
-    pub hops: Option<u32>,
-    /// Requests this lookup sent.
-    pub requests: u32,
-    /// Of which failed or timed out.
-    pub failures: u32,
 }
 
 /// Counters of one core.

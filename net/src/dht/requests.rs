@@ -3,11 +3,30 @@
 //! Invariants: every pending request has exactly one timeout timer (at sent + timeout) and at
 //! most one stall timer (lookup requests); every timer names a pending request; a request
 //! leaves the table exactly once ([`Requests::take`]).
+use super::contact::Peer;
 use super::key::Key;
+use super::lookup::LookupId;
+use super::msg::Request;
 use super::msg::RequestKind;
-use super::node::{LookupId, RequestId};
 use super::time::Millis;
 use std::collections::{BTreeMap, BTreeSet};
+
+/// Id of one request the core sent.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct RequestId(pub u64);
+
+/// A request the driver must deliver; its answer comes back through
+/// `handle_response(id, ..)`, its failure through `handle_failure(id)`. The core times
+/// requests out by itself at `request_timeout` (a late answer is then ignored).
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    /// Names the request in `handle_response`/`handle_failure`.
+    pub id: RequestId,
+    /// Where it goes.
+    pub to: Peer,
+    /// What it asks.
+    pub req: Request,
+}
 
 /// Why a request was sent.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -157,5 +176,36 @@ impl Requests {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_in_order_and_end_with_their_request() {
+        let mut r = Requests::new(Millis(2000));
+        let lookup = Purpose::Lookup(LookupId(0));
+        let a = r.start(Millis(0), None, RequestKind::Ping, Purpose::Bootstrap, None);
+        let b = r.start(
+            Millis(10),
+            None,
+            RequestKind::FindNode,
+            lookup,
+            Some(Millis(300)),
+        );
+        r.check().unwrap();
+        assert_eq!(r.next_timer(), Some(Millis(310)), "b's stall first");
+        assert_eq!(r.pop_due(Millis(309)), None);
+        assert_eq!(r.pop_due(Millis(310)), Some((b, Timer::Stall)));
+        r.check().unwrap();
+        assert_eq!(r.pop_due(Millis(2000)), Some((a, Timer::Timeout)));
+        assert!(r.take(a).is_some(), "a timed-out request is taken once");
+        assert!(r.take(a).is_none());
+        assert!(r.take(b).is_some(), "an answered request drops its timers");
+        assert_eq!(r.next_timer(), None);
+        assert_eq!(r.len(), 0);
+        r.check().unwrap();
     }
 }

@@ -1,5 +1,5 @@
 //! The routing table (docs/protocol.md, "Routing table"): 256 buckets of at most `K` contacts,
-//! least recently seen first, each with a replacement list; ping-the-oldest eviction; prefix
+//! each with a replacement list; the head of a bucket is its least recently seen entry; ping-the-oldest eviction; prefix
 //! limits. Only contacts that spoke to this node themselves are ever passed to [`RoutingTable::seen`].
 //!
 //! Invariants: every contact sits in the bucket of its distance to `me`, at most once in the
@@ -52,9 +52,15 @@ impl Bucket {
     pub fn index(&self) -> u8 {
         self.index
     }
-    /// Least recently seen first.
+    /// The entries in the order they entered the bucket (seeing a contact again updates its
+    /// `last_seen` in place: no move).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// The least recently seen entry (the first of them on a tie): the one an eviction pings.
+    pub fn head(&self) -> Option<&Entry> {
+        self.entries.iter().min_by_key(|e| e.last_seen)
     }
     /// Most recently seen last.
     pub fn replacements(&self) -> &[Contact] {
@@ -68,7 +74,7 @@ impl Bucket {
 /// What [`RoutingTable::seen`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
-    /// Already in the table: moved to the tail.
+    /// Already in the table: its `last_seen` is now.
     Refreshed,
     /// Added to its bucket.
     Added,
@@ -245,20 +251,20 @@ impl RoutingTable {
             b.replacements.remove(0);
         }
         b.replacements.push(c.clone());
-        if b.pinging.is_some() || b.entries[0].last_seen.plus(fresh) > now {
-            return Seen::Replacement;
-        }
-        let head = b.entries[0].contact.clone();
+        let head = match b.head() {
+            Some(h) if b.pinging.is_none() && h.last_seen.plus(fresh) <= now => h.contact.clone(),
+            _ => return Seen::Replacement,
+        };
         b.pinging = Some(head.id);
         Seen::PingHead(head)
     }
 
-    /// Moves an existing entry to the tail; None when `c` is not an entry.
+    /// Marks an existing entry seen at `now`; None when `c` is not an entry.
     fn refresh(&mut self, index: u8, c: &Contact, now: Millis) -> Option<Seen> {
         let i = self.slot(index).ok()?;
         let b = &mut self.buckets[i];
         let pos = b.position(&c.id)?;
-        let mut e = b.entries.remove(pos);
+        let e = &mut b.entries[pos];
         e.last_seen = now;
         e.failures = 0;
         // New addresses are taken when they stay in the entry's address group (the prefix
@@ -266,7 +272,6 @@ impl RoutingTable {
         if e.contact.addrs != c.addrs && c.is_well_formed() && Self::group(c) == e.group {
             e.contact.addrs = c.addrs.clone();
         }
-        b.entries.push(e);
         Some(Seen::Refreshed)
     }
 

@@ -37,6 +37,10 @@ pub(crate) struct Net {
     pub(crate) trace: Vec<String>,
     pub(crate) tamper: Option<Tamper>,
     by_addr: BTreeMap<SocketAddr, Key>,
+    /// Nodes given an input since their outputs were last collected.
+    touched: BTreeSet<Key>,
+    /// Nodes given an input during this step (their invariants are checked after it).
+    stepped: BTreeSet<Key>,
     queue: BTreeMap<(Millis, u64), Msg>,
     seq: u64,
 }
@@ -61,6 +65,8 @@ impl Net {
             trace: Vec::new(),
             tamper: None,
             by_addr: BTreeMap::new(),
+            touched: BTreeSet::new(),
+            stepped: BTreeSet::new(),
             queue: BTreeMap::new(),
             seq: 0,
         };
@@ -77,6 +83,8 @@ impl Net {
     }
 
     pub(crate) fn node(&mut self, id: &Key) -> &mut Dht {
+        self.touched.insert(*id);
+        self.stepped.insert(*id);
         self.nodes.get_mut(id).expect("node in the net")
     }
 
@@ -101,15 +109,18 @@ impl Net {
         self.queue.insert((at, self.seq), msg);
     }
 
-    /// Moves every core's outgoing requests and events into the loop.
+    /// Moves the touched cores' outgoing requests and events into the loop.
     fn collect(&mut self) {
         let mut out = Vec::new();
-        for (id, dht) in &mut self.nodes {
+        for id in std::mem::take(&mut self.touched) {
+            let Some(dht) = self.nodes.get_mut(&id) else {
+                continue;
+            };
             while let Some(o) = dht.poll_transmit() {
-                out.push((*id, o));
+                out.push((id, o));
             }
             while let Some(e) = dht.poll_event() {
-                self.events.push((*id, e));
+                self.events.push((id, e));
             }
         }
         for (from, o) in out {
@@ -139,14 +150,16 @@ impl Net {
             self.collect();
         }
         let now = self.now;
-        for dht in self.nodes.values_mut() {
+        for (id, dht) in &mut self.nodes {
             if dht.poll_timeout().is_some_and(|t| t <= now) {
                 dht.handle_timeout(now);
+                self.touched.insert(*id);
+                self.stepped.insert(*id);
             }
         }
         self.collect();
-        for (id, dht) in &self.nodes {
-            if let Err(e) = dht.check_invariants() {
+        for id in std::mem::take(&mut self.stepped) {
+            if let Err(e) = self.nodes[&id].check_invariants() {
                 panic!("node {id:?}: {e}");
             }
         }

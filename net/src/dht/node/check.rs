@@ -1,7 +1,7 @@
 //! [`Dht::check_invariants`]: the simulator's check mode calls it after every event.
 use super::Dht;
 use crate::dht::key::Key;
-use crate::dht::node::LookupId;
+use crate::dht::lookup::LookupId;
 use crate::dht::requests::Purpose;
 use std::collections::BTreeSet;
 

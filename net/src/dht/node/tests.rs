@@ -56,9 +56,9 @@ fn eviction_keeps_a_live_old_contact() {
     );
     let b = &dht.table().buckets()[0];
     assert_eq!(
-        b.entries().last().map(|e| e.contact.id),
-        Some(cs[0].id),
-        "moved to the tail"
+        b.head().map(|e| e.contact.id),
+        Some(cs[1].id),
+        "no longer the head"
     );
     assert_eq!(b.replacements().len(), 1);
     dht.check_invariants().unwrap();
@@ -430,7 +430,11 @@ fn perf_closest_and_find_node() {
         total += matches!(r, Response::Nodes { .. }) as usize;
     }
     let find_ns = start.elapsed().as_nanos() / u128::from(n);
-    println!("stats {:?}", dht.stats());
+    println!(
+        "stats {:?}; size_of::<Dht>() = {} bytes",
+        dht.stats(),
+        size_of::<Dht>()
+    );
     println!(
         "table {} contacts in {} buckets; closest(_, 20): {closest_ns} ns; handle_request(FindNode): {find_ns} ns ({total})",
         dht.table().len(),
