@@ -124,6 +124,21 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     /// Success of the lookups started one refresh period after the kill.
     pub success_after_refresh: Option<f64>,
+    /// Hops median and p90 of the successful lookups started right after the kill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops_median_after_kill: Option<u32>,
+    /// See `hops_median_after_kill`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hops_p90_after_kill: Option<u32>,
+    /// Latency median and p90 of the successful lookups started right after the kill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms_median_after_kill: Option<u64>,
+    /// See `latency_ms_median_after_kill`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms_p90_after_kill: Option<u64>,
+    /// Mean requests of a lookup started right after the kill.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messages_per_lookup_after_kill: Option<f64>,
     /// Message loss probability.
     pub loss: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -237,6 +252,9 @@ fn report(cfg: &SimConfig, sc: &scenario::Scenario<'_>) -> Report {
     let main = sc.phases[scenario::MAIN].summary();
     let killed = cfg.kill.is_some();
     let success_of = |phase: usize| killed.then(|| sc.phases[phase].summary().success);
+    let after_kill = killed.then(|| sc.phases[scenario::AFTER_KILL].summary());
+    let kill_u32 = |f: fn(&metrics::Summary) -> u32| after_kill.as_ref().map(f);
+    let kill_u64 = |f: fn(&metrics::Summary) -> u64| after_kill.as_ref().map(f);
     let mut rng = rng::Rng::new(cfg.seed ^ 0x5254_545f);
     Report {
         nodes: cfg.nodes,
@@ -254,6 +272,11 @@ fn report(cfg: &SimConfig, sc: &scenario::Scenario<'_>) -> Report {
         messages_per_lookup: main.messages_per_lookup,
         success_after_kill: success_of(scenario::AFTER_KILL),
         success_after_refresh: success_of(scenario::AFTER_REFRESH),
+        hops_median_after_kill: kill_u32(|s| s.hops_median),
+        hops_p90_after_kill: kill_u32(|s| s.hops_p90),
+        latency_ms_median_after_kill: kill_u64(|s| s.latency_ms_median),
+        latency_ms_p90_after_kill: kill_u64(|s| s.latency_ms_p90),
+        messages_per_lookup_after_kill: after_kill.as_ref().map(|s| s.messages_per_lookup),
         loss: cfg.loss,
         kill: cfg.kill,
         churn_half_life_h: cfg.churn_half_life_h,
