@@ -1,29 +1,30 @@
-//! A deterministic discrete-event simulation of a swarm, driving one real [`Dht`](crate::dht::Dht) core per
-//! node (the same code the daemon runs), for `net/examples/dht_sim.rs` and its CI test.
+//! A deterministic discrete-event simulation of a swarm, driving one real
+//! [`Dht`](crate::dht::Dht) core per node (the same code the daemon runs), for
+//! `net/examples/dht_sim.rs` and its CI test.
 //!
 //! Pure code: no sockets, no clock, no OS randomness, no async. Everything random comes from
-//! one seed ([`rng`]), events are ordered by (time, sequence number) ([`queue`]), and no
+//! one seed (`rng.rs`), events are ordered by (time, sequence number) (`queue.rs`), and no
 //! decision depends on a `HashMap`'s iteration order: the same [`SimConfig`] gives the same
 //! [`Report`], `trace_hash` included (BLAKE3 over every delivered event: time, from, to,
 //! message kind).
 //!
 //! The model:
 //! - **Latency**: a seeded per-pair model with a median RTT about 70 ms and a long tail
-//!   (positions, lognormal access delays, lognormal per-pair factors; [`latency`]).
+//!   (positions, lognormal access delays, lognormal per-pair factors; `latency.rs`).
 //! - **Loss** and **dead nodes**: each message is lost with probability `loss` (default 1 %);
 //!   a dead node answers nothing, and a request to it fails fast (`handle_failure` after one
-//!   RTT) with probability 1/2, else is silent until the core's timeout ([`world`]).
+//!   RTT) with probability 1/2, else is silent until the core's timeout (`world.rs`).
 //! - **Nodes**: ids and addresses from the seed; the addresses are random public-looking IPv4
 //!   (data only, never used for a socket), so the table's prefix limits (on, as in the daemon)
 //!   rarely bind.
-//! - **Build-up**: nodes join one after another every [`scenario::JOIN_INTERVAL_MS`], each
-//!   through the addresses of a few random joined nodes (`bootstrap`: ping, self lookup,
-//!   refresh), then the swarm settles for [`scenario::SETTLE_MS`].
+//! - **Build-up**: nodes join one after another every 20 ms (`scenario::JOIN_INTERVAL_MS`),
+//!   each through the addresses of 3 random joined nodes (`bootstrap`: ping, self lookup,
+//!   refresh), then the swarm settles for 60 s (`scenario::SETTLE_MS`).
 //! - **Measurement**: random nodes `provide` `lookups / 2` random keys; then `lookups`
 //!   lookups from random live nodes, alternately `get_providers(key, 1)` of a provided key
 //!   whose provider is alive and `find_node` of a random id. A provider lookup succeeds when
 //!   it returns a live provider; a node lookup when its closest result is the true closest
-//!   live node (that had joined [`scenario::JOIN_GRACE_MS`] before). Hops and latency
+//!   live node (that started joining 10 s before, `scenario::JOIN_GRACE_MS`). Hops and latency
 //!   (`first_result_at - started`) come from the core's `LookupResult`, over the successful
 //!   lookups; `messages_per_lookup` is its `requests`, over all.
 //! - **Kill** (`kill`): after the measurement, that fraction of live nodes dies at once;
