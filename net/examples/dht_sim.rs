@@ -78,8 +78,8 @@ fn main() -> ExitCode {
         println!("{value}");
     } else {
         println!(
-            "{} nodes: hops median {} p90 {} p99 {}, latency median {} ms p90 {} ms (RTT median {} ms), \
-             success {:.4}, {:.1} messages/lookup, {} events in {:.1} s",
+            "{} nodes: hops median {} p90 {} p99 {}, latency median {} ms p90 {} ms \
+             (RTT median {} ms), success {:.4}, {:.1} messages/lookup, {} events in {:.1} s",
             report.nodes,
             report.hops_median,
             report.hops_p90,
