@@ -29,6 +29,7 @@ mod prefix;
 mod providers;
 mod requests;
 mod rng;
+pub mod sim;
 mod table;
 #[cfg(test)]
 mod testnet;
