@@ -3,8 +3,8 @@
 //! in `DATA/blocks` under its quota until SIGINT or SIGTERM. Its state is `DATA/keeper.json`
 //! (volume id, quota), `DATA/device.key`, `DATA/members`; `DATA/keeper-status.json` is
 //! rewritten every few seconds for `fossa status`.
-use super::Ctx;
 use super::devices::{decode_code, remove_created, run_join, save_joined_members};
+use super::{Ctx, read_json, stop_on_signal, write_json};
 use crate::KeeperArgs;
 use crate::control::api::{KeeperLive, KeeperStatus};
 use crate::sync::{
@@ -48,22 +48,11 @@ fn status_path(ctx: &Ctx) -> PathBuf {
 }
 
 fn save_config(ctx: &Ctx, c: &KeeperConfig) -> Result<()> {
-    let p = config_path(ctx);
-    let tmp = p.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(c)?)
-        .and_then(|()| std::fs::rename(&tmp, &p))
-        .with_context(|| format!("writing {}", p.display()))
+    write_json(&config_path(ctx), c)
 }
 
 fn load_config(ctx: &Ctx) -> Result<Option<KeeperConfig>> {
-    let p = config_path(ctx);
-    match std::fs::read(&p) {
-        Ok(b) => Ok(Some(
-            serde_json::from_slice(&b).with_context(|| format!("{}", p.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("{}", p.display())),
-    }
+    read_json(&config_path(ctx))
 }
 
 /// `fossa status` on a keeper's home: its last status file (None: not a keeper home).
@@ -151,14 +140,6 @@ fn join(
     peers.extend(code.addrs.iter().copied());
     crate::logging::stdout_line(&key.id().to_string());
     Ok(cfg)
-}
-
-fn stop_on_signal() -> Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(SIGINT, stop.clone())?;
-    signal_hook::flag::register(SIGTERM, stop.clone())?;
-    Ok(stop)
 }
 
 fn run(

@@ -144,3 +144,33 @@ fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
+
+/// A flag that SIGINT and SIGTERM set; the long-running verbs (`keeper`, `node`) poll it.
+fn stop_on_signal() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(SIGINT, stop.clone())?;
+    signal_hook::flag::register(SIGTERM, stop.clone())?;
+    Ok(stop)
+}
+
+/// A JSON state file under DATA (None: it does not exist).
+fn read_json<T: DeserializeOwned>(p: &std::path::Path) -> Result<Option<T>> {
+    use anyhow::Context;
+    match std::fs::read(p) {
+        Ok(b) => Ok(Some(
+            serde_json::from_slice(&b).with_context(|| format!("{}", p.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("{}", p.display())),
+    }
+}
+
+/// Writes a JSON state file atomically (a temporary file renamed over it).
+fn write_json<T: serde::Serialize>(p: &std::path::Path, v: &T) -> Result<()> {
+    use anyhow::Context;
+    let tmp = p.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)
+        .and_then(|()| std::fs::rename(&tmp, p))
+        .with_context(|| format!("writing {}", p.display()))
+}

@@ -3,7 +3,7 @@
 //! SIGINT or SIGTERM. State: `DATA/device.key` (the node key), `DATA/swarm.json` (the swarm,
 //! how it admits, this node's ticket, bootstrap and listen addresses) and
 //! `DATA/node-status.json`, rewritten every 2 s for `fossa status`.
-use super::Ctx;
+use super::{Ctx, read_json, stop_on_signal, write_json};
 use crate::control::api::NodeStatus;
 use crate::sync::{self, parse_addr_list};
 use anyhow::{Context, Result, anyhow, bail};
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Default UDP address of `fossa node`.
@@ -84,22 +84,8 @@ fn status_path(ctx: &Ctx) -> PathBuf {
     ctx.paths.data.join("node-status.json")
 }
 
-fn write_json<T: Serialize>(p: &std::path::Path, v: &T) -> Result<()> {
-    let tmp = p.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)
-        .and_then(|()| std::fs::rename(&tmp, p))
-        .with_context(|| format!("writing {}", p.display()))
-}
-
 fn load_swarm(ctx: &Ctx) -> Result<Option<SwarmFile>> {
-    let p = swarm_path(ctx);
-    match std::fs::read(&p) {
-        Ok(b) => Ok(Some(
-            serde_json::from_slice(&b).with_context(|| format!("{}", p.display()))?,
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("{}", p.display())),
-    }
+    read_json(&swarm_path(ctx))
 }
 
 fn node_key(ctx: &Ctx) -> Result<DeviceKey> {
@@ -240,14 +226,6 @@ fn join(key: &DeviceKey, code: &str) -> Result<SwarmFile> {
             .context("the code's ticket does not admit this node")?;
     }
     Ok(SwarmFile::of(&gate, code.bootstrap, None))
-}
-
-fn stop_on_signal() -> Result<Arc<AtomicBool>> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(SIGINT, stop.clone())?;
-    signal_hook::flag::register(SIGTERM, stop.clone())?;
-    Ok(stop)
 }
 
 fn run(
