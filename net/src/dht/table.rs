@@ -513,7 +513,7 @@ mod tests {
         let mut added = 0;
         for i in 0..200u32 {
             let mut c = contact(i);
-            c.addrs = vec![SocketAddr::from(([10, 9, 8, (i % 250) as u8], 1000))];
+            c.addrs = vec![SocketAddr::from(([198, 51, 100, (i % 250) as u8], 1000))];
             if matches!(t.seen(&c, Millis(1)), Seen::Added) {
                 added += 1;
             }
