@@ -82,10 +82,21 @@ fn note_refused(slot: Option<&RefusedSlot>, id: DeviceId) -> rustls::Error {
 /// Verifies a client: a current member, or anyone while `join_open()` (an invitation is
 /// pending; such a connection is then only served on the join ALPN).
 struct ClientVerifier {
-    members: Arc<Members>,
-    join_open: JoinGate,
+    accept: Accept,
     algs: WebPkiSupportedAlgorithms,
     refused: Option<RefusedSlot>,
+}
+
+/// Whose certificate a server accepts.
+enum Accept {
+    /// Current members, and anyone while `join_open()` (the sync and join ALPNs).
+    Members {
+        members: Arc<Members>,
+        join_open: JoinGate,
+    },
+    /// Any valid node key: the swarm (ALPN `fossa/dht/1`) admits by ticket after the
+    /// handshake, in `SwarmHello` (docs/swarm.md).
+    AnyNode,
 }
 
 impl std::fmt::Debug for ClientVerifier {
@@ -105,7 +116,11 @@ impl ClientCertVerifier for ClientVerifier {
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let id = cert_device(end_entity).ok_or_else(bad_cert)?;
-        if self.members.is_member(&id) || (self.join_open)() {
+        let accepted = match &self.accept {
+            Accept::AnyNode => true,
+            Accept::Members { members, join_open } => members.is_member(&id) || join_open(),
+        };
+        if accepted {
             Ok(ClientCertVerified::assertion())
         } else {
             Err(note_refused(self.refused.as_ref(), id))
@@ -203,65 +218,32 @@ fn transport() -> Arc<quinn::TransportConfig> {
     Arc::new(t)
 }
 
-/// Verifies a client of the swarm (ALPN `fossa/dht/1`): any valid Ed25519 certificate; the
-/// peer's id comes from it and admission follows in `SwarmHello` (docs/swarm.md).
-struct AnyNodeVerifier {
-    algs: WebPkiSupportedAlgorithms,
-}
-
-impl std::fmt::Debug for AnyNodeVerifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AnyNodeVerifier")
-    }
-}
-
-impl ClientCertVerifier for AnyNodeVerifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        cert_device(end_entity).ok_or_else(bad_cert)?;
-        Ok(ClientCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(tls13_only())
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algs)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-}
-
 /// The server side of a swarm node: ALPN `fossa/dht/1`, any node key (admission is by
 /// ticket, after the handshake).
 pub(crate) fn swarm_server_config(key: &DeviceKey) -> Result<quinn::ServerConfig, LocalError> {
-    let provider = provider();
-    let verifier = AnyNodeVerifier {
-        algs: provider.signature_verification_algorithms,
-    };
     let (certs, pk) = credentials(key)?;
+    server_config_with(Accept::AnyNode, None, certs, pk, &[ALPN_DHT])
+}
+
+/// A server configuration: TLS 1.3 only, clients verified by `accept`, offering `alpns`.
+fn server_config_with(
+    accept: Accept,
+    refused: Option<RefusedSlot>,
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpns: &[&[u8]],
+) -> Result<quinn::ServerConfig, LocalError> {
+    let provider = provider();
+    let verifier = ClientVerifier {
+        accept,
+        algs: provider.signature_verification_algorithms,
+        refused,
+    };
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(certs, pk)?;
-    tls.alpn_protocols = vec![ALPN_DHT.to_vec()];
+        .with_single_cert(certs, key)?;
+    tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|_| LocalError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -297,24 +279,17 @@ impl ServerTls {
         &self,
         refused: Option<RefusedSlot>,
     ) -> Result<quinn::ServerConfig, LocalError> {
-        let provider = provider();
-        let algs = provider.signature_verification_algorithms;
-        let verifier = ClientVerifier {
+        let accept = Accept::Members {
             members: self.members.clone(),
             join_open: self.join_open.clone(),
-            algs,
-            refused,
         };
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_client_cert_verifier(Arc::new(verifier))
-            .with_single_cert(self.certs.clone(), self.key.clone_key())?;
-        tls.alpn_protocols = vec![ALPN.to_vec(), ALPN_JOIN.to_vec()];
-        let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-            .map_err(|_| LocalError::Tls(rustls::Error::General("no TLS 1.3 suite".into())))?;
-        let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        cfg.transport_config(transport());
-        Ok(cfg)
+        server_config_with(
+            accept,
+            refused,
+            self.certs.clone(),
+            self.key.clone_key(),
+            &[ALPN, ALPN_JOIN],
+        )
     }
 }
 
