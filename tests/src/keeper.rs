@@ -2,13 +2,12 @@
 //! loopback address; the process is killed (SIGKILL) when the fixture drops.
 
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
-use std::time::Duration;
+use std::process::Child;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::process::{fossa, wait_until};
+use crate::process::{fossa, spawn_until_status};
 
 /// A running (or killed) storage peer.
 #[derive(Debug)]
@@ -48,20 +47,12 @@ impl Keeper {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let log = std::fs::File::create(self.home.join("keeper.log"))?;
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        self.child = Some(cmd.spawn().context("spawning fossa keeper")?);
-        let status = self.home.join("data/keeper-status.json");
-        wait_until(Duration::from_secs(30), "the keeper to run", || {
-            if let Some(c) = self.child.as_mut()
-                && let Some(st) = c.try_wait()?
-            {
-                bail!("fossa keeper exited with {st}: {}", self.log());
-            }
-            Ok(status.is_file())
-        })
+        let (log, status) = (
+            self.home.join("keeper.log"),
+            self.home.join("data/keeper-status.json"),
+        );
+        self.child = Some(spawn_until_status(&mut cmd, &log, &status, "fossa keeper")?);
+        Ok(())
     }
 
     /// The keeper's log.

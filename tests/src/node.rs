@@ -2,13 +2,13 @@
 //! loopback address; the process is killed (SIGKILL) when the fixture drops.
 
 use std::path::PathBuf;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::process::{Output, assert_success, fossa, run, wait_until};
+use crate::process::{Output, assert_success, fossa, run, spawn_until_status, wait_until};
 
 /// A swarm node's home and, once started, its process.
 #[derive(Debug)]
@@ -85,20 +85,12 @@ impl SwarmNode {
         for b in bootstrap {
             cmd.args(["--bootstrap", b]);
         }
-        let log = std::fs::File::create(self.home.join("node.log"))?;
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        self.child = Some(cmd.spawn().context("spawning fossa node")?);
-        let status = self.home.join("data/node-status.json");
-        wait_until(Duration::from_secs(30), "the node to run", || {
-            if let Some(c) = self.child.as_mut()
-                && let Some(st) = c.try_wait()?
-            {
-                bail!("fossa node exited with {st}: {}", self.log());
-            }
-            Ok(status.is_file())
-        })
+        let (log, status) = (
+            self.home.join("node.log"),
+            self.home.join("data/node-status.json"),
+        );
+        self.child = Some(spawn_until_status(&mut cmd, &log, &status, "fossa node")?);
+        Ok(())
     }
 
     /// The node's log.

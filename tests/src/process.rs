@@ -211,3 +211,32 @@ pub fn wait_until(
         std::thread::sleep(POLL);
     }
 }
+
+/// Spawns `cmd`, a long-running fossa verb (`keeper`, `node`), with stdout and stderr in the
+/// file `log`, and waits (30 s) until it writes its first status file `status`; fails with
+/// the log if it exits first. On failure the process is killed and reaped.
+pub(crate) fn spawn_until_status(
+    cmd: &mut Command,
+    log: &std::path::Path,
+    status: &std::path::Path,
+    what: &str,
+) -> Result<std::process::Child> {
+    let file = std::fs::File::create(log)?;
+    cmd.stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file);
+    let mut child = cmd.spawn().with_context(|| format!("spawning {what}"))?;
+    let waited = wait_until(Duration::from_secs(30), &format!("{what} to run"), || {
+        if let Some(st) = child.try_wait()? {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            bail!("{what} exited with {st}: {text}");
+        }
+        Ok(status.is_file())
+    });
+    if let Err(e) = waited {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(e);
+    }
+    Ok(child)
+}
